@@ -1,0 +1,214 @@
+//! Typed configuration, read once from the environment at start-up.
+//!
+//! Every variable has a working default (see the README's table), so a bare
+//! `promo-engine serve` runs on a stock machine. A value that does not parse is a
+//! start-up error naming the variable; nothing reads the environment later.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono_tz::Tz;
+use url::Url;
+
+/// How queued emails leave the service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MailTransport {
+    /// Write each message as an `.eml` file under `DATA_DIR/mail` and log it.
+    File,
+    /// Send over SMTP to `SMTP_URL`.
+    Smtp,
+}
+
+/// The whole configuration of one process.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `DATABASE_URL`: the PostgreSQL database; created when missing.
+    pub database_url: String,
+    /// `DATABASE_POOL_SIZE`: connections kept by the pool.
+    pub database_pool_size: usize,
+    /// `BIND`: the HTTP listen address (port 0 picks a free one).
+    pub bind: SocketAddr,
+    /// `HTTP_WORKERS`: HTTP worker threads; `None` means one per core.
+    pub http_workers: Option<usize>,
+    /// `ADMIN_USERNAME`: the admin account, created or updated at start-up.
+    pub admin_username: String,
+    /// `ADMIN_PASSWORD`: when unset, a new admin gets a generated password.
+    pub admin_password: Option<String>,
+    /// `RESERVATION_HOLD_SECONDS`: how long a reserved unit stays held.
+    pub reservation_hold: Duration,
+    /// `NOTIFY_TIMEZONE`: the zone whose calendar day bounds "one notification a day".
+    pub notify_timezone: Tz,
+    /// `RATE_LIMIT_SUBSCRIBE_PER_MINUTE`: raffle sign-ups per client address; 0 is off.
+    pub rate_limit_subscribe_per_minute: u32,
+    /// `PUBLIC_BASE_URL`: the externally visible base for links in emails.
+    pub public_base_url: Url,
+    /// `MAIL_TRANSPORT`: `file` or `smtp`.
+    pub mail_transport: MailTransport,
+    /// `SMTP_URL`: the SMTP server when `MAIL_TRANSPORT=smtp`.
+    pub smtp_url: String,
+    /// `MAIL_FROM`: the sender of every email.
+    pub mail_from: String,
+    /// `DATA_DIR`: where files the service writes (emails) go.
+    pub data_dir: PathBuf,
+}
+
+/// A variable whose value does not parse.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid {name}={value:?}: {reason}")]
+pub struct ConfigError {
+    name: &'static str,
+    value: String,
+    reason: String,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads configuration through `lookup`, so tests need not touch the environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let vars = Vars { lookup: &lookup };
+        let bind: SocketAddr = vars.parse("BIND", "127.0.0.1:8080")?;
+        let public_base_url =
+            vars.parse("PUBLIC_BASE_URL", &format!("http://{}", display_host(bind)))?;
+        Ok(Config {
+            database_url: vars.text(
+                "DATABASE_URL",
+                "postgres://postgres@127.0.0.1:5432/promo_engine",
+            ),
+            database_pool_size: vars.positive("DATABASE_POOL_SIZE", 16)?,
+            bind,
+            http_workers: vars.optional_positive("HTTP_WORKERS")?,
+            admin_username: vars.text("ADMIN_USERNAME", "admin"),
+            admin_password: lookup("ADMIN_PASSWORD").filter(|value| !value.is_empty()),
+            reservation_hold: Duration::from_secs(vars.positive("RESERVATION_HOLD_SECONDS", 60)?),
+            notify_timezone: vars.parse("NOTIFY_TIMEZONE", "UTC")?,
+            rate_limit_subscribe_per_minute: vars.parse("RATE_LIMIT_SUBSCRIBE_PER_MINUTE", "30")?,
+            public_base_url,
+            mail_transport: vars.mail_transport()?,
+            smtp_url: vars.text("SMTP_URL", "smtp://127.0.0.1:25"),
+            mail_from: vars.text("MAIL_FROM", "promo-engine <no-reply@localhost>"),
+            data_dir: PathBuf::from(vars.text("DATA_DIR", "./var")),
+        })
+    }
+}
+
+/// Names an address so that a browser on this machine can follow links to it.
+fn display_host(bind: SocketAddr) -> String {
+    if bind.ip().is_unspecified() {
+        format!("127.0.0.1:{}", bind.port())
+    } else {
+        bind.to_string()
+    }
+}
+
+struct Vars<'a> {
+    lookup: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Vars<'_> {
+    fn text(&self, name: &str, default: &str) -> String {
+        (self.lookup)(name)
+            .filter(|value| !value.is_empty())
+            .unwrap_or_else(|| default.to_owned())
+    }
+
+    fn parse<T>(&self, name: &'static str, default: &str) -> Result<T, ConfigError>
+    where
+        T: std::str::FromStr,
+        T::Err: std::fmt::Display,
+    {
+        let value = self.text(name, default);
+        value.trim().parse().map_err(|error: T::Err| ConfigError {
+            name,
+            value,
+            reason: error.to_string(),
+        })
+    }
+
+    fn positive<T>(&self, name: &'static str, default: T) -> Result<T, ConfigError>
+    where
+        T: std::str::FromStr + std::fmt::Display + PartialOrd + Default,
+        T::Err: std::fmt::Display,
+    {
+        let value: T = self.parse(name, &default.to_string())?;
+        if value <= T::default() {
+            return Err(ConfigError {
+                name,
+                value: value.to_string(),
+                reason: "must be at least 1".into(),
+            });
+        }
+        Ok(value)
+    }
+
+    fn optional_positive(&self, name: &'static str) -> Result<Option<usize>, ConfigError> {
+        match (self.lookup)(name).filter(|value| !value.is_empty()) {
+            None => Ok(None),
+            Some(_) => self.positive(name, 1).map(Some),
+        }
+    }
+
+    fn mail_transport(&self) -> Result<MailTransport, ConfigError> {
+        match self.text("MAIL_TRANSPORT", "file").as_str() {
+            "file" => Ok(MailTransport::File),
+            "smtp" => Ok(MailTransport::Smtp),
+            other => Err(ConfigError {
+                name: "MAIL_TRANSPORT",
+                value: other.to_owned(),
+                reason: "must be `file` or `smtp`".into(),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config_from(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: HashMap<String, String> = pairs
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect();
+        Config::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn an_empty_environment_gives_working_defaults() {
+        let config = config_from(&[]).unwrap();
+        assert_eq!(config.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.reservation_hold, Duration::from_secs(60));
+        assert_eq!(config.notify_timezone, Tz::UTC);
+        assert_eq!(config.rate_limit_subscribe_per_minute, 30);
+        assert_eq!(config.mail_transport, MailTransport::File);
+        assert_eq!(config.public_base_url.as_str(), "http://127.0.0.1:8080/");
+        assert!(config.database_url.ends_with("/promo_engine"));
+    }
+
+    #[test]
+    fn a_bad_value_names_its_variable() {
+        let error = config_from(&[("RESERVATION_HOLD_SECONDS", "soon")]).unwrap_err();
+        assert!(error.to_string().contains("RESERVATION_HOLD_SECONDS"));
+        let error = config_from(&[("NOTIFY_TIMEZONE", "Mars/Olympus")]).unwrap_err();
+        assert!(error.to_string().contains("NOTIFY_TIMEZONE"));
+        let error = config_from(&[("MAIL_TRANSPORT", "pigeon")]).unwrap_err();
+        assert!(error.to_string().contains("MAIL_TRANSPORT"));
+    }
+
+    #[test]
+    fn a_zero_hold_is_refused() {
+        let error = config_from(&[("RESERVATION_HOLD_SECONDS", "0")]).unwrap_err();
+        assert!(error.to_string().contains("at least 1"));
+    }
+
+    #[test]
+    fn a_zone_name_is_read() {
+        let config = config_from(&[("NOTIFY_TIMEZONE", "America/Mexico_City")]).unwrap();
+        assert_eq!(config.notify_timezone, Tz::America__Mexico_City);
+    }
+}

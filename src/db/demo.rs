@@ -1,0 +1,161 @@
+//! SQL for the demo data set: named stores and products, and shoppers loaded
+//! in large batches with `COPY` into a staging table, then moved into `users`,
+//! `client_profiles` and `client_segments` by one statement per batch.
+//!
+//! Every insert skips rows that already exist (by store name or username), so
+//! loading the demo twice changes nothing.
+
+use deadpool_postgres::{Object, Transaction};
+use futures_util::pin_mut;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::Type;
+
+use super::{DbError, DbPool};
+use crate::domain::entities::Store;
+use crate::domain::{GeoPoint, Money, Name};
+
+/// One shopper of a batch.
+#[derive(Debug, Clone)]
+pub struct DemoClient {
+    pub username: String,
+    pub email: String,
+    pub location: GeoPoint,
+    pub segment_ids: Vec<i64>,
+}
+
+/// True when there are no stores and no shoppers yet.
+pub async fn is_empty(pool: &DbPool) -> Result<bool, DbError> {
+    let client = pool.get().await?;
+    let row = client
+        .query_one(
+            "SELECT NOT EXISTS (SELECT 1 FROM stores) AND NOT EXISTS (SELECT 1 FROM client_profiles)",
+            &[],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
+/// The store of this name, created (with `products`) when missing.
+pub async fn ensure_store(
+    pool: &DbPool,
+    name: &Name,
+    location: GeoPoint,
+    products: &[(Name, Money)],
+) -> Result<Store, DbError> {
+    let mut client = pool.get().await?;
+    let transaction = client.transaction().await?;
+    let existing = transaction
+        .query_opt(
+            "SELECT id, name, latitude, longitude FROM stores WHERE name = $1 ORDER BY id LIMIT 1",
+            &[&name.as_str()],
+        )
+        .await?;
+    if let Some(row) = existing {
+        return Ok(Store {
+            id: row.get(0),
+            name: row.get(1),
+            latitude: row.get(2),
+            longitude: row.get(3),
+        });
+    }
+    let store = super::stores::insert_store_with(&transaction, name, location).await?;
+    for (product_name, price) in products {
+        transaction
+            .execute(
+                "INSERT INTO products (store_id, name, regular_price) VALUES ($1, $2, $3)",
+                &[&store.id, &product_name.as_str(), &price.amount()],
+            )
+            .await?;
+    }
+    transaction.commit().await?;
+    Ok(store)
+}
+
+/// A connection holding the staging table that shopper batches are copied into.
+pub struct ClientLoader {
+    connection: Object,
+}
+
+impl ClientLoader {
+    /// Takes a connection and creates its staging table.
+    pub async fn open(pool: &DbPool) -> Result<ClientLoader, DbError> {
+        let connection = pool.get().await?;
+        connection
+            .batch_execute(
+                "CREATE TEMP TABLE IF NOT EXISTS demo_clients (
+                     username text, email text, latitude float8, longitude float8,
+                     segment_ids bigint[]
+                 ) ON COMMIT DELETE ROWS",
+            )
+            .await?;
+        Ok(ClientLoader { connection })
+    }
+
+    /// Inserts one batch in one transaction; returns how many shoppers were new.
+    pub async fn insert_batch(
+        &mut self,
+        batch: &[DemoClient],
+        password_hash: &str,
+    ) -> Result<u64, DbError> {
+        let transaction = self.connection.transaction().await?;
+        copy_batch(&transaction, batch).await?;
+        let new_count: i64 = transaction
+            .query_one(
+                "WITH new_users AS (
+                     INSERT INTO users (username, email, password_hash)
+                     SELECT username, email, $1 FROM demo_clients
+                     ON CONFLICT (username) DO NOTHING
+                     RETURNING id, username
+                 ), new_profiles AS (
+                     INSERT INTO client_profiles (user_id, latitude, longitude)
+                     SELECT u.id, d.latitude, d.longitude
+                     FROM new_users u JOIN demo_clients d USING (username)
+                     RETURNING id, user_id
+                 ), new_memberships AS (
+                     INSERT INTO client_segments (client_profile_id, segment_id)
+                     SELECT p.id, segment_id
+                     FROM new_profiles p
+                     JOIN new_users u ON u.id = p.user_id
+                     JOIN demo_clients d USING (username)
+                     CROSS JOIN LATERAL unnest(d.segment_ids) AS segment_id
+                 )
+                 SELECT count(*) FROM new_users",
+                &[&password_hash],
+            )
+            .await?
+            .get(0);
+        transaction.commit().await?;
+        Ok(u64::try_from(new_count).unwrap_or(0))
+    }
+}
+
+async fn copy_batch(client: &Transaction<'_>, batch: &[DemoClient]) -> Result<(), DbError> {
+    let sink = client
+        .copy_in("COPY demo_clients (username, email, latitude, longitude, segment_ids) FROM STDIN BINARY")
+        .await?;
+    let writer = BinaryCopyInWriter::new(
+        sink,
+        &[
+            Type::TEXT,
+            Type::TEXT,
+            Type::FLOAT8,
+            Type::FLOAT8,
+            Type::INT8_ARRAY,
+        ],
+    );
+    pin_mut!(writer);
+    for client in batch {
+        writer
+            .as_mut()
+            .write(&[
+                &client.username,
+                &client.email,
+                &client.location.latitude.degrees(),
+                &client.location.longitude.degrees(),
+                &client.segment_ids,
+            ])
+            .await?;
+    }
+    writer.finish().await?;
+    Ok(())
+}

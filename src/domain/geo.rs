@@ -1,0 +1,147 @@
+//! Coordinates and great-circle distance.
+//!
+//! `Latitude` and `Longitude` are checked degrees; `GeoPoint` pairs them and
+//! measures distance with the haversine formula on a sphere of the Earth's mean
+//! radius, which is what "within `max_distance_km`" means everywhere.
+
+use std::fmt;
+
+/// The Earth's mean radius in kilometres (IUGG).
+pub const EARTH_RADIUS_KM: f64 = 6371.0088;
+
+/// Why a coordinate was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CoordinateError {
+    #[error("must be between -90 and 90")]
+    LatitudeOutOfRange,
+    #[error("must be between -180 and 180")]
+    LongitudeOutOfRange,
+}
+
+/// Degrees north of the equator, in [-90, 90].
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+pub struct Latitude(f64);
+
+/// Degrees east of Greenwich, in [-180, 180].
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+pub struct Longitude(f64);
+
+impl Latitude {
+    /// Accepts a finite value in [-90, 90].
+    pub fn parse(degrees: f64) -> Result<Latitude, CoordinateError> {
+        if degrees.is_finite() && (-90.0..=90.0).contains(&degrees) {
+            Ok(Latitude(degrees))
+        } else {
+            Err(CoordinateError::LatitudeOutOfRange)
+        }
+    }
+
+    /// The value in degrees.
+    pub fn degrees(self) -> f64 {
+        self.0
+    }
+}
+
+impl Longitude {
+    /// Accepts a finite value in [-180, 180].
+    pub fn parse(degrees: f64) -> Result<Longitude, CoordinateError> {
+        if degrees.is_finite() && (-180.0..=180.0).contains(&degrees) {
+            Ok(Longitude(degrees))
+        } else {
+            Err(CoordinateError::LongitudeOutOfRange)
+        }
+    }
+
+    /// The value in degrees.
+    pub fn degrees(self) -> f64 {
+        self.0
+    }
+}
+
+/// A point on the Earth's surface.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GeoPoint {
+    pub latitude: Latitude,
+    pub longitude: Longitude,
+}
+
+impl GeoPoint {
+    /// Pairs two checked coordinates; cannot fail.
+    pub fn new(latitude: Latitude, longitude: Longitude) -> GeoPoint {
+        GeoPoint {
+            latitude,
+            longitude,
+        }
+    }
+
+    /// Checks both coordinates.
+    pub fn parse(latitude: f64, longitude: f64) -> Result<GeoPoint, CoordinateError> {
+        Ok(GeoPoint::new(
+            Latitude::parse(latitude)?,
+            Longitude::parse(longitude)?,
+        ))
+    }
+
+    /// Great-circle distance in kilometres (haversine; exact on the sphere,
+    /// well-conditioned for short distances and across the antimeridian).
+    pub fn distance_km(self, other: GeoPoint) -> f64 {
+        let (lat1, lat2) = (self.latitude.0.to_radians(), other.latitude.0.to_radians());
+        let half_dlat = (lat2 - lat1) / 2.0;
+        let half_dlon = (other.longitude.0 - self.longitude.0).to_radians() / 2.0;
+        let h = half_dlat.sin().powi(2) + lat1.cos() * lat2.cos() * half_dlon.sin().powi(2);
+        2.0 * EARTH_RADIUS_KM * h.sqrt().min(1.0).asin()
+    }
+}
+
+impl fmt::Display for GeoPoint {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "({}, {})", self.latitude.0, self.longitude.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point(latitude: f64, longitude: f64) -> GeoPoint {
+        GeoPoint::parse(latitude, longitude).unwrap()
+    }
+
+    #[test]
+    fn coordinates_outside_their_range_are_refused() {
+        assert_eq!(
+            Latitude::parse(90.0001),
+            Err(CoordinateError::LatitudeOutOfRange)
+        );
+        assert_eq!(
+            Longitude::parse(-180.5),
+            Err(CoordinateError::LongitudeOutOfRange)
+        );
+        assert!(Latitude::parse(f64::NAN).is_err());
+        assert!(Latitude::parse(-90.0).is_ok() && Longitude::parse(180.0).is_ok());
+    }
+
+    #[test]
+    fn a_degree_of_latitude_is_about_111_km() {
+        let distance = point(0.0, 0.0).distance_km(point(1.0, 0.0));
+        assert!((distance - 111.195).abs() < 0.01, "{distance}");
+    }
+
+    #[test]
+    fn distance_across_the_antimeridian_is_short() {
+        let distance = point(0.0, 179.99).distance_km(point(0.0, -179.99));
+        assert!((distance - 2.224).abs() < 0.01, "{distance}");
+    }
+
+    #[test]
+    fn distance_near_the_pole_is_measured_on_the_sphere() {
+        let distance = point(89.99, 0.0).distance_km(point(89.99, 180.0));
+        assert!((distance - 2.224).abs() < 0.01, "{distance}");
+    }
+
+    #[test]
+    fn distance_to_itself_is_zero() {
+        let here = point(19.4326, -99.1332);
+        assert_eq!(here.distance_km(here), 0.0);
+    }
+}

@@ -1,0 +1,17 @@
+//! Pure types and rules: checked values built with `parse`, entities as they
+//! are shown to clients, and the account secrets (password hashes, tokens).
+//!
+//! Nothing here touches actix, SQL or the clock, so every rule is unit-tested
+//! on its own.
+
+pub mod account;
+pub mod entities;
+pub mod geo;
+pub mod money;
+pub mod name;
+pub mod secrets;
+
+pub use account::{EmailAddress, Password, Username};
+pub use geo::{GeoPoint, Latitude, Longitude};
+pub use money::Money;
+pub use name::Name;

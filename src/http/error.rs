@@ -1,0 +1,197 @@
+//! `ApiError`: every way a request can fail, and the one place each becomes an
+//! HTTP status and a stable `code`.
+//!
+//! Bodies are always JSON `{"code", "detail"}` (+ `fields` for validation).
+//! Server-side failures answer a generic detail; their cause chain is logged
+//! here and never sent.
+
+use std::collections::BTreeMap;
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+use crate::db::{DbError, Violation};
+
+/// Messages per field, for `validation_error`.
+pub type FieldErrors = BTreeMap<String, Vec<String>>;
+
+/// A failed request.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The body is not JSON.
+    #[error("{0}")]
+    BadJson(String),
+    /// Wrong types, missing or read-only fields, failed checks.
+    #[error("invalid input: {0:?}")]
+    Validation(FieldErrors),
+    /// No credentials, or credentials that match nobody.
+    #[error("{0}")]
+    NotAuthenticated(&'static str),
+    /// The token endpoint's wrong username or password.
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// Authenticated, but this caller may not do this.
+    #[error("permission denied")]
+    PermissionDenied,
+    /// No such object or route, or one that belongs to someone else.
+    #[error("not found")]
+    NotFound,
+    /// The route exists but not with this method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// A state conflict (`duplicate`, `in_use`, ...).
+    #[error("{code}: {detail}")]
+    Conflict { code: &'static str, detail: String },
+    /// The body is over the limit.
+    #[error("request body too large")]
+    PayloadTooLarge,
+    /// The body is not declared as JSON.
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    /// The database (or an actor) cannot answer now; nothing was changed.
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    /// A bug or an unexpected failure.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    code: &'a str,
+    detail: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fields: Option<&'a FieldErrors>,
+}
+
+impl ApiError {
+    /// A validation error on one field.
+    pub fn field(name: &str, message: impl Into<String>) -> ApiError {
+        ApiError::Validation(FieldErrors::from([(name.to_owned(), vec![message.into()])]))
+    }
+
+    /// The stable machine-readable code of API.md.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadJson(_) => "bad_json",
+            ApiError::Validation(_) => "validation_error",
+            ApiError::NotAuthenticated(_) => "not_authenticated",
+            ApiError::InvalidCredentials => "invalid_credentials",
+            ApiError::PermissionDenied => "permission_denied",
+            ApiError::NotFound => "not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::Conflict { code, .. } => code,
+            ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Internal(_) => "internal_error",
+        }
+    }
+
+    fn detail(&self) -> String {
+        match self {
+            ApiError::BadJson(reason) => format!("Malformed JSON: {reason}"),
+            ApiError::Validation(_) => "Invalid input.".into(),
+            ApiError::NotAuthenticated(reason) => (*reason).into(),
+            ApiError::InvalidCredentials => {
+                "Unable to log in with the provided credentials.".into()
+            }
+            ApiError::PermissionDenied => {
+                "You do not have permission to perform this action.".into()
+            }
+            ApiError::NotFound => "Not found.".into(),
+            ApiError::MethodNotAllowed => "Method not allowed on this path.".into(),
+            ApiError::Conflict { detail, .. } => detail.clone(),
+            ApiError::PayloadTooLarge => "Request body is larger than 64 KiB.".into(),
+            ApiError::UnsupportedMediaType => "Send the body as application/json.".into(),
+            ApiError::Unavailable(_) => {
+                "The service cannot reach its database; nothing was changed. Retry shortly.".into()
+            }
+            ApiError::Internal(_) => "Internal server error.".into(),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadJson(_) | ApiError::Validation(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotAuthenticated(_) | ApiError::InvalidCredentials => {
+                StatusCode::UNAUTHORIZED
+            }
+            ApiError::PermissionDenied => StatusCode::FORBIDDEN,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            ApiError::Internal(cause) => tracing::error!(error = ?cause, "request failed"),
+            ApiError::Unavailable(cause) => tracing::warn!(%cause, "database unavailable"),
+            _ => {}
+        }
+        let detail = self.detail();
+        let fields = match self {
+            ApiError::Validation(fields) => Some(fields),
+            _ => None,
+        };
+        let mut response = HttpResponse::build(self.status_code());
+        if matches!(self, ApiError::NotAuthenticated(_)) {
+            response.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"api\""));
+        }
+        response.json(ErrorBody {
+            code: self.code(),
+            detail: &detail,
+            fields,
+        })
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(error: DbError) -> Self {
+        match error {
+            DbError::Unavailable(cause) => ApiError::Unavailable(cause),
+            DbError::Violation(violation) => violation.into(),
+            other => ApiError::Internal(other.into()),
+        }
+    }
+}
+
+impl From<Violation> for ApiError {
+    fn from(violation: Violation) -> Self {
+        match violation {
+            Violation::DuplicateUsername => ApiError::Conflict {
+                code: "duplicate",
+                detail: "A user with that username already exists.".into(),
+            },
+            Violation::DuplicateSegmentName => ApiError::Conflict {
+                code: "duplicate",
+                detail: "A segment with that name already exists.".into(),
+            },
+            Violation::SegmentInUse => ApiError::Conflict {
+                code: "in_use",
+                detail: "A flash promo still targets this segment.".into(),
+            },
+            Violation::UnknownStore => ApiError::field("store_id", "no store has this id"),
+            Violation::UnknownSegment => {
+                ApiError::field("segment_ids", "every id must name an existing segment")
+            }
+            Violation::Other(constraint) => {
+                ApiError::Internal(anyhow::anyhow!("unexpected constraint {constraint}"))
+            }
+        }
+    }
+}
+
+impl From<actix_web::error::BlockingError> for ApiError {
+    fn from(error: actix_web::error::BlockingError) -> Self {
+        ApiError::Internal(anyhow::anyhow!("blocking task failed: {error}"))
+    }
+}

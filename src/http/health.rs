@@ -1,0 +1,33 @@
+//! Liveness and readiness: `/healthz` (the process answers) and `/readyz`
+//! (PostgreSQL answers too).
+
+use std::time::Duration;
+
+use actix_web::{web, HttpResponse};
+use serde_json::json;
+
+use super::error::ApiError;
+use super::{resource, AppState};
+use crate::db;
+
+/// How long readiness waits for the database before saying no.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Registers `/healthz` and `/readyz`.
+pub fn routes(config: &mut web::ServiceConfig) {
+    config
+        .service(resource("/healthz").route(web::get().to(report_health)))
+        .service(resource("/readyz").route(web::get().to(report_readiness)));
+}
+
+async fn report_health() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+async fn report_readiness(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    if db::is_reachable(&state.pool, READY_TIMEOUT).await {
+        Ok(HttpResponse::Ok().json(json!({"status": "ready"})))
+    } else {
+        Err(ApiError::Unavailable("readiness probe failed".into()))
+    }
+}

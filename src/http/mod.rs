@@ -1,0 +1,92 @@
+//! The HTTP surface: shared state, the route table and the middleware.
+//!
+//! Paths are declared without their trailing slash and `NormalizePath` trims
+//! it from requests, so `/api/market/stores/` and `/api/market/stores` reach
+//! the same handler with no redirect (a redirect would drop a POST body).
+//! Every unknown route or method answers the JSON error shape.
+
+pub mod auth;
+pub mod body;
+pub mod clients;
+pub mod credential_cache;
+pub mod error;
+pub mod form;
+pub mod health;
+pub mod pagination;
+pub mod products;
+pub mod segments;
+pub mod static_pages;
+pub mod stores;
+pub mod tokens;
+
+use std::sync::Arc;
+
+use actix_web::middleware::{NormalizePath, TrailingSlash};
+use actix_web::{web, App, HttpResponse};
+
+use crate::config::Config;
+use crate::db::DbPool;
+use credential_cache::CredentialCache;
+use error::ApiError;
+
+/// What every handler shares.
+pub struct AppState {
+    /// The database pool.
+    pub pool: DbPool,
+    /// The process configuration.
+    pub config: Arc<Config>,
+    /// Recently verified credentials.
+    pub credentials: CredentialCache,
+    /// A real argon2 hash of a random password: an unknown username is checked
+    /// against it so that it costs as much time as a known one.
+    pub decoy_password_hash: String,
+}
+
+/// Registers every route and the app-wide extractor settings.
+pub fn configure(config: &mut web::ServiceConfig) {
+    config
+        .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::NotFound.into()))
+        .app_data(
+            web::QueryConfig::default()
+                .error_handler(|error, _| ApiError::field("query", error.to_string()).into()),
+        )
+        .configure(health::routes)
+        .configure(tokens::routes)
+        .configure(stores::routes)
+        .configure(products::routes)
+        .configure(segments::routes)
+        .configure(clients::routes)
+        .configure(static_pages::routes);
+}
+
+/// Builds the application for one HTTP worker.
+pub fn build_app(
+    state: web::Data<AppState>,
+) -> App<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .app_data(state)
+        .wrap(NormalizePath::new(TrailingSlash::Trim))
+        .configure(configure)
+        .default_service(web::to(route_not_found))
+}
+
+/// A resource whose unsupported methods answer 405 in the JSON error shape.
+pub fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(method_not_allowed))
+}
+
+async fn route_not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound)
+}
+
+async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed)
+}

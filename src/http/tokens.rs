@@ -1,0 +1,42 @@
+//! `POST /api/auth/token/`: trades a username and password for a new token.
+
+use actix_web::{web, HttpResponse};
+use serde_json::json;
+
+use super::auth::verify_login;
+use super::body::JsonBody;
+use super::error::ApiError;
+use super::form::{present, text, Form, Presence};
+use super::{resource, AppState};
+use crate::db;
+use crate::domain::secrets::issue_token;
+
+/// Registers the token endpoint.
+pub fn routes(config: &mut web::ServiceConfig) {
+    config.service(resource("/api/auth/token").route(web::post().to(create_token)));
+}
+
+#[tracing::instrument(skip_all)]
+async fn create_token(
+    state: web::Data<AppState>,
+    body: JsonBody,
+) -> Result<HttpResponse, ApiError> {
+    let mut form = Form::new(body.parse()?)?;
+    let username = form.field("username", Presence::Required, |value| {
+        text(value).map(str::to_owned)
+    });
+    let password = form.field("password", Presence::Required, |value| {
+        text(value).map(str::to_owned)
+    });
+    form.finish()?;
+    let (username, password) = (
+        present(username, "username")?,
+        present(password, "password")?,
+    );
+    let account = verify_login(&state, username.trim(), password)
+        .await?
+        .ok_or(ApiError::InvalidCredentials)?;
+    let token = issue_token();
+    db::users::insert_token(&state.pool, account.id, &token.hash).await?;
+    Ok(HttpResponse::Ok().json(json!({"token": token.text, "user": account})))
+}
