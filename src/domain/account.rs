@@ -99,7 +99,7 @@ impl EmailAddress {
         let checked = email_address::EmailAddress::from_str(trimmed)
             .map_err(|_| AccountError::InvalidEmail)?;
         // Display names ("Ana <ana@x>") are not addresses.
-        if checked.as_str() != trimmed || checked.domain().contains(['[', ']']) {
+        if checked.email() != trimmed || checked.domain().contains(['[', ']']) {
             return Err(AccountError::InvalidEmail);
         }
         let local = checked.local_part();
