@@ -16,11 +16,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::db::demo::{ClientLoader, DemoClient};
+use crate::db::demo::DemoClient;
 use crate::db::{self, DbPool};
 use crate::domain::entities::Store;
 use crate::domain::secrets::hash_password;
-use crate::domain::{GeoPoint, Money, Name, Password};
+use crate::domain::{GeoPoint, Latitude, Longitude, Money, Name, Password};
 
 /// The password of every demo shopper.
 pub const DEMO_PASSWORD: &str = "shopper-pass";
@@ -91,11 +91,11 @@ pub async fn load(pool: &DbPool, size: &DemoSize) -> anyhow::Result<()> {
     );
     let password = Password::parse(DEMO_PASSWORD)?;
     let password_hash = tokio::task::spawn_blocking(move || hash_password(&password)).await??;
-    let mut loader = ClientLoader::open(pool).await?;
     let named = named_clients(&stores, &segment_ids);
-    loader.insert_batch(&named, &password_hash).await?;
-    let added = load_generated_clients(
-        &mut loader,
+    let requested = size.clients + named.len();
+    let added = load_clients(
+        pool,
+        named,
         size.clients,
         &stores,
         &segment_ids,
@@ -103,10 +103,9 @@ pub async fn load(pool: &DbPool, size: &DemoSize) -> anyhow::Result<()> {
     )
     .await?;
     println!(
-        "demo data ready: {} stores, {} shoppers requested, {added} new, in {:.1?} \
-         (shopper password: {DEMO_PASSWORD})",
+        "demo data ready: {} stores, {requested} shoppers ({added} new) in {:.1?}; \
+         shopper password: {DEMO_PASSWORD}",
         stores.len(),
-        size.clients + named.len(),
         started.elapsed()
     );
     Ok(())
@@ -143,7 +142,7 @@ async fn ensure_stores(pool: &DbPool, count: usize) -> anyhow::Result<Vec<Store>
                 db::demo::ensure_store(pool, &Name::parse(named.name)?, location, &products).await?
             }
             None => {
-                let location = scatter(&mut rng, CITY_CENTRE, STORE_SPREAD_KM)?;
+                let location = scatter(&mut rng, CITY_CENTRE, STORE_SPREAD_KM);
                 let name = Name::parse(&format!("Demo store {:04}", index + 1))?;
                 let price = Money::parse(&format!("{}.00", rng.gen_range(100..5000)))?;
                 let product = Name::parse(&format!("Producto {:04}", index + 1))?;
@@ -179,14 +178,15 @@ fn named_clients(stores: &[Store], segments: &[i64; 2]) -> Vec<DemoClient> {
         .collect()
 }
 
-async fn load_generated_clients(
-    loader: &mut ClientLoader,
-    count: usize,
+async fn load_clients(
+    pool: &DbPool,
+    named: Vec<DemoClient>,
+    generated: usize,
     stores: &[Store],
     segments: &[i64; 2],
     password_hash: &str,
 ) -> anyhow::Result<u64> {
-    let progress = ProgressBar::new(count as u64);
+    let progress = ProgressBar::new((named.len() + generated) as u64);
     progress.set_style(
         ProgressStyle::with_template(
             "{elapsed_precise} [{bar:40}] {human_pos}/{human_len} shoppers ({per_sec}, eta {eta})",
@@ -194,20 +194,18 @@ async fn load_generated_clients(
         .progress_chars("=> "),
     );
     let mut rng = StdRng::seed_from_u64(42);
-    let mut added = 0;
-    let mut next = 0;
-    while next < count {
-        let end = (next + BATCH_SIZE).min(count);
-        let batch = (next..end)
+    let generated_batches = (0..generated).step_by(BATCH_SIZE).map(move |start| {
+        let end = (start + BATCH_SIZE).min(generated);
+        (start..end)
             .map(|index| generated_client(&mut rng, index, stores, segments))
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        added += loader
-            .insert_batch(&batch, password_hash)
-            .await
-            .context("inserting demo shoppers")?;
-        progress.inc((end - next) as u64);
-        next = end;
-    }
+            .collect::<Vec<_>>()
+    });
+    let batches = std::iter::once(named).chain(generated_batches);
+    let added = db::demo::load_clients(pool, password_hash, batches, |count| {
+        progress.inc(count as u64)
+    })
+    .await
+    .context("loading demo shoppers")?;
     progress.finish_and_clear();
     Ok(added)
 }
@@ -217,9 +215,9 @@ fn generated_client(
     index: usize,
     stores: &[Store],
     segments: &[i64; 2],
-) -> anyhow::Result<DemoClient> {
+) -> DemoClient {
     let store = &stores[rng.gen_range(0..stores.len())];
-    let location = scatter(rng, (store.latitude, store.longitude), CLIENT_SPREAD_KM)?;
+    let location = scatter(rng, (store.latitude, store.longitude), CLIENT_SPREAD_KM);
     let mut segment_ids = Vec::with_capacity(2);
     if rng.gen_bool(0.5) {
         segment_ids.push(segments[0]);
@@ -228,21 +226,29 @@ fn generated_client(
         segment_ids.push(segments[1]);
     }
     let username = format!("client_{:07}", index + 1);
-    Ok(DemoClient {
+    DemoClient {
         email: format!("{username}@example.com"),
         username,
         location,
         segment_ids,
-    })
+    }
 }
 
-/// A point uniformly spread over a disc of `radius_km` around `centre`.
-fn scatter(rng: &mut StdRng, centre: (f64, f64), radius_km: f64) -> anyhow::Result<GeoPoint> {
+/// A point uniformly spread over a disc of `radius_km` around `centre`,
+/// clamped onto the globe.
+fn scatter(rng: &mut StdRng, centre: (f64, f64), radius_km: f64) -> GeoPoint {
     const KM_PER_DEGREE: f64 = 111.32;
     let distance = radius_km * rng.gen::<f64>().sqrt();
     let bearing = rng.gen_range(0.0..std::f64::consts::TAU);
     let latitude = centre.0 + distance * bearing.cos() / KM_PER_DEGREE;
     let longitude =
         centre.1 + distance * bearing.sin() / (KM_PER_DEGREE * centre.0.to_radians().cos());
-    Ok(GeoPoint::parse(latitude.clamp(-90.0, 90.0), longitude)?)
+    let longitude = (longitude + 540.0).rem_euclid(360.0) - 180.0;
+    match (
+        Latitude::parse(latitude.clamp(-90.0, 90.0)),
+        Longitude::parse(longitude),
+    ) {
+        (Ok(latitude), Ok(longitude)) => GeoPoint::new(latitude, longitude),
+        _ => GeoPoint::new(Latitude::EQUATOR, Longitude::GREENWICH),
+    }
 }

@@ -5,12 +5,12 @@
 //! Every insert skips rows that already exist (by store name or username), so
 //! loading the demo twice changes nothing.
 
-use deadpool_postgres::{Object, Transaction};
+use deadpool_postgres::Transaction;
 use futures_util::pin_mut;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::Type;
 
-use super::{DbError, DbPool};
+use super::{quote_identifier, DbError, DbPool};
 use crate::domain::entities::Store;
 use crate::domain::{GeoPoint, Money, Name};
 
@@ -71,62 +71,122 @@ pub async fn ensure_store(
     Ok(store)
 }
 
-/// A connection holding the staging table that shopper batches are copied into.
-pub struct ClientLoader {
-    connection: Object,
+/// Loads shoppers batch by batch in one transaction and returns how many were new.
+///
+/// Following PostgreSQL's advice for bulk loads ("Populating a Database"), the
+/// foreign keys of the client tables are dropped for the load and re-added
+/// (which re-validates every row) before the commit: checking them row by row
+/// costs more than the inserts themselves. Their definitions are read back
+/// from the catalog, so this never drifts from the schema. The transaction is
+/// atomic: a failure restores everything, constraints included. The tables stay
+/// locked against other writers until the commit.
+pub async fn load_clients(
+    pool: &DbPool,
+    password_hash: &str,
+    batches: impl Iterator<Item = Vec<DemoClient>>,
+    mut on_batch: impl FnMut(usize),
+) -> Result<u64, DbError> {
+    let mut connection = pool.get().await?;
+    let transaction = connection.transaction().await?;
+    transaction
+        .batch_execute(
+            "CREATE TEMP TABLE demo_clients (
+                 username text, email text, latitude float8, longitude float8,
+                 segment_ids bigint[]
+             ) ON COMMIT DROP",
+        )
+        .await?;
+    let foreign_keys = drop_client_foreign_keys(&transaction).await?;
+    let mut added = 0;
+    for batch in batches {
+        added += insert_batch(&transaction, &batch, password_hash).await?;
+        on_batch(batch.len());
+    }
+    for key in &foreign_keys {
+        transaction
+            .batch_execute(&format!(
+                "ALTER TABLE {} ADD CONSTRAINT {} {}",
+                key.table,
+                quote_identifier(&key.name),
+                key.definition
+            ))
+            .await?;
+    }
+    transaction.commit().await?;
+    Ok(added)
 }
 
-impl ClientLoader {
-    /// Takes a connection and creates its staging table.
-    pub async fn open(pool: &DbPool) -> Result<ClientLoader, DbError> {
-        let connection = pool.get().await?;
-        connection
-            .batch_execute(
-                "CREATE TEMP TABLE IF NOT EXISTS demo_clients (
-                     username text, email text, latitude float8, longitude float8,
-                     segment_ids bigint[]
-                 ) ON COMMIT DELETE ROWS",
-            )
-            .await?;
-        Ok(ClientLoader { connection })
-    }
+struct ForeignKey {
+    table: String,
+    name: String,
+    definition: String,
+}
 
-    /// Inserts one batch in one transaction; returns how many shoppers were new.
-    pub async fn insert_batch(
-        &mut self,
-        batch: &[DemoClient],
-        password_hash: &str,
-    ) -> Result<u64, DbError> {
-        let transaction = self.connection.transaction().await?;
-        copy_batch(&transaction, batch).await?;
-        let new_count: i64 = transaction
-            .query_one(
-                "WITH new_users AS (
-                     INSERT INTO users (username, email, password_hash)
-                     SELECT username, email, $1 FROM demo_clients
-                     ON CONFLICT (username) DO NOTHING
-                     RETURNING id, username
-                 ), new_profiles AS (
-                     INSERT INTO client_profiles (user_id, latitude, longitude)
-                     SELECT u.id, d.latitude, d.longitude
-                     FROM new_users u JOIN demo_clients d USING (username)
-                     RETURNING id, user_id
-                 ), new_memberships AS (
-                     INSERT INTO client_segments (client_profile_id, segment_id)
-                     SELECT p.id, segment_id
-                     FROM new_profiles p
-                     JOIN new_users u ON u.id = p.user_id
-                     JOIN demo_clients d USING (username)
-                     CROSS JOIN LATERAL unnest(d.segment_ids) AS segment_id
-                 )
-                 SELECT count(*) FROM new_users",
-                &[&password_hash],
-            )
-            .await?
-            .get(0);
-        transaction.commit().await?;
-        Ok(u64::try_from(new_count).unwrap_or(0))
+async fn drop_client_foreign_keys(
+    transaction: &Transaction<'_>,
+) -> Result<Vec<ForeignKey>, DbError> {
+    let rows = transaction
+        .query(
+            "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid)              FROM pg_constraint WHERE contype = 'f'              AND conrelid IN ('client_profiles'::regclass, 'client_segments'::regclass)",
+            &[],
+        )
+        .await?;
+    let keys: Vec<ForeignKey> = rows
+        .iter()
+        .map(|row| ForeignKey {
+            table: row.get(0),
+            name: row.get(1),
+            definition: row.get(2),
+        })
+        .collect();
+    for key in &keys {
+        transaction
+            .batch_execute(&format!(
+                "ALTER TABLE {} DROP CONSTRAINT {}",
+                key.table,
+                quote_identifier(&key.name)
+            ))
+            .await?;
     }
+    Ok(keys)
+}
+
+/// Copies one batch into the staging table and moves it into the client tables.
+async fn insert_batch(
+    transaction: &Transaction<'_>,
+    batch: &[DemoClient],
+    password_hash: &str,
+) -> Result<u64, DbError> {
+    copy_batch(transaction, batch).await?;
+    // Fresh statistics let the planner hash-join the staging rows.
+    transaction.batch_execute("ANALYZE demo_clients").await?;
+    let new_count: i64 = transaction
+        .query_one(
+            "WITH new_users AS (
+                 INSERT INTO users (username, email, password_hash)
+                 SELECT username, email, $1 FROM demo_clients
+                 ON CONFLICT (username) DO NOTHING
+                 RETURNING id, username
+             ), new_profiles AS (
+                 INSERT INTO client_profiles (user_id, latitude, longitude)
+                 SELECT u.id, d.latitude, d.longitude
+                 FROM new_users u JOIN demo_clients d USING (username)
+                 RETURNING id, user_id
+             ), new_memberships AS (
+                 INSERT INTO client_segments (client_profile_id, segment_id)
+                 SELECT p.id, segment_id
+                 FROM new_profiles p
+                 JOIN new_users u ON u.id = p.user_id
+                 JOIN demo_clients d USING (username)
+                 CROSS JOIN LATERAL unnest(d.segment_ids) AS segment_id
+             )
+             SELECT count(*) FROM new_users",
+            &[&password_hash],
+        )
+        .await?
+        .get(0);
+    transaction.batch_execute("TRUNCATE demo_clients").await?;
+    Ok(u64::try_from(new_count).unwrap_or(0))
 }
 
 async fn copy_batch(client: &Transaction<'_>, batch: &[DemoClient]) -> Result<(), DbError> {

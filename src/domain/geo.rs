@@ -27,6 +27,9 @@ pub struct Latitude(f64);
 pub struct Longitude(f64);
 
 impl Latitude {
+    /// 0°, the equator.
+    pub const EQUATOR: Latitude = Latitude(0.0);
+
     /// Accepts a finite value in [-90, 90].
     pub fn parse(degrees: f64) -> Result<Latitude, CoordinateError> {
         if degrees.is_finite() && (-90.0..=90.0).contains(&degrees) {
@@ -43,6 +46,9 @@ impl Latitude {
 }
 
 impl Longitude {
+    /// 0°, the prime meridian.
+    pub const GREENWICH: Longitude = Longitude(0.0);
+
     /// Accepts a finite value in [-180, 180].
     pub fn parse(degrees: f64) -> Result<Longitude, CoordinateError> {
         if degrees.is_finite() && (-180.0..=180.0).contains(&degrees) {

@@ -1,0 +1,110 @@
+//! The command line, run as the real binary: `migrate` creates a missing
+//! database, `demo-data` loads (idempotently), a bad setting names itself.
+
+use std::process::Command;
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{spawn_app, TestDatabase};
+
+fn promo_engine(database_url: &str, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_promo-engine"))
+        .args(args)
+        .env("DATABASE_URL", database_url)
+        .env("RUST_LOG", "warn")
+        .env("ADMIN_PASSWORD", "admin-password-1")
+        .output()
+        .expect("the binary runs")
+}
+
+#[actix_web::test]
+async fn migrate_creates_the_database_when_it_is_missing() {
+    let database = TestDatabase::new();
+    let output = promo_engine(&database.url(), &["migrate"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let (client, connection) = tokio_postgres::connect(&database.url(), tokio_postgres::NoTls)
+        .await
+        .expect("the new database accepts connections");
+    actix_web::rt::spawn(connection);
+    let tables: i64 = client
+        .query_one(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'flash_promos'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(tables, 1);
+}
+
+#[actix_web::test]
+async fn a_bad_setting_stops_start_up_and_names_the_variable() {
+    let output = Command::new(env!("CARGO_BIN_EXE_promo-engine"))
+        .arg("migrate")
+        .env("RESERVATION_HOLD_SECONDS", "a minute")
+        .output()
+        .expect("the binary runs");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("RESERVATION_HOLD_SECONDS"));
+}
+
+#[actix_web::test]
+async fn demo_data_loads_the_originals_data_set_once() {
+    let app = spawn_app().await;
+    let url = app.database_url();
+    for _ in 0..2 {
+        let output = promo_engine(&url, &["demo-data", "--clients", "40", "--stores", "4"]);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    assert_eq!(app.count_rows("stores").await, 4);
+    assert_eq!(
+        app.count_rows("client_profiles").await,
+        43,
+        "40 generated + ana, luis, sofia"
+    );
+    assert_eq!(app.count_rows("user_segments").await, 2);
+
+    let ana = app.login("ana", "shopper-pass").await;
+    let products = app.get("/api/market/products/?page_size=100", &ana).await;
+    let headphones = products.body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|product| product["name"] == "Audífonos XYZ")
+        .cloned()
+        .expect("the original's headphones");
+    assert_eq!(headphones["regular_price"], "999.00");
+    assert_eq!(headphones["store"]["name"], "TechShop");
+    let me = app.get("/api/users/clients-profiles/me/", &ana).await;
+    assert_eq!(me.body["segments"][0]["name"], "New users");
+    assert_eq!(me.status, StatusCode::OK);
+    // The foreign keys dropped for the bulk load are back.
+    let orphan = app
+        .post(
+            "/api/users/clients-profiles/",
+            &app.admin,
+            json!({"username": "x1", "password": "long-enough", "segment_ids": [999]}),
+        )
+        .await;
+    assert_eq!(orphan.status, StatusCode::BAD_REQUEST);
+    let client = app.pool.get().await.unwrap();
+    let keys: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_constraint WHERE contype = 'f' \
+             AND conrelid IN ('client_profiles'::regclass, 'client_segments'::regclass)",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(keys, 3);
+}

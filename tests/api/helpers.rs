@@ -1,0 +1,429 @@
+//! `spawn_app()` and `TestApp`: the real service on a random port, against a
+//! brand-new PostgreSQL database that is dropped when the test ends, plus a
+//! real HTTP client and one helper per endpoint the tests use.
+//!
+//! `TEST_DATABASE_URL` names the server (default: postgres on 127.0.0.1:5432);
+//! each test gets its own `promo_test_<uuid>` database on it.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use promo_engine::config::Config;
+use promo_engine::db::DbPool;
+use promo_engine::startup::Application;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::AbortHandle;
+
+pub const ADMIN_USERNAME: &str = "admin";
+pub const ADMIN_PASSWORD: &str = "admin-password-1";
+pub const SHOPPER_PASSWORD: &str = "shopper-password";
+
+/// How a request authenticates.
+#[derive(Debug, Clone)]
+pub enum Auth {
+    None,
+    Token(String),
+    Basic(String, String),
+    Header(String),
+}
+
+/// A running service and what a test needs to talk to it.
+pub struct TestApp {
+    pub address: String,
+    pub pool: DbPool,
+    pub http: reqwest::Client,
+    pub admin: Auth,
+    pub handle: ServerHandle,
+    database: TestDatabase,
+}
+
+/// A shopper created through the API.
+#[derive(Debug, Clone)]
+pub struct Shopper {
+    pub profile_id: i64,
+    pub user_id: i64,
+    pub username: String,
+    pub auth: Auth,
+}
+
+/// A response: its status and its JSON body (`Null` when empty).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Answer {
+    /// The `code` of an error body.
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or("")
+    }
+}
+
+fn server_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// The service against a fresh database.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// The service against a fresh database, with the configuration adjusted.
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let database = TestDatabase::new();
+    let mut config = test_config(&database.url());
+    adjust(&mut config);
+    start(config, database).await
+}
+
+/// The service reaching its database through `proxy`.
+pub async fn spawn_app_through(proxy: &DbProxy) -> TestApp {
+    let database = TestDatabase::new();
+    let via_proxy = format!(
+        "postgres://postgres@127.0.0.1:{}/{}",
+        proxy.port(),
+        database.name
+    );
+    let config = test_config(&via_proxy);
+    start(config, database).await
+}
+
+fn test_config(database_url: &str) -> Config {
+    let mut config = Config::from_lookup(|_| None).expect("default config");
+    config.database_url = database_url.to_owned();
+    config.database_pool_size = 4;
+    config.bind = "127.0.0.1:0".parse().expect("bind address");
+    config.http_workers = Some(1);
+    config.admin_username = ADMIN_USERNAME.into();
+    config.admin_password = Some(ADMIN_PASSWORD.into());
+    config.reservation_hold = Duration::from_secs(2);
+    config
+}
+
+async fn start(config: Config, database: TestDatabase) -> TestApp {
+    let application = Application::build(config)
+        .await
+        .expect("the application builds");
+    let address = format!("http://127.0.0.1:{}", application.port());
+    let pool = application.pool().clone();
+    let handle = application.handle();
+    actix_web::rt::spawn(application.run_until_stopped());
+    let mut app = TestApp {
+        address,
+        pool,
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .expect("http client"),
+        admin: Auth::None,
+        handle,
+        database,
+    };
+    app.admin = app.login(ADMIN_USERNAME, ADMIN_PASSWORD).await;
+    app
+}
+
+impl TestApp {
+    /// Sends a request and reads the answer.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        auth: &Auth,
+        body: Option<Value>,
+    ) -> Answer {
+        let mut request = self.http.request(method, format!("{}{path}", self.address));
+        request = authorize(request, auth);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        read_answer(request.send().await.expect("request sent")).await
+    }
+
+    /// Sends raw bytes with a content type.
+    pub async fn call_raw(
+        &self,
+        method: Method,
+        path: &str,
+        auth: &Auth,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Answer {
+        let request = self
+            .http
+            .request(method, format!("{}{path}", self.address))
+            .header("content-type", content_type)
+            .body(body);
+        read_answer(authorize(request, auth).send().await.expect("request sent")).await
+    }
+
+    pub async fn get(&self, path: &str, auth: &Auth) -> Answer {
+        self.call(Method::GET, path, auth, None).await
+    }
+
+    pub async fn post(&self, path: &str, auth: &Auth, body: Value) -> Answer {
+        self.call(Method::POST, path, auth, Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, auth: &Auth, body: Value) -> Answer {
+        self.call(Method::PUT, path, auth, Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, auth: &Auth, body: Value) -> Answer {
+        self.call(Method::PATCH, path, auth, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, auth: &Auth) -> Answer {
+        self.call(Method::DELETE, path, auth, None).await
+    }
+
+    /// A token for this username and password (panics on failure).
+    pub async fn login(&self, username: &str, password: &str) -> Auth {
+        let answer = self
+            .post(
+                "/api/auth/token/",
+                &Auth::None,
+                json!({"username": username, "password": password}),
+            )
+            .await;
+        assert_eq!(
+            answer.status,
+            StatusCode::OK,
+            "login failed: {:?}",
+            answer.body
+        );
+        Auth::Token(answer.body["token"].as_str().expect("token").to_owned())
+    }
+
+    pub async fn create_store(&self, name: &str, latitude: f64, longitude: f64) -> Value {
+        let answer = self
+            .post(
+                "/api/market/stores/",
+                &self.admin,
+                json!({"name": name, "latitude": latitude, "longitude": longitude}),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{:?}", answer.body);
+        answer.body
+    }
+
+    pub async fn create_product(&self, store_id: i64, name: &str, price: &str) -> Value {
+        let answer = self
+            .post(
+                "/api/market/products/",
+                &self.admin,
+                json!({"store_id": store_id, "name": name, "regular_price": price}),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{:?}", answer.body);
+        answer.body
+    }
+
+    pub async fn create_segment(&self, name: &str) -> i64 {
+        let answer = self
+            .post(
+                "/api/users/user-segments/",
+                &self.admin,
+                json!({"name": name}),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{:?}", answer.body);
+        answer.body["id"].as_i64().expect("segment id")
+    }
+
+    /// A shopper with a location and segments, logged in with a token.
+    pub async fn create_shopper(
+        &self,
+        username: &str,
+        location: Option<(f64, f64)>,
+        segment_ids: &[i64],
+    ) -> Shopper {
+        let (latitude, longitude) = location.map_or((Value::Null, Value::Null), |(lat, lon)| {
+            (json!(lat), json!(lon))
+        });
+        let answer = self
+            .post(
+                "/api/users/clients-profiles/",
+                &self.admin,
+                json!({
+                    "username": username, "password": SHOPPER_PASSWORD,
+                    "email": format!("{username}@example.com"),
+                    "latitude": latitude, "longitude": longitude, "segment_ids": segment_ids,
+                }),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{:?}", answer.body);
+        Shopper {
+            profile_id: answer.body["id"].as_i64().expect("profile id"),
+            user_id: answer.body["user"]["id"].as_i64().expect("user id"),
+            username: username.to_owned(),
+            auth: self.login(username, SHOPPER_PASSWORD).await,
+        }
+    }
+
+    /// The URL of this test's own database.
+    pub fn database_url(&self) -> String {
+        self.database.url()
+    }
+
+    /// Rows in a table, read straight from the database.
+    pub async fn count_rows(&self, table: &str) -> i64 {
+        let client = self.pool.get().await.expect("connection");
+        let sql = format!("SELECT count(*) FROM {table}");
+        client.query_one(&sql, &[]).await.expect("count").get(0)
+    }
+}
+
+fn authorize(request: reqwest::RequestBuilder, auth: &Auth) -> reqwest::RequestBuilder {
+    match auth {
+        Auth::None => request,
+        Auth::Token(token) => request.bearer_auth(token),
+        Auth::Basic(username, password) => request.basic_auth(username, Some(password)),
+        Auth::Header(value) => request.header("authorization", value),
+    }
+}
+
+async fn read_answer(response: reqwest::Response) -> Answer {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.bytes().await.expect("body read");
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+    };
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// Polls `check` until it returns true or `deadline` passes.
+pub async fn wait_until<F, Fut>(deadline: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let give_up = tokio::time::Instant::now() + deadline;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= give_up {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A database of its own for one test, dropped (with its connections) afterwards.
+pub struct TestDatabase {
+    name: String,
+}
+
+impl TestDatabase {
+    pub fn new() -> TestDatabase {
+        TestDatabase {
+            name: format!("promo_test_{}", uuid::Uuid::new_v4().simple()),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        let mut config: tokio_postgres::Config = server_url().parse().expect("TEST_DATABASE_URL");
+        config.dbname(&self.name);
+        let host = "127.0.0.1";
+        let port = config.get_ports().first().copied().unwrap_or(5432);
+        let user = config.get_user().unwrap_or("postgres").to_owned();
+        format!("postgres://{user}@{host}:{port}/{}", self.name)
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop runs outside any async context we may block; use a thread of its own.
+        let dropper = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async move {
+                let (client, connection) =
+                    tokio_postgres::connect(&server_url(), tokio_postgres::NoTls)
+                        .await
+                        .ok()?;
+                tokio::spawn(connection);
+                let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+                client.batch_execute(&sql).await.ok()
+            })
+        });
+        let _ = dropper.join();
+    }
+}
+
+/// A TCP proxy in front of PostgreSQL that a test can cut and restore, to
+/// make the database unreachable without touching the real server.
+pub struct DbProxy {
+    port: u16,
+    open: Arc<AtomicBool>,
+    links: Arc<Mutex<Vec<AbortHandle>>>,
+}
+
+impl DbProxy {
+    pub async fn start() -> DbProxy {
+        let target: SocketAddr = "127.0.0.1:5432".parse().expect("address");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("proxy listens");
+        let port = listener.local_addr().expect("proxy address").port();
+        let open = Arc::new(AtomicBool::new(true));
+        let links = Arc::new(Mutex::new(Vec::new()));
+        let (accept_open, accept_links) = (open.clone(), links.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !accept_open.load(Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                let task = tokio::spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                accept_links
+                    .lock()
+                    .expect("links")
+                    .push(task.abort_handle());
+            }
+        });
+        DbProxy { port, open, links }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Breaks every open connection and refuses new ones.
+    pub fn cut(&self) {
+        self.open.store(false, Ordering::SeqCst);
+        for link in self.links.lock().expect("links").drain(..) {
+            link.abort();
+        }
+    }
+
+    /// Lets connections through again.
+    pub fn restore(&self) {
+        self.open.store(true, Ordering::SeqCst);
+    }
+}

@@ -1,0 +1,14 @@
+//! Integration tests: the real service, a real PostgreSQL database per test and
+//! a real HTTP client. One module per capability; `helpers` starts the app.
+
+mod auth;
+mod cli;
+mod clients;
+mod errors;
+mod health;
+#[allow(dead_code)] // helpers serve every module; not each uses every one
+mod helpers;
+mod pagination;
+mod products;
+mod segments;
+mod stores;

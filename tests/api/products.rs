@@ -1,0 +1,131 @@
+//! `/api/market/products/`.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::spawn_app;
+
+#[actix_web::test]
+async fn products_are_written_with_store_id_and_read_with_the_store_embedded() {
+    let app = spawn_app().await;
+    let store = app.create_store("TechShop", 19.4326, -99.1332).await;
+    let product = app
+        .create_product(store["id"].as_i64().unwrap(), "Audífonos XYZ", "999.00")
+        .await;
+    assert_eq!(product["name"], "Audífonos XYZ");
+    assert_eq!(product["regular_price"], "999.00");
+    assert_eq!(product["store"], store);
+
+    let shopper = app.create_shopper("ana", None, &[]).await;
+    let path = format!("/api/market/products/{}/", product["id"]);
+    assert_eq!(app.get(&path, &shopper.auth).await.body, product);
+    let listed = app.get("/api/market/products/", &shopper.auth).await;
+    assert_eq!(listed.body["results"][0], product);
+
+    let other = app.create_store("Other", 1.0, 1.0).await;
+    let moved = app
+        .patch(
+            &path,
+            &app.admin,
+            json!({"store_id": other["id"], "regular_price": 850}),
+        )
+        .await;
+    assert_eq!(moved.status, StatusCode::OK, "{:?}", moved.body);
+    assert_eq!(moved.body["store"]["name"], "Other");
+    assert_eq!(moved.body["regular_price"], "850.00");
+
+    let replaced = app
+        .put(
+            &path,
+            &app.admin,
+            json!({"store_id": store["id"], "name": "Audífonos Pro", "regular_price": "1299.5"}),
+        )
+        .await;
+    assert_eq!(replaced.status, StatusCode::OK);
+    assert_eq!(replaced.body["regular_price"], "1299.50");
+
+    assert_eq!(
+        app.delete(&path, &app.admin).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.get(&path, &app.admin).await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[actix_web::test]
+async fn invalid_products_are_refused_and_nothing_is_written() {
+    let app = spawn_app().await;
+    let store = app.create_store("TechShop", 1.0, 1.0).await;
+    let store_id = store["id"].as_i64().unwrap();
+    let cases = [
+        (
+            json!({"store_id": store_id, "name": "P", "regular_price": "-5.00"}),
+            "regular_price",
+        ),
+        (
+            json!({"store_id": store_id, "name": "P", "regular_price": 0}),
+            "regular_price",
+        ),
+        (
+            json!({"store_id": store_id, "name": "P", "regular_price": "1.999"}),
+            "regular_price",
+        ),
+        (
+            json!({"store_id": store_id, "name": "P", "regular_price": "cheap"}),
+            "regular_price",
+        ),
+        (
+            json!({"store_id": store_id, "name": "", "regular_price": "1.00"}),
+            "name",
+        ),
+        (
+            json!({"store_id": "1", "name": "P", "regular_price": "1.00"}),
+            "store_id",
+        ),
+        (
+            json!({"store_id": 999_999, "name": "P", "regular_price": "1.00"}),
+            "store_id",
+        ),
+        (json!({"name": "P", "regular_price": "1.00"}), "store_id"),
+    ];
+    for (body, field) in cases {
+        let answer = app
+            .post("/api/market/products/", &app.admin, body.clone())
+            .await;
+        assert_eq!(
+            answer.status,
+            StatusCode::BAD_REQUEST,
+            "{body}: {:?}",
+            answer.body
+        );
+        assert_eq!(answer.code(), "validation_error");
+        assert!(
+            answer.body["fields"][field].is_array(),
+            "{body}: {:?}",
+            answer.body
+        );
+    }
+    assert_eq!(app.count_rows("products").await, 0);
+}
+
+#[actix_web::test]
+async fn moving_a_product_to_an_unknown_store_changes_nothing() {
+    let app = spawn_app().await;
+    let store = app.create_store("TechShop", 1.0, 1.0).await;
+    let product = app
+        .create_product(store["id"].as_i64().unwrap(), "P", "10.00")
+        .await;
+    let path = format!("/api/market/products/{}/", product["id"]);
+    let answer = app
+        .patch(
+            &path,
+            &app.admin,
+            json!({"store_id": 424242, "name": "Changed"}),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert!(answer.body["fields"]["store_id"].is_array());
+    assert_eq!(app.get(&path, &app.admin).await.body["name"], "P");
+}
