@@ -88,7 +88,9 @@ CREATE TABLE flash_promos (
     quantity         integer NOT NULL DEFAULT 1 CHECK (quantity >= 1),
     -- Units sold, kept by the promo's single writer; the check is the last line
     -- of defence against overselling.
-    sold             integer NOT NULL DEFAULT 0 CHECK (sold >= 0 AND sold <= quantity),
+    sold             integer NOT NULL DEFAULT 0
+                         CONSTRAINT flash_promos_sold_within_quantity
+                         CHECK (sold >= 0 AND sold <= quantity),
     created_at       timestamptz NOT NULL DEFAULT now(),
     updated_at       timestamptz NOT NULL DEFAULT now(),
     CHECK (end_time > start_time),

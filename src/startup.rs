@@ -9,6 +9,11 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, HttpServer};
 use anyhow::Context;
 
+use actix::Actor;
+
+use crate::actors::audience::AudienceIndex;
+use crate::actors::promo_registry::PromoRegistry;
+use crate::actors::Engine;
 use crate::config::Config;
 use crate::db::{self, DbPool};
 use crate::domain::secrets::{generate_password, hash_password, verify_password};
@@ -32,7 +37,9 @@ impl Application {
         let listener = TcpListener::bind(config.bind)
             .with_context(|| format!("cannot listen on BIND={}", config.bind))?;
         let port = listener.local_addr()?.port();
+        let engine = start_engine(&pool, &config).await?;
         let state = web::Data::new(AppState {
+            engine,
             pool: pool.clone(),
             config: Arc::new(config.clone()),
             credentials: CredentialCache::new(CREDENTIAL_TTL),
@@ -75,6 +82,16 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
+}
+
+/// Starts the long-lived actors on the current arbiter, loading what they own.
+async fn start_engine(pool: &DbPool, config: &Config) -> anyhow::Result<Engine> {
+    let members = db::clients::load_audience(pool).await?;
+    tracing::info!(clients = members.len(), "audience loaded");
+    Ok(Engine {
+        audience: AudienceIndex::new(members).start(),
+        registry: PromoRegistry::new(pool.clone(), config.reservation_hold).start(),
+    })
 }
 
 /// Creates the database if needed, opens the pool and applies migrations.

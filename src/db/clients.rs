@@ -8,6 +8,7 @@ use tokio_postgres::Row;
 
 use super::segments::{find_unknown_segment_ids, segment_from_row};
 use super::{DbError, DbPool, Listing, PageWindow, Violation};
+use crate::domain::eligibility::AudienceMember;
 use crate::domain::entities::{ClientProfile, ProfileUser, Segment};
 use crate::domain::GeoPoint;
 
@@ -200,6 +201,51 @@ pub async fn update_location_of_user(
         return Ok(None);
     }
     find_profile_with(&client, "p.user_id", user_id).await
+}
+
+/// Every shopper's location and segments, for the audience index.
+#[tracing::instrument(skip(pool))]
+pub async fn load_audience(pool: &DbPool) -> Result<Vec<AudienceMember>, DbError> {
+    let client = pool.get().await?;
+    let statement = client
+        .prepare_cached(&format!("{AUDIENCE_SELECT} GROUP BY p.id"))
+        .await?;
+    let rows = client.query(&statement, &[]).await?;
+    Ok(rows.iter().map(member_from_row).collect())
+}
+
+/// One shopper's location and segments.
+#[tracing::instrument(skip(pool))]
+pub async fn find_audience_member(
+    pool: &DbPool,
+    user_id: i64,
+) -> Result<Option<AudienceMember>, DbError> {
+    let client = pool.get().await?;
+    let statement = client
+        .prepare_cached(&format!(
+            "{AUDIENCE_SELECT} WHERE p.user_id = $1 GROUP BY p.id"
+        ))
+        .await?;
+    let row = client.query_opt(&statement, &[&user_id]).await?;
+    Ok(row.as_ref().map(member_from_row))
+}
+
+const AUDIENCE_SELECT: &str = "SELECT p.user_id, p.latitude, p.longitude, \
+    COALESCE(array_agg(cs.segment_id) FILTER (WHERE cs.segment_id IS NOT NULL), '{}') AS segment_ids \
+    FROM client_profiles p LEFT JOIN client_segments cs ON cs.client_profile_id = p.id";
+
+fn member_from_row(row: &Row) -> AudienceMember {
+    let latitude: Option<f64> = row.get("latitude");
+    let longitude: Option<f64> = row.get("longitude");
+    let location = match (latitude, longitude) {
+        (Some(latitude), Some(longitude)) => GeoPoint::parse(latitude, longitude).ok(),
+        _ => None,
+    };
+    AudienceMember {
+        user_id: row.get("user_id"),
+        location,
+        segment_ids: row.get("segment_ids"),
+    }
 }
 
 /// Deletes a profile with its account; returns the account's id if it existed.

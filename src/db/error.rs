@@ -20,6 +20,12 @@ pub enum Violation {
     UnknownSegment,
     /// A segment still targeted by a promo cannot be deleted.
     SegmentInUse,
+    /// A promo names a product that does not exist.
+    UnknownProduct,
+    /// Two promos of one product with overlapping windows.
+    PromoOverlap,
+    /// The quantity would drop below the units held or sold.
+    QuantityBelowCommitted,
     /// Another constraint, by name.
     Other(String),
 }
@@ -97,6 +103,9 @@ fn classify(constraint: &str) -> Violation {
         "users_username_key" => Violation::DuplicateUsername,
         "user_segments_name_key" => Violation::DuplicateSegmentName,
         "products_store_id_fkey" => Violation::UnknownStore,
+        "flash_promos_product_id_fkey" => Violation::UnknownProduct,
+        "flash_promos_no_overlap" => Violation::PromoOverlap,
+        "flash_promos_sold_within_quantity" => Violation::QuantityBelowCommitted,
         "client_segments_segment_id_fkey" | "flash_promo_segments_segment_id_fkey" => {
             Violation::UnknownSegment
         }

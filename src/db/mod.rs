@@ -9,6 +9,8 @@ pub mod clients;
 pub mod demo;
 pub mod error;
 pub mod products;
+pub mod promos;
+pub mod reservations;
 pub mod segments;
 pub mod stores;
 pub mod users;

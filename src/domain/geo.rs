@@ -99,6 +99,22 @@ impl GeoPoint {
     }
 }
 
+impl GeoPoint {
+    /// The point on the unit sphere, as (x, y, z). Straight-line (chord)
+    /// distance between such vectors is a monotonic function of great-circle
+    /// distance, with no distortion at the poles or the antimeridian.
+    pub fn unit_vector(self) -> [f64; 3] {
+        let (lat, lon) = (self.latitude.0.to_radians(), self.longitude.0.to_radians());
+        [lat.cos() * lon.cos(), lat.cos() * lon.sin(), lat.sin()]
+    }
+}
+
+/// The chord length on the unit sphere that spans `km` of great circle.
+pub fn chord_for_km(km: f64) -> f64 {
+    let angle = (km / EARTH_RADIUS_KM).min(std::f64::consts::PI);
+    2.0 * (angle / 2.0).sin()
+}
+
 impl fmt::Display for GeoPoint {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(formatter, "({}, {})", self.latitude.0, self.longitude.0)
@@ -143,6 +159,15 @@ mod tests {
     fn distance_near_the_pole_is_measured_on_the_sphere() {
         let distance = point(89.99, 0.0).distance_km(point(89.99, 180.0));
         assert!((distance - 2.224).abs() < 0.01, "{distance}");
+    }
+
+    #[test]
+    fn chord_and_haversine_agree() {
+        let (a, b) = (point(19.43, -99.13), point(19.44, -99.12));
+        let [x1, y1, z1] = a.unit_vector();
+        let [x2, y2, z2] = b.unit_vector();
+        let chord = ((x1 - x2).powi(2) + (y1 - y2).powi(2) + (z1 - z2).powi(2)).sqrt();
+        assert!((chord - chord_for_km(a.distance_km(b))).abs() < 1e-12);
     }
 
     #[test]

@@ -5,11 +5,15 @@
 //! on its own.
 
 pub mod account;
+pub mod eligibility;
 pub mod entities;
 pub mod geo;
 pub mod money;
 pub mod name;
+pub mod promo;
+pub mod reservation;
 pub mod secrets;
+pub mod stock;
 
 pub use account::{EmailAddress, Password, Username};
 pub use geo::{GeoPoint, Latitude, Longitude};

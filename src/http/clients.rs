@@ -13,9 +13,12 @@ use super::body::JsonBody;
 use super::error::ApiError;
 use super::form::{checked, id_list, nullable, number, present, text, Form, Presence};
 use super::pagination::PageRequest;
+use super::promos::unavailable;
 use super::{resource, AppState};
+use crate::actors::audience::{PutMember, RemoveMember};
 use crate::db;
 use crate::db::clients::{ClientChanges, NewClient, ProfileScope};
+use crate::domain::eligibility::AudienceMember;
 use crate::domain::entities::ClientProfile;
 use crate::domain::secrets::hash_password;
 use crate::domain::{EmailAddress, GeoPoint, Latitude, Longitude, Password, Username};
@@ -96,6 +99,7 @@ async fn update_my_location(
     let profile = db::clients::update_location_of_user(&state.pool, account.id, location)
         .await?
         .ok_or(ApiError::NotFound)?;
+    publish_member(&state, &profile).await?;
     Ok(HttpResponse::Ok().json(profile))
 }
 
@@ -114,6 +118,7 @@ async fn create_client(
         segment_ids: input.segment_ids.unwrap_or_default(),
     };
     let profile = db::clients::insert_client(&state.pool, &new).await?;
+    publish_member(&state, &profile).await?;
     Ok(HttpResponse::Created().json(profile))
 }
 
@@ -163,6 +168,7 @@ async fn write_client(
         .await?
         .ok_or(ApiError::NotFound)?;
     state.credentials.forget_user(profile.user.id);
+    publish_member(&state, &profile).await?;
     Ok(HttpResponse::Ok().json(profile))
 }
 
@@ -175,6 +181,12 @@ async fn delete_client(
         .await?
         .ok_or(ApiError::NotFound)?;
     state.credentials.forget_user(user_id);
+    state
+        .engine
+        .audience
+        .send(RemoveMember { user_id })
+        .await
+        .map_err(unavailable)?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -300,6 +312,18 @@ fn pair_location(form: &mut Form, latitude: f64, longitude: f64) -> Option<Optio
             None
         }
     }
+}
+
+/// Updates the in-memory audience before the client hears of the change, so
+/// eligibility follows a new location or segment at once.
+async fn publish_member(state: &AppState, profile: &ClientProfile) -> Result<(), ApiError> {
+    let member = AudienceMember::from(profile);
+    state
+        .engine
+        .audience
+        .send(PutMember { member })
+        .await
+        .map_err(unavailable)
 }
 
 async fn hash_off_executor(password: Password) -> Result<String, ApiError> {

@@ -43,6 +43,20 @@ pub enum ApiError {
     /// A state conflict (`duplicate`, `in_use`, ...).
     #[error("{code}: {detail}")]
     Conflict { code: &'static str, detail: String },
+    /// Authenticated, but refused for a domain reason (`not_in_segment`, `too_far`).
+    #[error("{code}: {detail}")]
+    Forbidden { code: &'static str, detail: String },
+    /// A request that cannot be served as things stand (`location_unknown`).
+    #[error("{code}: {detail}")]
+    Unprocessable { code: &'static str, detail: String },
+    /// A conflict that resolves by itself: retry after `retry_after` seconds.
+    #[error("{code}: retry in {retry_after} s")]
+    RetryLater {
+        status: StatusCode,
+        code: &'static str,
+        detail: String,
+        retry_after: u64,
+    },
     /// The body is over the limit.
     #[error("request body too large")]
     PayloadTooLarge,
@@ -63,6 +77,8 @@ struct ErrorBody<'a> {
     detail: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     fields: Option<&'a FieldErrors>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -81,7 +97,10 @@ impl ApiError {
             ApiError::PermissionDenied => "permission_denied",
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
-            ApiError::Conflict { code, .. } => code,
+            ApiError::Conflict { code, .. }
+            | ApiError::Forbidden { code, .. }
+            | ApiError::Unprocessable { code, .. }
+            | ApiError::RetryLater { code, .. } => code,
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::Unavailable(_) => "unavailable",
@@ -102,7 +121,10 @@ impl ApiError {
             }
             ApiError::NotFound => "Not found.".into(),
             ApiError::MethodNotAllowed => "Method not allowed on this path.".into(),
-            ApiError::Conflict { detail, .. } => detail.clone(),
+            ApiError::Conflict { detail, .. }
+            | ApiError::Forbidden { detail, .. }
+            | ApiError::Unprocessable { detail, .. }
+            | ApiError::RetryLater { detail, .. } => detail.clone(),
             ApiError::PayloadTooLarge => "Request body is larger than 64 KiB.".into(),
             ApiError::UnsupportedMediaType => "Send the body as application/json.".into(),
             ApiError::Unavailable(_) => {
@@ -116,7 +138,11 @@ impl ApiError {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            ApiError::BadJson(_) | ApiError::Validation(_) => StatusCode::BAD_REQUEST,
+            ApiError::BadJson(_) | ApiError::Validation(_) | ApiError::Unprocessable { .. } => {
+                StatusCode::BAD_REQUEST
+            }
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ApiError::RetryLater { status, .. } => *status,
             ApiError::NotAuthenticated(_) | ApiError::InvalidCredentials => {
                 StatusCode::UNAUTHORIZED
             }
@@ -146,10 +172,18 @@ impl ResponseError for ApiError {
         if matches!(self, ApiError::NotAuthenticated(_)) {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"api\""));
         }
+        let retry_after = match self {
+            ApiError::RetryLater { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        };
+        if let Some(seconds) = retry_after {
+            response.insert_header((header::RETRY_AFTER, seconds.to_string()));
+        }
         response.json(ErrorBody {
             code: self.code(),
             detail: &detail,
             fields,
+            retry_after,
         })
     }
 }
@@ -180,6 +214,16 @@ impl From<Violation> for ApiError {
                 detail: "A flash promo still targets this segment.".into(),
             },
             Violation::UnknownStore => ApiError::field("store_id", "no store has this id"),
+            Violation::UnknownProduct => ApiError::field("product_id", "no product has this id"),
+            Violation::PromoOverlap => ApiError::Conflict {
+                code: "overlap",
+                detail: "This product already has a flash promo whose window overlaps this one."
+                    .into(),
+            },
+            Violation::QuantityBelowCommitted => ApiError::Conflict {
+                code: "quantity_below_committed",
+                detail: "The quantity cannot drop below the units held or sold.".into(),
+            },
             Violation::UnknownSegment => {
                 ApiError::field("segment_ids", "every id must name an existing segment")
             }

@@ -8,6 +8,7 @@
 
 use std::fmt::Display;
 
+use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use super::error::{ApiError, FieldErrors};
@@ -148,6 +149,23 @@ pub fn id_list(value: &Value) -> Result<Vec<i64>, String> {
     Ok(ids)
 }
 
+/// An RFC 3339 time with an offset (`2026-11-23T17:00:00-06:00`), in UTC.
+pub fn timestamp(value: &Value) -> Result<DateTime<Utc>, String> {
+    let text = text(value)?;
+    DateTime::parse_from_rfc3339(text.trim())
+        .map(|time| time.with_timezone(&Utc))
+        .map_err(|_| "must be an RFC 3339 time with an offset, such as 2026-11-23T17:00:00Z".into())
+}
+
+/// A JSON integer.
+pub fn integer(value: &Value) -> Result<i64, String> {
+    match value {
+        Value::Number(number) => number.as_i64().ok_or_else(|| "must be an integer".into()),
+        Value::Null => Err("may not be null".into()),
+        _ => Err("must be an integer".into()),
+    }
+}
+
 /// A boolean.
 pub fn boolean(value: &Value) -> Result<bool, String> {
     value
@@ -222,6 +240,14 @@ mod tests {
         assert!(id_list(&json!([1, "2"])).is_err());
         assert!(id_list(&json!([0])).is_err());
         assert!(id_list(&json!(1)).is_err());
+    }
+
+    #[test]
+    fn times_need_an_offset_and_come_back_in_utc() {
+        let time = timestamp(&json!("2026-11-23T11:00:00-06:00")).unwrap();
+        assert_eq!(time.to_rfc3339(), "2026-11-23T17:00:00+00:00");
+        assert!(timestamp(&json!("2026-11-23T17:00:00")).is_err());
+        assert!(timestamp(&json!("tomorrow")).is_err());
     }
 
     #[test]

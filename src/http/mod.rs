@@ -14,6 +14,8 @@ pub mod form;
 pub mod health;
 pub mod pagination;
 pub mod products;
+pub mod promos;
+pub mod reservations;
 pub mod segments;
 pub mod static_pages;
 pub mod stores;
@@ -24,6 +26,7 @@ use std::sync::Arc;
 use actix_web::middleware::{NormalizePath, TrailingSlash};
 use actix_web::{web, App, HttpResponse};
 
+use crate::actors::Engine;
 use crate::config::Config;
 use crate::db::DbPool;
 use credential_cache::CredentialCache;
@@ -33,6 +36,8 @@ use error::ApiError;
 pub struct AppState {
     /// The database pool.
     pub pool: DbPool,
+    /// The long-lived actors.
+    pub engine: Engine,
     /// The process configuration.
     pub config: Arc<Config>,
     /// Recently verified credentials.
@@ -56,6 +61,8 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .configure(products::routes)
         .configure(segments::routes)
         .configure(clients::routes)
+        .configure(promos::routes)
+        .configure(reservations::routes)
         .configure(static_pages::routes);
 }
 

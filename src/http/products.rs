@@ -9,6 +9,7 @@ use super::body::JsonBody;
 use super::error::ApiError;
 use super::form::{checked, id, money, present, text, Form, Presence};
 use super::pagination::PageRequest;
+use super::promos::stop_promos;
 use super::{resource, AppState};
 use crate::db;
 use crate::db::products::ProductChanges;
@@ -105,11 +106,13 @@ async fn delete_product(
     path: web::Path<i64>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    if db::products::delete_product(&state.pool, path.into_inner()).await? {
-        Ok(HttpResponse::NoContent().finish())
-    } else {
-        Err(ApiError::NotFound)
+    let id = path.into_inner();
+    let promo_ids = db::promos::find_promo_ids_of(&state.pool, None, Some(id)).await?;
+    if !db::products::delete_product(&state.pool, id).await? {
+        return Err(ApiError::NotFound);
     }
+    stop_promos(&state, promo_ids).await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 /// Reads a product body: every field for create and replace, any for patch.

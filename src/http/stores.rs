@@ -8,6 +8,7 @@ use super::body::JsonBody;
 use super::error::ApiError;
 use super::form::{checked, number, present, text, Form, Presence};
 use super::pagination::PageRequest;
+use super::promos::stop_promos;
 use super::{resource, AppState};
 use crate::db;
 use crate::db::stores::StoreChanges;
@@ -104,11 +105,13 @@ async fn delete_store(
     path: web::Path<i64>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    if db::stores::delete_store(&state.pool, path.into_inner()).await? {
-        Ok(HttpResponse::NoContent().finish())
-    } else {
-        Err(ApiError::NotFound)
+    let id = path.into_inner();
+    let promo_ids = db::promos::find_promo_ids_of(&state.pool, Some(id), None).await?;
+    if !db::stores::delete_store(&state.pool, id).await? {
+        return Err(ApiError::NotFound);
     }
+    stop_promos(&state, promo_ids).await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 /// Reads a store body: every field for create and replace, any for patch.

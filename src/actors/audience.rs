@@ -1,0 +1,201 @@
+//! `AudienceIndex`: every shopper's location and segments, in memory.
+//!
+//! Owns a map user → [`AudienceMember`] (eligibility checks without a database
+//! query) and an rstar R-tree of their locations as 3D unit vectors, so "who is
+//! within r km" is a chord-length query: exact great-circle distance, with no
+//! distortion at the poles or the antimeridian. Loaded at boot; REST and
+//! WebSocket location changes update it before they answer.
+
+use std::collections::HashMap;
+
+use actix::prelude::*;
+use rstar::primitives::GeomWithData;
+use rstar::RTree;
+
+use crate::domain::eligibility::AudienceMember;
+use crate::domain::geo::{chord_for_km, EARTH_RADIUS_KM};
+use crate::domain::GeoPoint;
+
+type IndexedPoint = GeomWithData<[f64; 3], i64>;
+
+/// The in-memory audience.
+pub struct AudienceIndex {
+    members: HashMap<i64, AudienceMember>,
+    tree: RTree<IndexedPoint>,
+}
+
+impl AudienceIndex {
+    /// Builds the index from every member at once (bulk-loaded tree).
+    pub fn new(members: Vec<AudienceMember>) -> AudienceIndex {
+        let points = members
+            .iter()
+            .filter_map(|member| {
+                Some(IndexedPoint::new(
+                    member.location?.unit_vector(),
+                    member.user_id,
+                ))
+            })
+            .collect();
+        AudienceIndex {
+            tree: RTree::bulk_load(points),
+            members: members
+                .into_iter()
+                .map(|member| (member.user_id, member))
+                .collect(),
+        }
+    }
+
+    fn remove(&mut self, user_id: i64) -> Option<AudienceMember> {
+        let old = self.members.remove(&user_id)?;
+        if let Some(location) = old.location {
+            self.tree
+                .remove(&IndexedPoint::new(location.unit_vector(), user_id));
+        }
+        Some(old)
+    }
+
+    fn put(&mut self, member: AudienceMember) {
+        self.remove(member.user_id);
+        if let Some(location) = member.location {
+            self.tree
+                .insert(IndexedPoint::new(location.unit_vector(), member.user_id));
+        }
+        self.members.insert(member.user_id, member);
+    }
+
+    /// The members within `radius_km` of `center` that are in any of `segment_ids`.
+    pub fn within_radius(
+        &self,
+        center: GeoPoint,
+        radius_km: f64,
+        segment_ids: &[i64],
+    ) -> Vec<(i64, f64)> {
+        let chord = chord_for_km(radius_km);
+        self.tree
+            .locate_within_distance(center.unit_vector(), chord * chord)
+            .filter(|point| {
+                self.members.get(&point.data).is_some_and(|member| {
+                    member.segment_ids.iter().any(|id| segment_ids.contains(id))
+                })
+            })
+            .map(|point| {
+                let [x1, y1, z1] = *point.geom();
+                let [x2, y2, z2] = center.unit_vector();
+                let chord = ((x1 - x2).powi(2) + (y1 - y2).powi(2) + (z1 - z2).powi(2)).sqrt();
+                (
+                    point.data,
+                    2.0 * EARTH_RADIUS_KM * (chord / 2.0).min(1.0).asin(),
+                )
+            })
+            .collect()
+    }
+}
+
+impl Actor for AudienceIndex {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(4096);
+    }
+}
+
+/// What the index knows of one user.
+#[derive(Message)]
+#[rtype(result = "Option<AudienceMember>")]
+pub struct GetMember {
+    pub user_id: i64,
+}
+
+/// Adds or replaces a member (new profile, new location, new segments).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PutMember {
+    pub member: AudienceMember,
+}
+
+/// Forgets a member (profile deleted).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RemoveMember {
+    pub user_id: i64,
+}
+
+/// The members within a radius who are in any of the segments, with their distance in km.
+#[derive(Message)]
+#[rtype(result = "Vec<(i64, f64)>")]
+pub struct FindWithinRadius {
+    pub center: GeoPoint,
+    pub radius_km: f64,
+    pub segment_ids: Vec<i64>,
+}
+
+impl Handler<GetMember> for AudienceIndex {
+    type Result = Option<AudienceMember>;
+
+    fn handle(&mut self, message: GetMember, _: &mut Self::Context) -> Self::Result {
+        self.members.get(&message.user_id).cloned()
+    }
+}
+
+impl Handler<PutMember> for AudienceIndex {
+    type Result = ();
+
+    fn handle(&mut self, message: PutMember, _: &mut Self::Context) {
+        self.put(message.member);
+    }
+}
+
+impl Handler<RemoveMember> for AudienceIndex {
+    type Result = ();
+
+    fn handle(&mut self, message: RemoveMember, _: &mut Self::Context) {
+        self.remove(message.user_id);
+    }
+}
+
+impl Handler<FindWithinRadius> for AudienceIndex {
+    type Result = Vec<(i64, f64)>;
+
+    fn handle(&mut self, message: FindWithinRadius, _: &mut Self::Context) -> Self::Result {
+        self.within_radius(message.center, message.radius_km, &message.segment_ids)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(user_id: i64, latitude: f64, longitude: f64, segments: &[i64]) -> AudienceMember {
+        AudienceMember {
+            user_id,
+            location: Some(GeoPoint::parse(latitude, longitude).unwrap()),
+            segment_ids: segments.to_vec(),
+        }
+    }
+
+    #[test]
+    fn a_radius_query_matches_segment_and_distance() {
+        let index = AudienceIndex::new(vec![
+            member(1, 19.4326, -99.1332, &[1]),
+            member(2, 19.4326, -99.1332, &[2]),
+            member(3, 19.5326, -99.1332, &[1]),
+        ]);
+        let center = GeoPoint::parse(19.4326, -99.1332).unwrap();
+        let found = index.within_radius(center, 2.0, &[1]);
+        assert_eq!(found.iter().map(|(id, _)| *id).collect::<Vec<_>>(), vec![1]);
+        assert!(found[0].1 < 1e-6);
+    }
+
+    #[test]
+    fn moving_a_member_moves_its_point() {
+        let mut index = AudienceIndex::new(vec![member(1, 0.0, 0.0, &[1])]);
+        index.put(member(1, 0.0, 179.999, &[1]));
+        let far_east = GeoPoint::parse(0.0, -179.999).unwrap();
+        assert_eq!(index.within_radius(far_east, 1.0, &[1]).len(), 1);
+        assert!(index
+            .within_radius(GeoPoint::parse(0.0, 0.0).unwrap(), 1.0, &[1])
+            .is_empty());
+        index.remove(1);
+        assert!(index.within_radius(far_east, 1.0, &[1]).is_empty());
+    }
+}

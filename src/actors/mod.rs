@@ -1,0 +1,21 @@
+//! The realtime engine's actors.
+//!
+//! - [`promo_registry::PromoRegistry`] — knows every live promo, starts and
+//!   stops one [`promo::PromoActor`] per running promo, routes reservation
+//!   messages and answers `running/` and `eligible/` from memory.
+//! - [`promo::PromoActor`] — the single writer of one promo's stock, holds and
+//!   hold timers.
+//! - [`audience::AudienceIndex`] — every shopper's location and segments.
+
+pub mod audience;
+pub mod promo;
+pub mod promo_registry;
+
+use actix::Addr;
+
+/// The addresses of the long-lived actors, shared by every HTTP worker.
+#[derive(Clone)]
+pub struct Engine {
+    pub registry: Addr<promo_registry::PromoRegistry>,
+    pub audience: Addr<audience::AudienceIndex>,
+}

@@ -1,0 +1,533 @@
+//! `PromoActor`: the single writer of one promo's stock.
+//!
+//! Its mailbox serialises every reserve, complete, cancel and expiry, so there
+//! is no lock and no race: each decision is made in memory at once (a unit is
+//! held before the next message is read), then made durable, and only then
+//! answered. Writes are group-committed: while one batch is being written, new
+//! decisions queue up and go together in the next transaction, so the actor
+//! never sits idle waiting on the database. If a batch fails, its decisions
+//! are undone in reverse order and answered 503; expiries are retried instead.
+//!
+//! Each hold has a timer that releases it at `expires_at`. On start the actor
+//! reloads its promo, sold count and live holds from PostgreSQL and resumes
+//! their timers with the remaining time, so a restart changes nothing a client
+//! can see. It reports every committed change to the registry
+//! ([`StockChanged`]) and tells it when it stops.
+//!
+//! Sent by: the [`PromoRegistry`] (which forwards HTTP requests). Emits:
+//! `StockChanged` and `PromoActorStopped` to the registry.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use actix::prelude::*;
+use chrono::Utc;
+use futures_util::future::ready;
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+use super::promo_registry::{PromoActorStopped, PromoRegistry, StockChanged};
+use crate::db::reservations::StockWrite;
+use crate::db::{self, DbError, DbPool};
+use crate::domain::eligibility::{check_eligibility, AudienceMember, Ineligible};
+use crate::domain::promo::FlashPromo;
+use crate::domain::reservation::{Reservation, ReservationRecord, ReservationStatus};
+use crate::domain::stock::{Hold, PromoStock, QuantityBelowCommitted, ReleaseError, ReserveError};
+
+/// How long to wait before retrying writes that must not be dropped (expiries)
+/// after a failed batch.
+const WRITE_RETRY_DELAY: Duration = Duration::from_secs(1);
+/// Messages that may wait in the mailbox before senders are slowed down.
+const MAILBOX_CAPACITY: usize = 16_384;
+
+/// Why the actor refused or could not finish a request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PromoRefusal {
+    #[error("the promo is not running")]
+    NotRunning,
+    #[error(transparent)]
+    Ineligible(#[from] Ineligible),
+    #[error(transparent)]
+    Stock(#[from] ReserveError),
+    #[error(transparent)]
+    Release(#[from] ReleaseError),
+    #[error("the decision could not be made durable")]
+    Unavailable,
+}
+
+/// The actor of one promo.
+pub struct PromoActor {
+    promo: FlashPromo,
+    stock: PromoStock,
+    hold_for: chrono::Duration,
+    pool: DbPool,
+    registry: Addr<PromoRegistry>,
+    timers: HashMap<Uuid, SpawnHandle>,
+    queue: Vec<Pending>,
+    writing: bool,
+    closing: bool,
+}
+
+/// A decision waiting to be made durable, and who to tell.
+enum Pending {
+    Reserve {
+        hold: Hold,
+        reply: oneshot::Sender<Result<Reservation, PromoRefusal>>,
+    },
+    Complete {
+        hold: Hold,
+        reply: oneshot::Sender<Result<(), PromoRefusal>>,
+    },
+    Cancel {
+        hold: Hold,
+        reply: oneshot::Sender<Result<(), PromoRefusal>>,
+    },
+    /// A hold that ran out: written eventually, never undone.
+    Expire { hold: Hold },
+    /// A hold released because the promo was switched off: written eventually.
+    Revoke { hold: Hold },
+}
+
+impl Pending {
+    fn write(&self, promo_id: i64) -> StockWrite {
+        match self {
+            Pending::Reserve { hold, .. } => StockWrite::InsertHold {
+                promo_id,
+                hold: hold.clone(),
+            },
+            Pending::Complete { hold, .. } => StockWrite::Complete {
+                reservation_id: hold.reservation_id,
+            },
+            Pending::Cancel { hold, .. } | Pending::Revoke { hold } => StockWrite::Cancel {
+                reservation_id: hold.reservation_id,
+            },
+            Pending::Expire { hold } => StockWrite::Expire {
+                reservation_id: hold.reservation_id,
+            },
+        }
+    }
+}
+
+impl PromoActor {
+    /// An actor for `promo`; its stock is loaded from the database when it starts.
+    pub fn new(
+        promo: FlashPromo,
+        hold_for: Duration,
+        pool: DbPool,
+        registry: Addr<PromoRegistry>,
+    ) -> PromoActor {
+        PromoActor {
+            stock: PromoStock::new(promo.quantity, promo.sold, []),
+            promo,
+            hold_for: chrono::Duration::from_std(hold_for).unwrap_or(chrono::Duration::seconds(60)),
+            pool,
+            registry,
+            timers: HashMap::new(),
+            queue: Vec::new(),
+            writing: false,
+            closing: false,
+        }
+    }
+
+    /// The promo with the counts of the current decisions.
+    fn snapshot(&self) -> FlashPromo {
+        self.promo
+            .clone()
+            .with_counts(self.stock.held(), self.stock.sold(), Utc::now())
+    }
+
+    fn install(&mut self, promo: FlashPromo, holds: Vec<Hold>, ctx: &mut Context<Self>) {
+        self.stock = PromoStock::new(promo.quantity, promo.sold, holds);
+        self.promo = promo;
+        let holds: Vec<Hold> = self.stock.holds().cloned().collect();
+        for hold in &holds {
+            self.arm_timer(hold, ctx);
+        }
+        self.report(ctx);
+    }
+
+    fn arm_timer(&mut self, hold: &Hold, ctx: &mut Context<Self>) {
+        let delay = (hold.expires_at - Utc::now())
+            .to_std()
+            .unwrap_or(Duration::ZERO);
+        let reservation_id = hold.reservation_id;
+        let handle = ctx.run_later(delay, move |actor, ctx| {
+            actor.on_hold_timer(reservation_id, ctx)
+        });
+        if let Some(old) = self.timers.insert(reservation_id, handle) {
+            ctx.cancel_future(old);
+        }
+    }
+
+    fn disarm_timer(&mut self, reservation_id: &Uuid, ctx: &mut Context<Self>) {
+        if let Some(handle) = self.timers.remove(reservation_id) {
+            ctx.cancel_future(handle);
+        }
+    }
+
+    fn on_hold_timer(&mut self, reservation_id: Uuid, ctx: &mut Context<Self>) {
+        self.timers.remove(&reservation_id);
+        match self.stock.expire(&reservation_id, Utc::now()) {
+            Some(hold) => self.enqueue(Pending::Expire { hold }, ctx),
+            // The timer fired a little early (clocks differ): wait the rest.
+            None => {
+                if let Some(hold) = self.stock.hold(&reservation_id).cloned() {
+                    self.arm_timer(&hold, ctx);
+                }
+            }
+        }
+    }
+
+    fn enqueue(&mut self, pending: Pending, ctx: &mut Context<Self>) {
+        self.queue.push(pending);
+        self.flush(ctx);
+    }
+
+    /// Starts writing the queued decisions unless a batch is already in flight.
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        if self.writing || self.queue.is_empty() {
+            return;
+        }
+        self.writing = true;
+        let batch = std::mem::take(&mut self.queue);
+        let writes: Vec<StockWrite> = batch
+            .iter()
+            .map(|pending| pending.write(self.promo.id))
+            .collect();
+        let pool = self.pool.clone();
+        let write = async move { db::reservations::apply_stock_writes(&pool, &writes).await };
+        ctx.spawn(write.into_actor(self).map(move |result, actor, ctx| {
+            actor.writing = false;
+            match result {
+                Ok(row_ids) => actor.confirm(batch, row_ids, ctx),
+                Err(error) => actor.undo(batch, error, ctx),
+            }
+            actor.flush(ctx);
+            actor.stop_if_done(ctx);
+        }));
+    }
+
+    fn confirm(&mut self, batch: Vec<Pending>, row_ids: Vec<Option<i64>>, ctx: &mut Context<Self>) {
+        let promo = self.snapshot();
+        for (pending, row_id) in batch.into_iter().zip(row_ids) {
+            match pending {
+                Pending::Reserve { hold, reply } => {
+                    let record = ReservationRecord {
+                        id: row_id.unwrap_or_default(),
+                        reservation_id: hold.reservation_id,
+                        promo_id: promo.id,
+                        user_id: hold.user_id,
+                        status: ReservationStatus::Held,
+                        created_at: hold.created_at,
+                        expires_at: hold.expires_at,
+                    };
+                    let _ = reply.send(Ok(Reservation::new(&record, promo.clone())));
+                }
+                Pending::Complete { reply, .. } | Pending::Cancel { reply, .. } => {
+                    let _ = reply.send(Ok(()));
+                }
+                Pending::Expire { .. } | Pending::Revoke { .. } => {}
+            }
+        }
+        self.report(ctx);
+    }
+
+    /// Reverts a failed batch, newest decision first, and answers 503; expiries
+    /// and revocations go back in the queue to be retried.
+    fn undo(&mut self, batch: Vec<Pending>, error: DbError, ctx: &mut Context<Self>) {
+        tracing::warn!(promo_id = self.promo.id, %error, "stock write failed; decisions undone");
+        let mut retry = Vec::new();
+        for pending in batch.into_iter().rev() {
+            match pending {
+                Pending::Reserve { hold, reply } => {
+                    self.disarm_timer(&hold.reservation_id, ctx);
+                    self.stock.undo_reserve(&hold.reservation_id);
+                    let _ = reply.send(Err(PromoRefusal::Unavailable));
+                }
+                Pending::Complete { hold, reply } => {
+                    self.arm_timer(&hold, ctx);
+                    self.stock.undo_complete(hold);
+                    let _ = reply.send(Err(PromoRefusal::Unavailable));
+                }
+                Pending::Cancel { hold, reply } => {
+                    self.arm_timer(&hold, ctx);
+                    self.stock.undo_release(hold);
+                    let _ = reply.send(Err(PromoRefusal::Unavailable));
+                }
+                again @ (Pending::Expire { .. } | Pending::Revoke { .. }) => retry.push(again),
+            }
+        }
+        if !retry.is_empty() {
+            retry.reverse();
+            retry.append(&mut self.queue);
+            self.queue = retry;
+            self.writing = true;
+            ctx.run_later(WRITE_RETRY_DELAY, |actor, ctx| {
+                actor.writing = false;
+                actor.flush(ctx);
+            });
+        }
+    }
+
+    fn report(&self, _: &mut Context<Self>) {
+        self.registry.do_send(StockChanged {
+            promo_id: self.promo.id,
+            quantity: self.stock.quantity(),
+            held: self.stock.held(),
+            sold: self.stock.sold(),
+        });
+    }
+
+    fn stop_if_done(&mut self, ctx: &mut Context<Self>) {
+        if self.closing && self.stock.held() == 0 && self.queue.is_empty() && !self.writing {
+            ctx.stop();
+        }
+    }
+
+    fn is_running_now(&self) -> bool {
+        let now = Utc::now();
+        !self.closing
+            && self.promo.is_active
+            && self.promo.start_time <= now
+            && now < self.promo.end_time
+    }
+}
+
+impl Actor for PromoActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
+        let pool = self.pool.clone();
+        let promo_id = self.promo.id;
+        let load = async move {
+            let promo = db::promos::find_promo(&pool, promo_id).await?;
+            let holds = db::reservations::load_holds(&pool, promo_id).await?;
+            Ok::<_, DbError>((promo, holds))
+        };
+        // Nothing is decided before the stock is known.
+        ctx.wait(load.into_actor(self).map(|loaded, actor, ctx| match loaded {
+            Ok((Some(promo), holds)) => actor.install(promo, holds, ctx),
+            Ok((None, _)) => ctx.stop(),
+            Err(error) => {
+                tracing::warn!(promo_id = actor.promo.id, %error, "promo actor could not load its stock");
+                ctx.stop();
+            }
+        }));
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        for pending in self.queue.drain(..) {
+            match pending {
+                Pending::Reserve { reply, .. } => drop(reply.send(Err(PromoRefusal::Unavailable))),
+                Pending::Complete { reply, .. } | Pending::Cancel { reply, .. } => {
+                    drop(reply.send(Err(PromoRefusal::Unavailable)))
+                }
+                Pending::Expire { .. } | Pending::Revoke { .. } => {}
+            }
+        }
+        self.registry.do_send(PromoActorStopped {
+            promo_id: self.promo.id,
+        });
+    }
+}
+
+/// Holds one unit for a shopper, after the eligibility checks of API.md.
+#[derive(Message)]
+#[rtype(result = "Result<Reservation, PromoRefusal>")]
+pub struct Reserve {
+    pub user_id: i64,
+    /// The shopper's location and segments; `None` for an account without a profile.
+    pub member: Option<AudienceMember>,
+}
+
+/// Buys the unit a hold keeps.
+#[derive(Message)]
+#[rtype(result = "Result<(), PromoRefusal>")]
+pub struct Complete {
+    pub reservation_id: Uuid,
+}
+
+/// Releases a hold at its holder's request.
+#[derive(Message)]
+#[rtype(result = "Result<(), PromoRefusal>")]
+pub struct Cancel {
+    pub reservation_id: Uuid,
+}
+
+/// Lowers the quantity in memory before the database is changed, so no
+/// decision in between can use the units being removed.
+#[derive(Message)]
+#[rtype(result = "Result<(), QuantityBelowCommitted>")]
+pub struct PrepareQuantity {
+    pub quantity: u32,
+}
+
+/// The promo's terms changed (after the change was committed).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Redefine {
+    pub promo: FlashPromo,
+}
+
+/// The promo ended: refuse new holds, let live ones run out or complete, then stop.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Close;
+
+/// The promo was switched off: release every hold, then stop.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Deactivate;
+
+/// The promo was deleted: stop at once.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Shutdown;
+
+impl Handler<Reserve> for PromoActor {
+    type Result = ResponseFuture<Result<Reservation, PromoRefusal>>;
+
+    fn handle(&mut self, message: Reserve, ctx: &mut Self::Context) -> Self::Result {
+        let decided = self.decide_reserve(&message);
+        match decided {
+            Err(refusal) => Box::pin(ready(Err(refusal))),
+            Ok(hold) => {
+                let (reply, answer) = oneshot::channel();
+                self.arm_timer(&hold, ctx);
+                self.enqueue(Pending::Reserve { hold, reply }, ctx);
+                answered(answer)
+            }
+        }
+    }
+}
+
+impl PromoActor {
+    fn decide_reserve(&mut self, message: &Reserve) -> Result<Hold, PromoRefusal> {
+        if !self.is_running_now() {
+            return Err(PromoRefusal::NotRunning);
+        }
+        let member = message.member.clone().unwrap_or(AudienceMember {
+            user_id: message.user_id,
+            location: None,
+            segment_ids: Vec::new(),
+        });
+        check_eligibility(&self.promo, &member)?;
+        let hold =
+            self.stock
+                .reserve(message.user_id, Uuid::new_v4(), Utc::now(), self.hold_for)?;
+        Ok(hold)
+    }
+
+    fn release(
+        &mut self,
+        reservation_id: Uuid,
+        ctx: &mut Context<Self>,
+        sell: bool,
+    ) -> ResponseFuture<Result<(), PromoRefusal>> {
+        let now = Utc::now();
+        let decided = if sell {
+            self.stock.complete(&reservation_id, now)
+        } else {
+            self.stock.cancel(&reservation_id, now)
+        };
+        self.disarm_timer(&reservation_id, ctx);
+        match decided {
+            Ok(hold) => {
+                let (reply, answer) = oneshot::channel();
+                let pending = if sell {
+                    Pending::Complete { hold, reply }
+                } else {
+                    Pending::Cancel { hold, reply }
+                };
+                self.enqueue(pending, ctx);
+                answered(answer)
+            }
+            Err(ReleaseError::Expired(hold)) => {
+                self.enqueue(Pending::Expire { hold: hold.clone() }, ctx);
+                Box::pin(ready(Err(PromoRefusal::Release(ReleaseError::Expired(
+                    hold,
+                )))))
+            }
+            Err(other) => Box::pin(ready(Err(PromoRefusal::Release(other)))),
+        }
+    }
+}
+
+fn answered<T: 'static>(
+    answer: oneshot::Receiver<Result<T, PromoRefusal>>,
+) -> ResponseFuture<Result<T, PromoRefusal>> {
+    Box::pin(async move { answer.await.unwrap_or(Err(PromoRefusal::Unavailable)) })
+}
+
+impl Handler<Complete> for PromoActor {
+    type Result = ResponseFuture<Result<(), PromoRefusal>>;
+
+    fn handle(&mut self, message: Complete, ctx: &mut Self::Context) -> Self::Result {
+        self.release(message.reservation_id, ctx, true)
+    }
+}
+
+impl Handler<Cancel> for PromoActor {
+    type Result = ResponseFuture<Result<(), PromoRefusal>>;
+
+    fn handle(&mut self, message: Cancel, ctx: &mut Self::Context) -> Self::Result {
+        self.release(message.reservation_id, ctx, false)
+    }
+}
+
+impl Handler<PrepareQuantity> for PromoActor {
+    type Result = Result<(), QuantityBelowCommitted>;
+
+    fn handle(&mut self, message: PrepareQuantity, _: &mut Self::Context) -> Self::Result {
+        if message.quantity < self.stock.quantity() {
+            self.stock.set_quantity(message.quantity)?;
+        }
+        Ok(())
+    }
+}
+
+impl Handler<Redefine> for PromoActor {
+    type Result = ();
+
+    fn handle(&mut self, message: Redefine, ctx: &mut Self::Context) {
+        if let Err(error) = self.stock.set_quantity(message.promo.quantity) {
+            // Cannot happen after PrepareQuantity; keep the smallest safe quantity.
+            tracing::error!(promo_id = self.promo.id, %error, "quantity change refused in memory");
+        }
+        self.promo = message.promo;
+        self.report(ctx);
+    }
+}
+
+impl Handler<Close> for PromoActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Close, ctx: &mut Self::Context) {
+        self.closing = true;
+        self.stop_if_done(ctx);
+    }
+}
+
+impl Handler<Deactivate> for PromoActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Deactivate, ctx: &mut Self::Context) {
+        self.closing = true;
+        for hold in self.stock.release_all() {
+            self.disarm_timer(&hold.reservation_id, ctx);
+            self.queue.push(Pending::Revoke { hold });
+        }
+        self.flush(ctx);
+        self.report(ctx);
+        self.stop_if_done(ctx);
+    }
+}
+
+impl Handler<Shutdown> for PromoActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}

@@ -1,0 +1,304 @@
+//! SQL for `flash_promos` and `flash_promo_segments`.
+//!
+//! Reads embed the product (with its store) and the segments, and count live
+//! holds from `promo_reservations`, so a promo read here shows committed
+//! state. The window-overlap rule and `sold <= quantity` live in the schema;
+//! their violations come back as [`Violation`]s.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
+use tokio_postgres::Row;
+
+use super::segments::{find_unknown_segment_ids, segment_from_row};
+use super::{DbError, DbPool, Listing, PageWindow, Violation};
+use crate::domain::entities::{Product, Segment, Store};
+use crate::domain::promo::{FlashPromo, PromoStatus, PromoTerms};
+use crate::domain::Money;
+
+const PROMO_SELECT: &str = "SELECT f.id, f.promo_price, f.start_time, f.end_time, \
+    f.max_distance_km, f.is_active, f.quantity, f.sold, f.created_at, f.updated_at, \
+    p.id AS product_id, p.name AS product_name, p.regular_price, \
+    s.id AS store_id, s.name AS store_name, s.latitude, s.longitude, \
+    (SELECT count(*) FROM promo_reservations r \
+     WHERE r.promo_id = f.id AND r.status = 'held' AND r.expires_at > now()) AS held \
+    FROM flash_promos f JOIN products p ON p.id = f.product_id JOIN stores s ON s.id = p.store_id";
+
+/// Promos in id order, one page of them.
+#[tracing::instrument(skip_all)]
+pub async fn list_promos(
+    pool: &DbPool,
+    window: PageWindow,
+) -> Result<Listing<FlashPromo>, DbError> {
+    let client = pool.get().await?;
+    let count = client
+        .prepare_cached("SELECT count(*) FROM flash_promos")
+        .await?;
+    let total: i64 = client.query_one(&count, &[]).await?.get(0);
+    let page = client
+        .prepare_cached(&format!("{PROMO_SELECT} ORDER BY f.id LIMIT $1 OFFSET $2"))
+        .await?;
+    let rows = client
+        .query(&page, &[&window.limit, &window.offset])
+        .await?;
+    let items = promos_from_rows(&client, &rows).await?;
+    Ok(Listing { total, items })
+}
+
+/// One promo, if it exists.
+#[tracing::instrument(skip(pool))]
+pub async fn find_promo(pool: &DbPool, promo_id: i64) -> Result<Option<FlashPromo>, DbError> {
+    let client = pool.get().await?;
+    Ok(find_promos_with(&client, &[promo_id]).await?.pop())
+}
+
+/// The promos with these ids (missing ones are left out).
+pub async fn find_promos(pool: &DbPool, promo_ids: &[i64]) -> Result<Vec<FlashPromo>, DbError> {
+    let client = pool.get().await?;
+    find_promos_with(&client, promo_ids).await
+}
+
+/// Every active promo that has not ended, or still has holds: what the
+/// registry must have in memory.
+#[tracing::instrument(skip(pool))]
+pub async fn load_live_promos(pool: &DbPool) -> Result<Vec<FlashPromo>, DbError> {
+    let client = pool.get().await?;
+    let statement = client
+        .prepare_cached(&format!(
+            "{PROMO_SELECT} WHERE f.end_time > now() OR EXISTS (SELECT 1 FROM promo_reservations r \
+             WHERE r.promo_id = f.id AND r.status = 'held') ORDER BY f.id"
+        ))
+        .await?;
+    let rows = client.query(&statement, &[]).await?;
+    promos_from_rows(&client, &rows).await
+}
+
+/// Creates a promo with its segments in one transaction.
+#[tracing::instrument(skip_all, fields(product_id = terms.product_id))]
+pub async fn insert_promo(pool: &DbPool, terms: &PromoTerms) -> Result<FlashPromo, DbError> {
+    let mut client = pool.get().await?;
+    let transaction = client.transaction().await?;
+    require_known_segments(&transaction, &terms.segment_ids).await?;
+    let statement = transaction
+        .prepare_cached(
+            "INSERT INTO flash_promos (product_id, promo_price, start_time, end_time, \
+             max_distance_km, is_active, quantity) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        )
+        .await?;
+    let quantity = i32::try_from(terms.quantity).unwrap_or(i32::MAX);
+    let promo_id: i64 = transaction
+        .query_one(
+            &statement,
+            &[
+                &terms.product_id,
+                &terms.promo_price.amount(),
+                &terms.start_time,
+                &terms.end_time,
+                &terms.max_distance_km.km(),
+                &terms.is_active,
+                &quantity,
+            ],
+        )
+        .await?
+        .get(0);
+    replace_segments(&transaction, promo_id, &terms.segment_ids).await?;
+    let promo = find_promos_with(&transaction, &[promo_id]).await?.pop();
+    transaction.commit().await?;
+    promo.ok_or_else(|| DbError::Corrupt("inserted promo vanished".into()))
+}
+
+/// Replaces a promo's terms in one transaction; `None` when it does not exist.
+/// The new quantity must cover the units sold and (committed) holds.
+#[tracing::instrument(skip(pool, terms))]
+pub async fn update_promo(
+    pool: &DbPool,
+    promo_id: i64,
+    terms: &PromoTerms,
+) -> Result<Option<FlashPromo>, DbError> {
+    let mut client = pool.get().await?;
+    let transaction = client.transaction().await?;
+    require_known_segments(&transaction, &terms.segment_ids).await?;
+    let statement = transaction
+        .prepare_cached(
+            "UPDATE flash_promos SET product_id = $2, promo_price = $3, start_time = $4, \
+             end_time = $5, max_distance_km = $6, is_active = $7, quantity = $8, updated_at = now() \
+             WHERE id = $1 RETURNING quantity >= sold + (SELECT count(*) FROM promo_reservations r \
+             WHERE r.promo_id = $1 AND r.status = 'held' AND r.expires_at > now()) AS covers",
+        )
+        .await?;
+    let quantity = i32::try_from(terms.quantity).unwrap_or(i32::MAX);
+    let row = transaction
+        .query_opt(
+            &statement,
+            &[
+                &promo_id,
+                &terms.product_id,
+                &terms.promo_price.amount(),
+                &terms.start_time,
+                &terms.end_time,
+                &terms.max_distance_km.km(),
+                &terms.is_active,
+                &quantity,
+            ],
+        )
+        .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    if !row.get::<_, bool>("covers") {
+        return Err(DbError::Violation(Violation::QuantityBelowCommitted));
+    }
+    replace_segments(&transaction, promo_id, &terms.segment_ids).await?;
+    let promo = find_promos_with(&transaction, &[promo_id]).await?.pop();
+    transaction.commit().await?;
+    Ok(promo)
+}
+
+/// Deletes a promo with its reservations; false when it did not exist.
+#[tracing::instrument(skip(pool))]
+pub async fn delete_promo(pool: &DbPool, promo_id: i64) -> Result<bool, DbError> {
+    let client = pool.get().await?;
+    let statement = client
+        .prepare_cached("DELETE FROM flash_promos WHERE id = $1")
+        .await?;
+    Ok(client.execute(&statement, &[&promo_id]).await? == 1)
+}
+
+/// The promo ids of a product or of every product of a store (for stopping
+/// their actors before a cascade delete).
+pub async fn find_promo_ids_of(
+    pool: &DbPool,
+    store_id: Option<i64>,
+    product_id: Option<i64>,
+) -> Result<Vec<i64>, DbError> {
+    let client = pool.get().await?;
+    let statement = client
+        .prepare_cached(
+            "SELECT f.id FROM flash_promos f JOIN products p ON p.id = f.product_id \
+             WHERE p.store_id = $1 OR p.id = $2",
+        )
+        .await?;
+    let rows = client.query(&statement, &[&store_id, &product_id]).await?;
+    Ok(rows.iter().map(|row| row.get(0)).collect())
+}
+
+async fn require_known_segments(
+    client: &impl GenericClient,
+    segment_ids: &[i64],
+) -> Result<(), DbError> {
+    if find_unknown_segment_ids(client, segment_ids)
+        .await?
+        .is_empty()
+    {
+        Ok(())
+    } else {
+        Err(DbError::Violation(Violation::UnknownSegment))
+    }
+}
+
+async fn replace_segments(
+    client: &impl GenericClient,
+    promo_id: i64,
+    segment_ids: &[i64],
+) -> Result<(), DbError> {
+    let clear = client
+        .prepare_cached("DELETE FROM flash_promo_segments WHERE flash_promo_id = $1")
+        .await?;
+    client.execute(&clear, &[&promo_id]).await?;
+    let insert = client
+        .prepare_cached(
+            "INSERT INTO flash_promo_segments (flash_promo_id, segment_id) \
+             SELECT $1, segment_id FROM unnest($2::bigint[]) AS segment_id ON CONFLICT DO NOTHING",
+        )
+        .await?;
+    client.execute(&insert, &[&promo_id, &segment_ids]).await?;
+    Ok(())
+}
+
+async fn find_promos_with(
+    client: &impl GenericClient,
+    promo_ids: &[i64],
+) -> Result<Vec<FlashPromo>, DbError> {
+    let statement = client
+        .prepare_cached(&format!(
+            "{PROMO_SELECT} WHERE f.id = ANY($1) ORDER BY f.id"
+        ))
+        .await?;
+    let rows = client.query(&statement, &[&promo_ids]).await?;
+    promos_from_rows(client, &rows).await
+}
+
+/// Builds promos from rows, loading all their segments in one query.
+async fn promos_from_rows(
+    client: &impl GenericClient,
+    rows: &[Row],
+) -> Result<Vec<FlashPromo>, DbError> {
+    let promo_ids: Vec<i64> = rows.iter().map(|row| row.get("id")).collect();
+    let statement = client
+        .prepare_cached(
+            "SELECT fs.flash_promo_id, s.id, s.name, s.description FROM flash_promo_segments fs \
+             JOIN user_segments s ON s.id = fs.segment_id WHERE fs.flash_promo_id = ANY($1) ORDER BY s.id",
+        )
+        .await?;
+    let mut segments: HashMap<i64, Vec<Segment>> = HashMap::new();
+    for row in client.query(&statement, &[&promo_ids]).await? {
+        segments
+            .entry(row.get("flash_promo_id"))
+            .or_default()
+            .push(segment_from_row(&row));
+    }
+    let now = Utc::now();
+    rows.iter()
+        .map(|row| {
+            let promo_segments = segments
+                .remove(&row.get::<_, i64>("id"))
+                .unwrap_or_default();
+            promo_from_row(row, promo_segments, now)
+        })
+        .collect()
+}
+
+fn promo_from_row(
+    row: &Row,
+    segments: Vec<Segment>,
+    now: DateTime<Utc>,
+) -> Result<FlashPromo, DbError> {
+    let money = |column: &str| {
+        Money::from_decimal(row.get(column))
+            .map_err(|error| DbError::Corrupt(format!("{column}: {error}")))
+    };
+    let count = |value: i64| {
+        u32::try_from(value).map_err(|_| DbError::Corrupt(format!("negative count {value}")))
+    };
+    let promo = FlashPromo {
+        id: row.get("id"),
+        product: Product {
+            id: row.get("product_id"),
+            name: row.get("product_name"),
+            regular_price: money("regular_price")?,
+            store: Store {
+                id: row.get("store_id"),
+                name: row.get("store_name"),
+                latitude: row.get("latitude"),
+                longitude: row.get("longitude"),
+            },
+        },
+        promo_price: money("promo_price")?,
+        start_time: row.get("start_time"),
+        end_time: row.get("end_time"),
+        segments,
+        max_distance_km: row.get("max_distance_km"),
+        is_active: row.get("is_active"),
+        quantity: count(i64::from(row.get::<_, i32>("quantity")))?,
+        available: 0,
+        held: 0,
+        sold: 0,
+        status: PromoStatus::Inactive,
+        created_at: row.get("created_at"),
+        updated_at: row.get("updated_at"),
+    };
+    let held = count(row.get("held"))?;
+    let sold = count(i64::from(row.get::<_, i32>("sold")))?;
+    Ok(promo.with_counts(held, sold, now))
+}

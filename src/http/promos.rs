@@ -1,0 +1,353 @@
+//! `/api/promotions/flash-promos/`: promo CRUD for the admin, retrieve for
+//! shoppers, and the in-memory `running/` and `eligible/` views.
+//!
+//! Writes are committed to PostgreSQL first, then announced to the
+//! [`PromoRegistry`](crate::actors::promo_registry::PromoRegistry), which
+//! starts, redefines or stops the promo's actor before the response is sent.
+//! Lowering a running promo's quantity asks its actor first, so no hold
+//! decided in between can use the units being removed.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::Utc;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::auth::{AdminCaller, Caller};
+use super::body::JsonBody;
+use super::error::ApiError;
+use super::form::{
+    boolean, checked, id, id_list, integer, money, number, present, timestamp, Form, Presence,
+};
+use super::pagination::PageRequest;
+use super::{resource, AppState};
+use crate::actors::audience::GetMember;
+use crate::actors::promo_registry::{
+    FindEligible, GetRunning, PrepareQuantityChange, PromoChanged, PromoRemoved,
+};
+use crate::db::{self, Listing};
+use crate::domain::promo::{parse_quantity, FlashPromo, PromoTerms, RadiusKm, DEFAULT_RADIUS_KM};
+
+/// Registers the promo routes (`running/` and `eligible/` before `{id}/`).
+pub fn routes(config: &mut web::ServiceConfig) {
+    config
+        .service(
+            resource("/api/promotions/flash-promos")
+                .route(web::get().to(list_promos))
+                .route(web::post().to(create_promo)),
+        )
+        .service(
+            resource("/api/promotions/flash-promos/running")
+                .route(web::get().to(list_running_promos)),
+        )
+        .service(
+            resource("/api/promotions/flash-promos/eligible")
+                .route(web::get().to(list_eligible_promos)),
+        )
+        .service(
+            resource("/api/promotions/flash-promos/{id:\\d+}")
+                .route(web::get().to(get_promo))
+                .route(web::put().to(replace_promo))
+                .route(web::patch().to(update_promo))
+                .route(web::delete().to(delete_promo)),
+        );
+}
+
+async fn list_promos(
+    _admin: AdminCaller,
+    page: PageRequest,
+    state: web::Data<AppState>,
+    request: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let listing = db::promos::list_promos(&state.pool, page.window()).await?;
+    page.respond(&request, listing)
+}
+
+async fn get_promo(
+    _caller: Caller,
+    path: web::Path<i64>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let promo = db::promos::find_promo(&state.pool, path.into_inner())
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(HttpResponse::Ok().json(promo))
+}
+
+async fn list_running_promos(
+    _caller: Caller,
+    page: PageRequest,
+    state: web::Data<AppState>,
+    request: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let running = state
+        .engine
+        .registry
+        .send(GetRunning)
+        .await
+        .map_err(unavailable)?;
+    page.respond(&request, page_of(running, page))
+}
+
+/// A promo with the caller's distance to its store.
+#[derive(Serialize)]
+struct EligiblePromo {
+    #[serde(flatten)]
+    promo: FlashPromo,
+    distance_km: f64,
+}
+
+async fn list_eligible_promos(
+    Caller(account): Caller,
+    page: PageRequest,
+    state: web::Data<AppState>,
+    request: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let member = state
+        .engine
+        .audience
+        .send(GetMember {
+            user_id: account.id,
+        })
+        .await
+        .map_err(unavailable)?;
+    let eligible = match member {
+        Some(member) if member.location.is_some() => state
+            .engine
+            .registry
+            .send(FindEligible { member })
+            .await
+            .map_err(unavailable)?,
+        _ => Vec::new(),
+    };
+    let items = eligible
+        .into_iter()
+        .map(|(promo, distance_km)| EligiblePromo { promo, distance_km })
+        .collect();
+    page.respond(&request, page_of(items, page))
+}
+
+async fn create_promo(
+    _admin: AdminCaller,
+    state: web::Data<AppState>,
+    body: JsonBody,
+) -> Result<HttpResponse, ApiError> {
+    let fields = read_promo(body.parse()?, Presence::Required)?;
+    let terms = fields.into_terms(None)?;
+    check_terms(&state, &terms, true).await?;
+    let promo = db::promos::insert_promo(&state.pool, &terms).await?;
+    announce(&state, &promo).await?;
+    Ok(HttpResponse::Created().json(promo))
+}
+
+async fn replace_promo(
+    admin: AdminCaller,
+    path: web::Path<i64>,
+    state: web::Data<AppState>,
+    body: JsonBody,
+) -> Result<HttpResponse, ApiError> {
+    write_promo(admin, path.into_inner(), state, body, Presence::Required).await
+}
+
+async fn update_promo(
+    admin: AdminCaller,
+    path: web::Path<i64>,
+    state: web::Data<AppState>,
+    body: JsonBody,
+) -> Result<HttpResponse, ApiError> {
+    write_promo(admin, path.into_inner(), state, body, Presence::Optional).await
+}
+
+async fn write_promo(
+    _admin: AdminCaller,
+    promo_id: i64,
+    state: web::Data<AppState>,
+    body: JsonBody,
+    presence: Presence,
+) -> Result<HttpResponse, ApiError> {
+    let current = db::promos::find_promo(&state.pool, promo_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let fields = read_promo(body.parse()?, presence)?;
+    let end_is_set = fields.end_time.is_some();
+    let terms = fields.into_terms(Some(&current))?;
+    check_terms(&state, &terms, end_is_set).await?;
+    let lowering = terms.quantity < current.quantity;
+    if lowering {
+        state
+            .engine
+            .registry
+            .send(PrepareQuantityChange {
+                promo_id,
+                quantity: terms.quantity,
+            })
+            .await
+            .map_err(unavailable)?
+            .map_err(|_| crate::db::Violation::QuantityBelowCommitted)?;
+    }
+    let updated = match db::promos::update_promo(&state.pool, promo_id, &terms).await {
+        Ok(updated) => updated.ok_or(ApiError::NotFound)?,
+        Err(error) => {
+            if lowering {
+                // Give the actor its quantity back.
+                announce(&state, &current).await?;
+            }
+            return Err(error.into());
+        }
+    };
+    announce(&state, &updated).await?;
+    Ok(HttpResponse::Ok().json(updated))
+}
+
+async fn delete_promo(
+    _admin: AdminCaller,
+    path: web::Path<i64>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let promo_id = path.into_inner();
+    if !db::promos::delete_promo(&state.pool, promo_id).await? {
+        return Err(ApiError::NotFound);
+    }
+    stop_promos(&state, vec![promo_id]).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Stops the actors of deleted promos (their rows went with a cascade).
+pub async fn stop_promos(state: &AppState, promo_ids: Vec<i64>) -> Result<(), ApiError> {
+    for promo_id in promo_ids {
+        state
+            .engine
+            .registry
+            .send(PromoRemoved { promo_id })
+            .await
+            .map_err(unavailable)?;
+    }
+    Ok(())
+}
+
+/// Tells the registry about a committed promo before the client hears of it.
+async fn announce(state: &AppState, promo: &FlashPromo) -> Result<(), ApiError> {
+    state
+        .engine
+        .registry
+        .send(PromoChanged {
+            promo: promo.clone(),
+        })
+        .await
+        .map_err(unavailable)
+}
+
+/// The rules that need the product's price, reported per field.
+async fn check_terms(
+    state: &AppState,
+    terms: &PromoTerms,
+    end_is_set: bool,
+) -> Result<(), ApiError> {
+    let product = db::products::find_product(&state.pool, terms.product_id)
+        .await?
+        .ok_or_else(|| ApiError::field("product_id", "no product has this id"))?;
+    let errors = terms.check(product.regular_price, end_is_set, Utc::now());
+    if errors.is_empty() {
+        return Ok(());
+    }
+    let mut fields = super::error::FieldErrors::new();
+    for error in errors {
+        fields
+            .entry(error.field().to_owned())
+            .or_default()
+            .push(error.to_string());
+    }
+    Err(ApiError::Validation(fields))
+}
+
+/// A promo body as read; `None` fields keep the current value (patch) or take
+/// their default (create).
+struct PromoFields {
+    product_id: Option<i64>,
+    promo_price: Option<crate::domain::Money>,
+    start_time: Option<chrono::DateTime<Utc>>,
+    end_time: Option<chrono::DateTime<Utc>>,
+    segment_ids: Option<Vec<i64>>,
+    max_distance_km: Option<RadiusKm>,
+    is_active: Option<bool>,
+    quantity: Option<u32>,
+}
+
+fn read_promo(body: Value, presence: Presence) -> Result<PromoFields, ApiError> {
+    let mut form = Form::new(body)?;
+    let fields = PromoFields {
+        product_id: form.field("product_id", presence, id),
+        promo_price: form.field("promo_price", presence, money),
+        start_time: form.field("start_time", presence, timestamp),
+        end_time: form.field("end_time", presence, timestamp),
+        segment_ids: form.field("segment_ids", presence, id_list),
+        max_distance_km: form.field("max_distance_km", Presence::Optional, |value| {
+            checked(RadiusKm::parse(number(value)?))
+        }),
+        is_active: form.field("is_active", Presence::Optional, boolean),
+        quantity: form.field("quantity", Presence::Optional, |value| {
+            checked(parse_quantity(integer(value)?))
+        }),
+    };
+    form.finish()?;
+    Ok(fields)
+}
+
+impl PromoFields {
+    /// Completes the fields from `current` (an update) or the defaults (a create).
+    fn into_terms(self, current: Option<&FlashPromo>) -> Result<PromoTerms, ApiError> {
+        let keep = |name: &str| -> Result<&FlashPromo, ApiError> { present(current, name) };
+        Ok(PromoTerms {
+            product_id: match self.product_id {
+                Some(product_id) => product_id,
+                None => keep("product_id")?.product.id,
+            },
+            promo_price: match self.promo_price {
+                Some(price) => price,
+                None => keep("promo_price")?.promo_price,
+            },
+            start_time: match self.start_time {
+                Some(time) => time,
+                None => keep("start_time")?.start_time,
+            },
+            end_time: match self.end_time {
+                Some(time) => time,
+                None => keep("end_time")?.end_time,
+            },
+            segment_ids: match self.segment_ids {
+                Some(ids) => ids,
+                None => keep("segment_ids")?.segment_ids().collect(),
+            },
+            max_distance_km: match (self.max_distance_km, current) {
+                (Some(radius), _) => radius,
+                (None, Some(current)) => RadiusKm::parse(current.max_distance_km)
+                    .map_err(|error| ApiError::Internal(error.into()))?,
+                (None, None) => RadiusKm::parse(DEFAULT_RADIUS_KM)
+                    .map_err(|error| ApiError::Internal(error.into()))?,
+            },
+            is_active: self
+                .is_active
+                .or(current.map(|promo| promo.is_active))
+                .unwrap_or(true),
+            quantity: self
+                .quantity
+                .or(current.map(|promo| promo.quantity))
+                .unwrap_or(1),
+        })
+    }
+}
+
+fn page_of<T>(items: Vec<T>, page: PageRequest) -> Listing<T> {
+    let total = i64::try_from(items.len()).unwrap_or(i64::MAX);
+    let window = page.window();
+    let items = items
+        .into_iter()
+        .skip(usize::try_from(window.offset).unwrap_or(usize::MAX))
+        .take(usize::try_from(window.limit).unwrap_or(0))
+        .collect();
+    Listing { total, items }
+}
+
+/// A mailbox error: the actor is gone or overloaded.
+pub fn unavailable(error: actix::MailboxError) -> ApiError {
+    ApiError::Unavailable(format!("actor mailbox: {error}"))
+}

@@ -1,0 +1,284 @@
+//! `/api/promotions/promo-reservations/`: the one-minute hold.
+//!
+//! Reserving goes to the promo's actor through the registry; the 201 is sent
+//! once the hold is committed. Completing and cancelling read the shopper's
+//! own reservation first (another shopper's is 404), answer repeats from the
+//! stored state (idempotent), and send live holds to the actor.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::auth::Caller;
+use super::body::JsonBody;
+use super::error::ApiError;
+use super::form::{id, present, Form, Presence};
+use super::pagination::PageRequest;
+use super::promos::unavailable;
+use super::{resource, AppState};
+use crate::actors::audience::GetMember;
+use crate::actors::promo::{PromoRefusal, Reserve};
+use crate::actors::promo_registry::{ReleaseUnit, ReserveUnit, RoutedRefusal};
+use crate::db::{self, Listing};
+use crate::domain::eligibility::Ineligible;
+use crate::domain::promo::PromoStatus;
+use crate::domain::reservation::{Reservation, ReservationRecord, ReservationStatus};
+use crate::domain::stock::{ReleaseError, ReserveError};
+
+/// Registers the reservation routes.
+pub fn routes(config: &mut web::ServiceConfig) {
+    config
+        .service(
+            resource("/api/promotions/promo-reservations")
+                .route(web::get().to(list_reservations))
+                .route(web::post().to(reserve_unit)),
+        )
+        .service(
+            resource("/api/promotions/promo-reservations/{id:\\d+}")
+                .route(web::get().to(get_reservation)),
+        )
+        .service(
+            resource("/api/promotions/promo-reservations/{id:\\d+}/complete")
+                .route(web::post().to(complete_purchase)),
+        )
+        .service(
+            resource("/api/promotions/promo-reservations/{id:\\d+}/cancel")
+                .route(web::post().to(cancel_reservation)),
+        );
+}
+
+#[tracing::instrument(skip_all, fields(user_id = account.id))]
+async fn reserve_unit(
+    Caller(account): Caller,
+    state: web::Data<AppState>,
+    body: JsonBody,
+) -> Result<HttpResponse, ApiError> {
+    let mut form = Form::new(body.parse()?)?;
+    let promo_id = form.field("promo_id", Presence::Required, id);
+    form.finish()?;
+    let promo_id = present(promo_id, "promo_id")?;
+    let member = state
+        .engine
+        .audience
+        .send(GetMember {
+            user_id: account.id,
+        })
+        .await
+        .map_err(unavailable)?;
+    let routed = state
+        .engine
+        .registry
+        .send(ReserveUnit {
+            promo_id,
+            reserve: Reserve {
+                user_id: account.id,
+                member,
+            },
+        })
+        .await
+        .map_err(unavailable)?;
+    match routed {
+        Ok(reservation) => Ok(HttpResponse::Created().json(reservation)),
+        Err(RoutedRefusal::Refused(refusal)) => Err(refusal_error(refusal)),
+        Err(RoutedRefusal::NoActor) => Err(without_actor(&state, promo_id).await),
+    }
+}
+
+/// Why a promo with no actor cannot be reserved.
+async fn without_actor(state: &AppState, promo_id: i64) -> ApiError {
+    match db::promos::find_promo(&state.pool, promo_id).await {
+        Err(error) => error.into(),
+        Ok(None) => ApiError::NotFound,
+        // Running but its actor is (re)starting: a moment's wait fixes it.
+        Ok(Some(promo)) if matches!(promo.status, PromoStatus::Running | PromoStatus::SoldOut) => {
+            ApiError::Unavailable("the promo's actor is starting".into())
+        }
+        Ok(Some(_)) => refusal_error(PromoRefusal::NotRunning),
+    }
+}
+
+async fn complete_purchase(
+    caller: Caller,
+    path: web::Path<i64>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    release(caller, path.into_inner(), state, true).await
+}
+
+async fn cancel_reservation(
+    caller: Caller,
+    path: web::Path<i64>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    release(caller, path.into_inner(), state, false).await
+}
+
+/// Completes (`sell`) or cancels a reservation of the caller's.
+async fn release(
+    Caller(account): Caller,
+    id: i64,
+    state: web::Data<AppState>,
+    sell: bool,
+) -> Result<HttpResponse, ApiError> {
+    let record = db::reservations::find_reservation(&state.pool, id, account.id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    if record.status == ReservationStatus::Held {
+        let routed = state
+            .engine
+            .registry
+            .send(ReleaseUnit {
+                promo_id: record.promo_id,
+                reservation_id: record.reservation_id,
+                sell,
+            })
+            .await
+            .map_err(unavailable)?;
+        match routed {
+            Ok(())
+            | Err(RoutedRefusal::Refused(PromoRefusal::Release(ReleaseError::NotHeld)))
+            | Err(RoutedRefusal::NoActor) => {}
+            Err(RoutedRefusal::Refused(PromoRefusal::Release(ReleaseError::Expired(_)))) => {
+                return Err(conflict(
+                    "reservation_expired",
+                    "The hold expired before this request.",
+                ));
+            }
+            Err(RoutedRefusal::Refused(refusal)) => return Err(refusal_error(refusal)),
+        }
+    }
+    answer_release(&state, record.reservation_id, sell).await
+}
+
+/// Answers from the stored state, which makes repeats idempotent.
+async fn answer_release(
+    state: &AppState,
+    reservation_id: Uuid,
+    sell: bool,
+) -> Result<HttpResponse, ApiError> {
+    let record = db::reservations::find_reservation_by_uuid(&state.pool, reservation_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let done = if sell {
+        ReservationStatus::Completed
+    } else {
+        ReservationStatus::Cancelled
+    };
+    match (record.status, sell) {
+        (status, _) if status == done => {
+            let reservation = with_promo(state, &record).await?;
+            let label = if sell { "completed" } else { "cancelled" };
+            Ok(HttpResponse::Ok().json(json!({"status": label, "reservation": reservation})))
+        }
+        (ReservationStatus::Expired, _) => {
+            Err(conflict("reservation_expired", "The hold expired."))
+        }
+        (ReservationStatus::Cancelled, true) => Err(conflict(
+            "reservation_cancelled",
+            "The reservation was cancelled.",
+        )),
+        (ReservationStatus::Completed, false) => Err(conflict(
+            "already_completed",
+            "The purchase is already complete.",
+        )),
+        // Still held in the database although its actor let it go: a write is in flight.
+        _ => Err(ApiError::Unavailable(
+            "the reservation is changing; retry".into(),
+        )),
+    }
+}
+
+async fn list_reservations(
+    Caller(account): Caller,
+    page: PageRequest,
+    state: web::Data<AppState>,
+    request: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let listing =
+        db::reservations::list_reservations(&state.pool, account.id, page.window()).await?;
+    let mut promo_ids: Vec<i64> = listing.items.iter().map(|record| record.promo_id).collect();
+    promo_ids.sort_unstable();
+    promo_ids.dedup();
+    let promos = db::promos::find_promos(&state.pool, &promo_ids).await?;
+    let items = listing
+        .items
+        .iter()
+        .filter_map(|record| {
+            let promo = promos.iter().find(|promo| promo.id == record.promo_id)?;
+            Some(Reservation::new(record, promo.clone()))
+        })
+        .collect();
+    page.respond(
+        &request,
+        Listing {
+            total: listing.total,
+            items,
+        },
+    )
+}
+
+async fn get_reservation(
+    Caller(account): Caller,
+    path: web::Path<i64>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let record = db::reservations::find_reservation(&state.pool, path.into_inner(), account.id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(HttpResponse::Ok().json(with_promo(&state, &record).await?))
+}
+
+async fn with_promo(state: &AppState, record: &ReservationRecord) -> Result<Reservation, ApiError> {
+    let promo = db::promos::find_promo(&state.pool, record.promo_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(Reservation::new(record, promo))
+}
+
+fn conflict(code: &'static str, detail: &str) -> ApiError {
+    ApiError::Conflict {
+        code,
+        detail: detail.into(),
+    }
+}
+
+/// Maps an actor's refusal to API.md's status and code.
+fn refusal_error(refusal: PromoRefusal) -> ApiError {
+    match refusal {
+        PromoRefusal::NotRunning => conflict(
+            "promo_not_running",
+            "The promo is inactive, not started or over.",
+        ),
+        PromoRefusal::Ineligible(Ineligible::NotInSegment) => ApiError::Forbidden {
+            code: "not_in_segment",
+            detail: Ineligible::NotInSegment.to_string(),
+        },
+        PromoRefusal::Ineligible(Ineligible::LocationUnknown) => ApiError::Unprocessable {
+            code: "location_unknown",
+            detail: Ineligible::LocationUnknown.to_string(),
+        },
+        PromoRefusal::Ineligible(Ineligible::TooFar) => ApiError::Forbidden {
+            code: "too_far",
+            detail: Ineligible::TooFar.to_string(),
+        },
+        PromoRefusal::Stock(ReserveError::AlreadyReserved) => {
+            conflict("already_reserved", "You already hold a unit of this promo.")
+        }
+        PromoRefusal::Stock(ReserveError::AllUnitsHeld { retry_after_secs }) => {
+            ApiError::RetryLater {
+                status: StatusCode::CONFLICT,
+                code: "all_units_held",
+                detail: "Every unit is held by other shoppers; one may come free.".into(),
+                retry_after: retry_after_secs,
+            }
+        }
+        PromoRefusal::Stock(ReserveError::SoldOut) => conflict("sold_out", "Every unit is sold."),
+        PromoRefusal::Release(ReleaseError::Expired(_)) => {
+            conflict("reservation_expired", "The hold expired.")
+        }
+        PromoRefusal::Release(ReleaseError::NotHeld) | PromoRefusal::Unavailable => {
+            ApiError::Unavailable("the promo could not record the decision".into())
+        }
+    }
+}
