@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use actix::prelude::*;
-use chrono::Utc;
+use chrono::{SubsecRound, Utc};
 use futures_util::future::ready;
 use tokio::sync::oneshot;
 use uuid::Uuid;
@@ -413,9 +413,11 @@ impl PromoActor {
             segment_ids: Vec::new(),
         });
         check_eligibility(&self.promo, &member)?;
-        let hold =
-            self.stock
-                .reserve(message.user_id, Uuid::new_v4(), Utc::now(), self.hold_for)?;
+        // PostgreSQL keeps microseconds: decide with the instant it will store.
+        let now = Utc::now().trunc_subsecs(6);
+        let hold = self
+            .stock
+            .reserve(message.user_id, Uuid::new_v4(), now, self.hold_for)?;
         Ok(hold)
     }
 

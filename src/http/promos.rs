@@ -169,7 +169,9 @@ async fn write_promo(
         .ok_or(ApiError::NotFound)?;
     let fields = read_promo(body.parse()?, presence)?;
     let end_is_set = fields.end_time.is_some();
-    let terms = fields.into_terms(Some(&current))?;
+    // A replace takes every omitted optional field's default; a patch keeps the current value.
+    let base = (presence == Presence::Optional).then_some(&current);
+    let terms = fields.into_terms(base)?;
     check_terms(&state, &terms, end_is_set).await?;
     let lowering = terms.quantity < current.quantity;
     if lowering {

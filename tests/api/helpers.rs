@@ -39,7 +39,7 @@ pub struct TestApp {
     pub pool: DbPool,
     pub http: reqwest::Client,
     pub admin: Auth,
-    pub handle: ServerHandle,
+    pub handle: Option<ServerHandle>,
     database: TestDatabase,
 }
 
@@ -125,7 +125,7 @@ async fn start(config: Config, database: TestDatabase) -> TestApp {
             .build()
             .expect("http client"),
         admin: Auth::None,
-        handle,
+        handle: Some(handle),
         database,
     };
     app.admin = app.login(ADMIN_USERNAME, ADMIN_PASSWORD).await;
@@ -426,4 +426,231 @@ impl DbProxy {
     pub fn restore(&self) {
         self.open.store(true, Ordering::SeqCst);
     }
+}
+
+/// An RFC 3339 time `seconds` from now (negative: in the past).
+pub fn in_seconds(seconds: i64) -> String {
+    (chrono::Utc::now() + chrono::Duration::seconds(seconds)).to_rfc3339()
+}
+
+/// A store, a product and a segment to build promos on.
+#[derive(Debug, Clone)]
+pub struct Market {
+    pub store_id: i64,
+    pub product_id: i64,
+    pub segment_id: i64,
+    pub latitude: f64,
+    pub longitude: f64,
+}
+
+impl TestApp {
+    /// TechShop at (lat, lon) selling a 999.00 product, and the segment "New users".
+    pub async fn create_market_at(&self, latitude: f64, longitude: f64) -> Market {
+        let store = self.create_store("TechShop", latitude, longitude).await;
+        let store_id = store["id"].as_i64().expect("store id");
+        let product = self
+            .create_product(store_id, "Audífonos XYZ", "999.00")
+            .await;
+        let segment_id = match self
+            .get("/api/users/user-segments/?page_size=100", &self.admin)
+            .await
+            .body["results"]
+            .as_array()
+            .and_then(|segments| {
+                segments
+                    .iter()
+                    .find(|segment| segment["name"] == "New users")
+            }) {
+            Some(segment) => segment["id"].as_i64().expect("segment id"),
+            None => self.create_segment("New users").await,
+        };
+        Market {
+            store_id,
+            product_id: product["id"].as_i64().expect("product id"),
+            segment_id,
+            latitude,
+            longitude,
+        }
+    }
+
+    /// A promo running now for an hour with `quantity` units (fields in `extra` override).
+    pub async fn create_running_promo(
+        &self,
+        market: &Market,
+        quantity: u32,
+        extra: Value,
+    ) -> Value {
+        let mut body = json!({
+            "product_id": market.product_id, "promo_price": "499.00",
+            "start_time": in_seconds(-60), "end_time": in_seconds(3600),
+            "segment_ids": [market.segment_id], "quantity": quantity,
+        });
+        if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+            body.extend(extra.clone());
+        }
+        let answer = self
+            .post("/api/promotions/flash-promos/", &self.admin, body)
+            .await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{:?}", answer.body);
+        answer.body
+    }
+
+    /// `count` shoppers written straight to the database (hashing a password per
+    /// shopper through the API would dominate the test), each given a token and
+    /// then placed through the real `PATCH me/`, which also registers them
+    /// with the service's in-memory audience.
+    pub async fn create_shoppers_quickly(
+        &self,
+        prefix: &str,
+        count: usize,
+        location: (f64, f64),
+        segment_ids: &[i64],
+    ) -> Vec<Shopper> {
+        let client = self.pool.get().await.expect("connection");
+        let usernames: Vec<String> = (0..count)
+            .map(|index| format!("{prefix}{index:04}"))
+            .collect();
+        let tokens: Vec<String> = (0..count)
+            .map(|_| uuid::Uuid::new_v4().simple().to_string())
+            .collect();
+        let hashes: Vec<Vec<u8>> = tokens
+            .iter()
+            .map(|token| promo_engine::domain::secrets::hash_token(token))
+            .collect();
+        let rows = client
+            .query(
+                "WITH new_users AS (
+                     INSERT INTO users (username, password_hash)
+                     SELECT username, '!' FROM unnest($1::text[]) AS username RETURNING id, username
+                 ), profiles AS (
+                     INSERT INTO client_profiles (user_id) SELECT id FROM new_users RETURNING id, user_id
+                 ), memberships AS (
+                     INSERT INTO client_segments (client_profile_id, segment_id)
+                     SELECT p.id, s FROM profiles p CROSS JOIN unnest($2::bigint[]) AS s
+                 ), tokens AS (
+                     INSERT INTO auth_tokens (token_hash, user_id)
+                     SELECT t.hash, u.id FROM unnest($1::text[], $3::bytea[]) AS t(username, hash)
+                     JOIN new_users u USING (username)
+                 )
+                 SELECT p.id, p.user_id, u.username FROM profiles p JOIN new_users u ON u.id = p.user_id",
+                &[&usernames, &segment_ids, &hashes],
+            )
+            .await
+            .expect("shoppers inserted");
+        let mut shoppers = Vec::with_capacity(count);
+        for row in rows {
+            let username: String = row.get(2);
+            let index = usernames
+                .iter()
+                .position(|name| *name == username)
+                .expect("known username");
+            let shopper = Shopper {
+                profile_id: row.get(0),
+                user_id: row.get(1),
+                username,
+                auth: Auth::Token(tokens[index].clone()),
+            };
+            self.move_shopper(&shopper, location.0, location.1).await;
+            shoppers.push(shopper);
+        }
+        shoppers.sort_by(|a, b| a.username.cmp(&b.username));
+        shoppers
+    }
+
+    /// Sets a shopper's live location through `PATCH me/`.
+    pub async fn move_shopper(&self, shopper: &Shopper, latitude: f64, longitude: f64) {
+        let answer = self
+            .patch(
+                "/api/users/clients-profiles/me/",
+                &shopper.auth,
+                json!({"latitude": latitude, "longitude": longitude}),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+    }
+
+    /// Asks to reserve a unit of `promo_id`.
+    pub async fn reserve(&self, shopper: &Shopper, promo_id: i64) -> Answer {
+        self.post(
+            "/api/promotions/promo-reservations/",
+            &shopper.auth,
+            json!({"promo_id": promo_id}),
+        )
+        .await
+    }
+}
+
+/// The real binary serving on its own port, for tests that kill it (`kill -9`).
+pub struct ServiceProcess {
+    child: std::process::Child,
+    pub address: String,
+}
+
+impl ServiceProcess {
+    /// Starts `promo-engine serve` on `database_url` and waits until it answers.
+    pub async fn start(database_url: &str, hold_seconds: u64) -> ServiceProcess {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_promo-engine"))
+            .arg("serve")
+            .env("DATABASE_URL", database_url)
+            .env("BIND", format!("127.0.0.1:{port}"))
+            .env("ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("RESERVATION_HOLD_SECONDS", hold_seconds.to_string())
+            .env("HTTP_WORKERS", "1")
+            .env("DATABASE_POOL_SIZE", "4")
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("the service starts");
+        let process = ServiceProcess {
+            child,
+            address: format!("http://127.0.0.1:{port}"),
+        };
+        let http = reqwest::Client::new();
+        let health = format!("{}/healthz", process.address);
+        let up = wait_until(Duration::from_secs(30), || async {
+            http.get(&health)
+                .send()
+                .await
+                .is_ok_and(|response| response.status().is_success())
+        })
+        .await;
+        assert!(up, "the service did not come up");
+        process
+    }
+
+    /// Kills the process at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A `TestApp` whose service is a separate process on a fresh database.
+pub async fn spawn_process_app(hold_seconds: u64) -> (TestApp, ServiceProcess) {
+    let database = TestDatabase::new();
+    let process = ServiceProcess::start(&database.url(), hold_seconds).await;
+    let pool = promo_engine::db::create_pool(&database.url(), 2).expect("pool");
+    let mut app = TestApp {
+        address: process.address.clone(),
+        pool,
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .expect("http client"),
+        admin: Auth::None,
+        handle: None,
+        database,
+    };
+    app.admin = app.login(ADMIN_USERNAME, ADMIN_PASSWORD).await;
+    (app, process)
 }

@@ -10,5 +10,7 @@ mod health;
 mod helpers;
 mod pagination;
 mod products;
+mod promos;
+mod reservations;
 mod segments;
 mod stores;
