@@ -26,6 +26,7 @@ pub struct Application {
     port: u16,
     server: Server,
     pool: DbPool,
+    engine: Engine,
     generated_admin_password: Option<String>,
 }
 
@@ -39,7 +40,7 @@ impl Application {
         let port = listener.local_addr()?.port();
         let engine = start_engine(&pool, &config).await?;
         let state = web::Data::new(AppState {
-            engine,
+            engine: engine.clone(),
             pool: pool.clone(),
             config: Arc::new(config.clone()),
             credentials: CredentialCache::new(CREDENTIAL_TTL),
@@ -54,6 +55,7 @@ impl Application {
             port,
             server,
             pool,
+            engine,
             generated_admin_password,
         })
     }
@@ -66,6 +68,11 @@ impl Application {
     /// The database pool the service uses.
     pub fn pool(&self) -> &DbPool {
         &self.pool
+    }
+
+    /// The long-lived actors (for benches and tools that talk to them directly).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
     }
 
     /// A password generated for a newly created admin, to be shown once.

@@ -1,9 +1,10 @@
 //! `AudienceIndex`: every shopper's location and segments, in memory.
 //!
 //! Owns a map user → [`AudienceMember`] (eligibility checks without a database
-//! query) and an rstar R-tree of their locations as 3D unit vectors, so "who is
-//! within r km" is a chord-length query: exact great-circle distance, with no
-//! distortion at the poles or the antimeridian. Loaded at boot; REST and
+//! query) and, per segment, an rstar R-tree of its members' locations as 3D
+//! unit vectors, so "who of these segments is within r km" walks only the
+//! targeted clients and is a chord-length query: exact great-circle distance,
+//! with no distortion at the poles or the antimeridian. Loaded at boot; REST and
 //! WebSocket location changes update it before they answer.
 
 use std::collections::HashMap;
@@ -21,23 +22,30 @@ type IndexedPoint = GeomWithData<[f64; 3], i64>;
 /// The in-memory audience.
 pub struct AudienceIndex {
     members: HashMap<i64, AudienceMember>,
-    tree: RTree<IndexedPoint>,
+    /// One tree per segment, so a query only walks the clients a promo targets.
+    trees: HashMap<i64, RTree<IndexedPoint>>,
 }
 
 impl AudienceIndex {
-    /// Builds the index from every member at once (bulk-loaded tree).
+    /// Builds the index from every member at once (bulk-loaded trees).
     pub fn new(members: Vec<AudienceMember>) -> AudienceIndex {
-        let points = members
-            .iter()
-            .filter_map(|member| {
-                Some(IndexedPoint::new(
-                    member.location?.unit_vector(),
-                    member.user_id,
-                ))
-            })
-            .collect();
+        let mut points: HashMap<i64, Vec<IndexedPoint>> = HashMap::new();
+        for member in &members {
+            let Some(location) = member.location else {
+                continue;
+            };
+            for segment_id in &member.segment_ids {
+                points
+                    .entry(*segment_id)
+                    .or_default()
+                    .push(IndexedPoint::new(location.unit_vector(), member.user_id));
+            }
+        }
         AudienceIndex {
-            tree: RTree::bulk_load(points),
+            trees: points
+                .into_iter()
+                .map(|(segment_id, points)| (segment_id, RTree::bulk_load(points)))
+                .collect(),
             members: members
                 .into_iter()
                 .map(|member| (member.user_id, member))
@@ -48,8 +56,12 @@ impl AudienceIndex {
     fn remove(&mut self, user_id: i64) -> Option<AudienceMember> {
         let old = self.members.remove(&user_id)?;
         if let Some(location) = old.location {
-            self.tree
-                .remove(&IndexedPoint::new(location.unit_vector(), user_id));
+            let point = IndexedPoint::new(location.unit_vector(), user_id);
+            for segment_id in &old.segment_ids {
+                if let Some(tree) = self.trees.get_mut(segment_id) {
+                    tree.remove(&point);
+                }
+            }
         }
         Some(old)
     }
@@ -57,13 +69,16 @@ impl AudienceIndex {
     fn put(&mut self, member: AudienceMember) {
         self.remove(member.user_id);
         if let Some(location) = member.location {
-            self.tree
-                .insert(IndexedPoint::new(location.unit_vector(), member.user_id));
+            let point = IndexedPoint::new(location.unit_vector(), member.user_id);
+            for segment_id in &member.segment_ids {
+                self.trees.entry(*segment_id).or_default().insert(point);
+            }
         }
         self.members.insert(member.user_id, member);
     }
 
-    /// The members within `radius_km` of `center` that are in any of `segment_ids`.
+    /// The members within `radius_km` of `center` that are in any of
+    /// `segment_ids`, each once, with their distance in km.
     pub fn within_radius(
         &self,
         center: GeoPoint,
@@ -71,24 +86,26 @@ impl AudienceIndex {
         segment_ids: &[i64],
     ) -> Vec<(i64, f64)> {
         let chord = chord_for_km(radius_km);
-        self.tree
-            .locate_within_distance(center.unit_vector(), chord * chord)
-            .filter(|point| {
-                self.members.get(&point.data).is_some_and(|member| {
-                    member.segment_ids.iter().any(|id| segment_ids.contains(id))
-                })
-            })
-            .map(|point| {
-                let [x1, y1, z1] = *point.geom();
-                let [x2, y2, z2] = center.unit_vector();
-                let chord = ((x1 - x2).powi(2) + (y1 - y2).powi(2) + (z1 - z2).powi(2)).sqrt();
-                (
-                    point.data,
-                    2.0 * EARTH_RADIUS_KM * (chord / 2.0).min(1.0).asin(),
-                )
-            })
-            .collect()
+        let origin = center.unit_vector();
+        let mut found: Vec<(i64, f64)> = segment_ids
+            .iter()
+            .filter_map(|segment_id| self.trees.get(segment_id))
+            .flat_map(|tree| tree.locate_within_distance(origin, chord * chord))
+            .map(|point| (point.data, arc_km(origin, *point.geom())))
+            .collect();
+        if segment_ids.len() > 1 {
+            // A client in several of the segments was found once per segment.
+            found.sort_unstable_by_key(|(user_id, _)| *user_id);
+            found.dedup_by_key(|(user_id, _)| *user_id);
+        }
+        found
     }
+}
+
+/// Great-circle distance between two unit vectors, from their chord.
+fn arc_km(a: [f64; 3], b: [f64; 3]) -> f64 {
+    let chord = ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2) + (a[2] - b[2]).powi(2)).sqrt();
+    2.0 * EARTH_RADIUS_KM * (chord / 2.0).min(1.0).asin()
 }
 
 impl Actor for AudienceIndex {
@@ -184,6 +201,13 @@ mod tests {
         let found = index.within_radius(center, 2.0, &[1]);
         assert_eq!(found.iter().map(|(id, _)| *id).collect::<Vec<_>>(), vec![1]);
         assert!(found[0].1 < 1e-6);
+    }
+
+    #[test]
+    fn a_member_of_several_targeted_segments_is_found_once() {
+        let index = AudienceIndex::new(vec![member(1, 0.0, 0.0, &[1, 2])]);
+        let center = GeoPoint::parse(0.0, 0.0).unwrap();
+        assert_eq!(index.within_radius(center, 1.0, &[1, 2]).len(), 1);
     }
 
     #[test]
