@@ -14,7 +14,7 @@ use rstar::primitives::GeomWithData;
 use rstar::RTree;
 
 use crate::domain::eligibility::AudienceMember;
-use crate::domain::geo::{chord_for_km, EARTH_RADIUS_KM};
+use crate::domain::geo::{chord_between, chord_for_km, km_from_chord};
 use crate::domain::GeoPoint;
 
 type IndexedPoint = GeomWithData<[f64; 3], i64>;
@@ -91,7 +91,12 @@ impl AudienceIndex {
             .iter()
             .filter_map(|segment_id| self.trees.get(segment_id))
             .flat_map(|tree| tree.locate_within_distance(origin, chord * chord))
-            .map(|point| (point.data, arc_km(origin, *point.geom())))
+            .map(|point| {
+                (
+                    point.data,
+                    km_from_chord(chord_between(origin, *point.geom())),
+                )
+            })
             .collect();
         if segment_ids.len() > 1 {
             // A client in several of the segments was found once per segment.
@@ -100,12 +105,6 @@ impl AudienceIndex {
         }
         found
     }
-}
-
-/// Great-circle distance between two unit vectors, from their chord.
-fn arc_km(a: [f64; 3], b: [f64; 3]) -> f64 {
-    let chord = ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2) + (a[2] - b[2]).powi(2)).sqrt();
-    2.0 * EARTH_RADIUS_KM * (chord / 2.0).min(1.0).asin()
 }
 
 impl Actor for AudienceIndex {

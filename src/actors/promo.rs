@@ -8,7 +8,9 @@
 //! never sits idle waiting on the database. If a batch fails, its decisions
 //! are undone in reverse order and answered 503; expiries are retried instead.
 //!
-//! Each hold has a timer that releases it at `expires_at`. On start the actor
+//! Each hold is released at its `expires_at` by one alarm per actor, set for
+//! the earliest deadline of an ordered set: a timer per hold would make the
+//! actor poll thousands of timers on every message. On start the actor
 //! reloads its promo, sold count and live holds from PostgreSQL and resumes
 //! their timers with the remaining time, so a restart changes nothing a client
 //! can see. It reports every committed change to the registry
@@ -17,11 +19,11 @@
 //! Sent by: the [`PromoRegistry`] (which forwards HTTP requests). Emits:
 //! `StockChanged` and `PromoActorStopped` to the registry.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use actix::prelude::*;
-use chrono::{SubsecRound, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use futures_util::future::ready;
 use tokio::sync::oneshot;
 use uuid::Uuid;
@@ -62,7 +64,11 @@ pub struct PromoActor {
     hold_for: chrono::Duration,
     pool: DbPool,
     registry: Addr<PromoRegistry>,
-    timers: HashMap<Uuid, SpawnHandle>,
+    /// Hold expiries in time order, and each hold's deadline, for removal.
+    deadlines: BTreeSet<(DateTime<Utc>, Uuid)>,
+    deadline_of: HashMap<Uuid, DateTime<Utc>>,
+    /// The one timer of this actor, set for the earliest deadline.
+    alarm: Option<(DateTime<Utc>, SpawnHandle)>,
     queue: Vec<Pending>,
     writing: bool,
     closing: bool,
@@ -89,12 +95,9 @@ enum Pending {
 }
 
 impl Pending {
-    fn write(&self, promo_id: i64) -> StockWrite {
+    fn write(&self) -> StockWrite {
         match self {
-            Pending::Reserve { hold, .. } => StockWrite::InsertHold {
-                promo_id,
-                hold: hold.clone(),
-            },
+            Pending::Reserve { hold, .. } => StockWrite::InsertHold { hold: hold.clone() },
             Pending::Complete { hold, .. } => StockWrite::Complete {
                 reservation_id: hold.reservation_id,
             },
@@ -122,7 +125,9 @@ impl PromoActor {
             hold_for: chrono::Duration::from_std(hold_for).unwrap_or(chrono::Duration::seconds(60)),
             pool,
             registry,
-            timers: HashMap::new(),
+            deadlines: BTreeSet::new(),
+            deadline_of: HashMap::new(),
+            alarm: None,
             queue: Vec::new(),
             writing: false,
             closing: false,
@@ -146,36 +151,57 @@ impl PromoActor {
         self.report(ctx);
     }
 
+    /// Schedules the expiry of `hold` (replacing an earlier schedule of it).
     fn arm_timer(&mut self, hold: &Hold, ctx: &mut Context<Self>) {
-        let delay = (hold.expires_at - Utc::now())
-            .to_std()
-            .unwrap_or(Duration::ZERO);
-        let reservation_id = hold.reservation_id;
-        let handle = ctx.run_later(delay, move |actor, ctx| {
-            actor.on_hold_timer(reservation_id, ctx)
-        });
-        if let Some(old) = self.timers.insert(reservation_id, handle) {
-            ctx.cancel_future(old);
+        let id = hold.reservation_id;
+        if let Some(old) = self.deadline_of.insert(id, hold.expires_at) {
+            self.deadlines.remove(&(old, id));
+        }
+        self.deadlines.insert((hold.expires_at, id));
+        self.set_alarm(ctx);
+    }
+
+    /// Forgets the expiry of a hold that was sold or released. The alarm is
+    /// left as it is: waking up with nothing due only re-arms it.
+    fn disarm_timer(&mut self, reservation_id: &Uuid, _: &mut Context<Self>) {
+        if let Some(at) = self.deadline_of.remove(reservation_id) {
+            self.deadlines.remove(&(at, *reservation_id));
         }
     }
 
-    fn disarm_timer(&mut self, reservation_id: &Uuid, ctx: &mut Context<Self>) {
-        if let Some(handle) = self.timers.remove(reservation_id) {
+    /// Makes sure the single alarm rings at the earliest deadline.
+    fn set_alarm(&mut self, ctx: &mut Context<Self>) {
+        let Some(&(next, _)) = self.deadlines.first() else {
+            return;
+        };
+        if self.alarm.as_ref().is_some_and(|(at, _)| *at <= next) {
+            return;
+        }
+        if let Some((_, handle)) = self.alarm.take() {
             ctx.cancel_future(handle);
         }
+        let delay = (next - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+        let handle = ctx.run_later(delay, |actor, ctx| actor.on_alarm(ctx));
+        self.alarm = Some((next, handle));
     }
 
-    fn on_hold_timer(&mut self, reservation_id: Uuid, ctx: &mut Context<Self>) {
-        self.timers.remove(&reservation_id);
-        match self.stock.expire(&reservation_id, Utc::now()) {
-            Some(hold) => self.enqueue(Pending::Expire { hold }, ctx),
-            // The timer fired a little early (clocks differ): wait the rest.
-            None => {
-                if let Some(hold) = self.stock.hold(&reservation_id).cloned() {
-                    self.arm_timer(&hold, ctx);
-                }
+    /// Releases every hold whose deadline has passed, then re-arms.
+    fn on_alarm(&mut self, ctx: &mut Context<Self>) {
+        self.alarm = None;
+        let now = Utc::now();
+        while let Some(&(at, reservation_id)) = self.deadlines.first() {
+            // The alarm may ring a hair early (monotonic and wall clocks differ).
+            if at > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            self.deadline_of.remove(&reservation_id);
+            if let Some(hold) = self.stock.expire(&reservation_id, now) {
+                self.queue.push(Pending::Expire { hold });
             }
         }
+        self.flush(ctx);
+        self.set_alarm(ctx);
     }
 
     fn enqueue(&mut self, pending: Pending, ctx: &mut Context<Self>) {
@@ -190,12 +216,11 @@ impl PromoActor {
         }
         self.writing = true;
         let batch = std::mem::take(&mut self.queue);
-        let writes: Vec<StockWrite> = batch
-            .iter()
-            .map(|pending| pending.write(self.promo.id))
-            .collect();
+        let writes: Vec<StockWrite> = batch.iter().map(|pending| pending.write()).collect();
         let pool = self.pool.clone();
-        let write = async move { db::reservations::apply_stock_writes(&pool, &writes).await };
+        let promo_id = self.promo.id;
+        let write =
+            async move { db::reservations::apply_stock_writes(&pool, promo_id, &writes).await };
         ctx.spawn(write.into_actor(self).map(move |result, actor, ctx| {
             actor.writing = false;
             match result {

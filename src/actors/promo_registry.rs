@@ -21,11 +21,13 @@ use super::promo::{
     Cancel, Close, Complete, Deactivate, PrepareQuantity, PromoActor, PromoRefusal, Redefine,
     Reserve, Shutdown,
 };
-use crate::db::{self, DbPool};
-use crate::domain::eligibility::{check_eligibility, AudienceMember};
-use crate::domain::promo::{FlashPromo, PromoStatus};
+use crate::db::{self, DbPool, Listing, PageWindow};
+use crate::domain::eligibility::{store_location, AudienceMember};
+use crate::domain::geo::{chord_between, chord_for_km, km_from_chord};
+use crate::domain::promo::{status_at, FlashPromo, PromoStatus};
 use crate::domain::reservation::Reservation;
 use crate::domain::stock::QuantityBelowCommitted;
+use crate::domain::GeoPoint;
 
 /// The longest the registry sleeps between checks, whatever the schedule says.
 const MAX_TICK: Duration = Duration::from_secs(30);
@@ -36,6 +38,33 @@ const RESTART_DELAY: Duration = Duration::from_secs(1);
 struct Entry {
     promo: FlashPromo,
     actor: Option<Addr<PromoActor>>,
+    /// The store as a unit vector and the radius as a chord, so the
+    /// eligibility scan compares straight-line distances (no trigonometry).
+    store: [f64; 3],
+    radius_chord: f64,
+}
+
+impl Entry {
+    fn new(promo: FlashPromo) -> Entry {
+        let mut entry = Entry {
+            store: [0.0; 3],
+            radius_chord: 0.0,
+            promo,
+            actor: None,
+        };
+        entry.set_promo(entry.promo.clone());
+        entry
+    }
+
+    fn set_promo(&mut self, promo: FlashPromo) {
+        self.store = store_location(&promo).map_or([0.0; 3], GeoPoint::unit_vector);
+        self.radius_chord = chord_for_km(promo.max_distance_km);
+        self.promo = promo;
+    }
+
+    fn has_units_left(&self) -> bool {
+        self.promo.quantity > self.promo.held + self.promo.sold
+    }
 }
 
 /// The registry of live promos.
@@ -105,12 +134,18 @@ impl PromoRegistry {
         self.next_tick = Some(ctx.run_later(delay, |registry, ctx| registry.reconcile(ctx)));
     }
 
-    fn snapshot(&self, now: DateTime<Utc>) -> impl Iterator<Item = FlashPromo> + '_ {
-        self.entries.values().map(move |entry| {
-            entry
-                .promo
-                .clone()
-                .with_counts(entry.promo.held, entry.promo.sold, now)
+    /// Entries whose promo runs now, without cloning any.
+    fn running_now(&self, now: DateTime<Utc>) -> impl Iterator<Item = &Entry> + '_ {
+        self.entries.values().filter(move |entry| {
+            let promo = &entry.promo;
+            status_at(
+                promo.is_active,
+                promo.start_time,
+                promo.end_time,
+                promo.quantity,
+                promo.sold,
+                now,
+            ) == PromoStatus::Running
         })
     }
 
@@ -130,9 +165,7 @@ impl Actor for PromoRegistry {
             match loaded {
                 Ok(promos) => {
                     for promo in promos {
-                        registry
-                            .entries
-                            .insert(promo.id, Entry { promo, actor: None });
+                        registry.entries.insert(promo.id, Entry::new(promo));
                     }
                 }
                 Err(error) => tracing::error!(%error, "could not load live promos; retrying"),
@@ -173,16 +206,20 @@ pub struct PromoActorStopped {
     pub promo_id: i64,
 }
 
-/// Every promo running now, in id order.
+/// One page of the promos running now, in id order.
 #[derive(Message)]
-#[rtype(result = "Vec<FlashPromo>")]
-pub struct GetRunning;
+#[rtype(result = "Listing<FlashPromo>")]
+pub struct GetRunning {
+    pub window: PageWindow,
+}
 
-/// The running promos a member may reserve, nearest first, with distances in km.
+/// One page of the running promos a member may reserve, nearest first, with
+/// distances in km.
 #[derive(Message)]
-#[rtype(result = "Vec<(FlashPromo, f64)>")]
+#[rtype(result = "Listing<(FlashPromo, f64)>")]
 pub struct FindEligible {
     pub member: AudienceMember,
+    pub window: PageWindow,
 }
 
 /// Routes a reservation to the promo's actor.
@@ -233,10 +270,10 @@ impl Handler<PromoChanged> for PromoRegistry {
                         promo: promo.clone(),
                     });
                 }
-                entry.promo = promo;
+                entry.set_promo(promo);
             }
             None => {
-                self.entries.insert(promo.id, Entry { promo, actor: None });
+                self.entries.insert(promo.id, Entry::new(promo));
             }
         }
         self.reconcile(ctx);
@@ -290,33 +327,84 @@ impl Handler<PromoActorStopped> for PromoRegistry {
 }
 
 impl Handler<GetRunning> for PromoRegistry {
-    type Result = Vec<FlashPromo>;
+    type Result = MessageResult<GetRunning>;
 
-    fn handle(&mut self, _: GetRunning, _: &mut Self::Context) -> Self::Result {
-        let mut running: Vec<FlashPromo> = self
-            .snapshot(Utc::now())
-            .filter(|promo| promo.status == PromoStatus::Running)
-            .collect();
-        running.sort_by_key(|promo| promo.id);
-        running
+    fn handle(&mut self, message: GetRunning, _: &mut Self::Context) -> Self::Result {
+        let now = Utc::now();
+        let mut running: Vec<&FlashPromo> =
+            self.running_now(now).map(|entry| &entry.promo).collect();
+        running.sort_unstable_by_key(|promo| promo.id);
+        MessageResult(page_of(running, message.window, |promo| {
+            counted(promo, now)
+        }))
     }
 }
 
 impl Handler<FindEligible> for PromoRegistry {
-    type Result = Vec<(FlashPromo, f64)>;
+    type Result = MessageResult<FindEligible>;
 
+    /// Segment and distance checks on every running promo, then only the
+    /// requested page is ordered in full and cloned.
     fn handle(&mut self, message: FindEligible, _: &mut Self::Context) -> Self::Result {
-        let mut eligible: Vec<(FlashPromo, f64)> = self
-            .snapshot(Utc::now())
-            .filter(|promo| promo.status == PromoStatus::Running && promo.available > 0)
-            .filter_map(|promo| {
-                let distance = check_eligibility(&promo, &message.member).ok()?;
-                Some((promo, distance))
+        let now = Utc::now();
+        let member = &message.member;
+        let Some(origin) = member.location.map(GeoPoint::unit_vector) else {
+            return MessageResult(Listing {
+                total: 0,
+                items: Vec::new(),
+            });
+        };
+        let mut eligible: Vec<(&FlashPromo, f64)> = self
+            .running_now(now)
+            .filter(|entry| entry.has_units_left())
+            .filter(|entry| {
+                entry
+                    .promo
+                    .segment_ids()
+                    .any(|id| member.segment_ids.contains(&id))
             })
+            .map(|entry| {
+                (
+                    &entry.promo,
+                    chord_between(origin, entry.store),
+                    entry.radius_chord,
+                )
+            })
+            .filter(|(_, chord, radius)| chord <= radius)
+            .map(|(promo, chord, _)| (promo, chord))
             .collect();
-        eligible.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.id.cmp(&b.0.id)));
-        eligible
+        let nearest_first = |a: &(&FlashPromo, f64), b: &(&FlashPromo, f64)| {
+            a.1.total_cmp(&b.1).then(a.0.id.cmp(&b.0.id))
+        };
+        let needed =
+            usize::try_from(message.window.offset + message.window.limit).unwrap_or(usize::MAX);
+        if needed < eligible.len() {
+            eligible.select_nth_unstable_by(needed, nearest_first);
+            eligible[..needed].sort_unstable_by(nearest_first);
+        } else {
+            eligible.sort_unstable_by(nearest_first);
+        }
+        MessageResult(page_of(eligible, message.window, |(promo, chord)| {
+            (counted(promo, now), km_from_chord(chord))
+        }))
     }
+}
+
+/// A promo with its counts and status as of `now`.
+fn counted(promo: &FlashPromo, now: DateTime<Utc>) -> FlashPromo {
+    promo.clone().with_counts(promo.held, promo.sold, now)
+}
+
+/// Cuts one page out of a sorted listing, cloning only that page.
+fn page_of<T, U>(items: Vec<T>, window: PageWindow, finish: impl Fn(T) -> U) -> Listing<U> {
+    let total = i64::try_from(items.len()).unwrap_or(i64::MAX);
+    let page = items
+        .into_iter()
+        .skip(usize::try_from(window.offset).unwrap_or(usize::MAX))
+        .take(usize::try_from(window.limit).unwrap_or(0))
+        .map(finish)
+        .collect();
+    Listing { total, items: page }
 }
 
 impl Handler<ReserveUnit> for PromoRegistry {

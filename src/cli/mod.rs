@@ -4,6 +4,7 @@
 //! an actix system (the actors and the HTTP server need one).
 
 mod demo_data;
+mod loadgen;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -33,6 +34,9 @@ enum Command {
     Migrate,
     /// Load the demo data set (idempotent: existing demo rows are kept).
     DemoData(DemoSize),
+    /// Generate load against a running service and report what it sustains.
+    #[command(subcommand)]
+    Loadgen(loadgen::Scenario),
 }
 
 impl Cli {
@@ -51,6 +55,10 @@ impl Cli {
                 Command::DemoData(size) => {
                     let pool = crate::startup::prepare_database(&config).await?;
                     demo_data::load(&pool, &size).await
+                }
+                Command::Loadgen(scenario) => {
+                    let pool = crate::db::create_pool(&config.database_url, 4)?;
+                    loadgen::run(&config, &pool, scenario).await
                 }
             }
         })

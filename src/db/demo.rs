@@ -12,6 +12,7 @@ use tokio_postgres::types::Type;
 
 use super::{quote_identifier, DbError, DbPool};
 use crate::domain::entities::Store;
+use crate::domain::secrets::{issue_token, IssuedToken};
 use crate::domain::{GeoPoint, Money, Name};
 
 /// One shopper of a batch.
@@ -218,4 +219,53 @@ async fn copy_batch(client: &Transaction<'_>, batch: &[DemoClient]) -> Result<()
     }
     writer.finish().await?;
     Ok(())
+}
+
+/// Shoppers for load tests and integration tests: `count` accounts named
+/// `<prefix>0000…` in `segment_ids`, without location or password, each with a
+/// fresh API token. Returns `(user_id, username, token)` in name order.
+/// (Hashing a password per shopper would dominate a test; tokens are what
+/// these callers use.)
+pub async fn insert_token_shoppers(
+    pool: &DbPool,
+    prefix: &str,
+    count: usize,
+    segment_ids: &[i64],
+) -> Result<Vec<(i64, String, String)>, DbError> {
+    let usernames: Vec<String> = (0..count)
+        .map(|index| format!("{prefix}{index:05}"))
+        .collect();
+    let tokens: Vec<IssuedToken> = (0..count).map(|_| issue_token()).collect();
+    let hashes: Vec<&[u8]> = tokens.iter().map(|token| token.hash.as_slice()).collect();
+    let client = pool.get().await?;
+    let rows = client
+        .query(
+            "WITH new_users AS (
+                 INSERT INTO users (username, password_hash)
+                 SELECT username, '!' FROM unnest($1::text[]) AS username RETURNING id, username
+             ), profiles AS (
+                 INSERT INTO client_profiles (user_id) SELECT id FROM new_users RETURNING id, user_id
+             ), memberships AS (
+                 INSERT INTO client_segments (client_profile_id, segment_id)
+                 SELECT p.id, s FROM profiles p CROSS JOIN unnest($2::bigint[]) AS s
+             ), tokens AS (
+                 INSERT INTO auth_tokens (token_hash, user_id)
+                 SELECT t.hash, u.id FROM unnest($1::text[], $3::bytea[]) AS t(username, hash)
+                 JOIN new_users u USING (username)
+             )
+             SELECT id, username FROM new_users ORDER BY username",
+            &[&usernames, &segment_ids, &hashes],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let username: String = row.get(1);
+            let index = usernames
+                .iter()
+                .position(|name| *name == username)
+                .unwrap_or(0);
+            (row.get(0), username, tokens[index].text.clone())
+        })
+        .collect())
 }

@@ -1,7 +1,9 @@
 //! SQL for `promo_reservations`: the PromoActor's batched stock writes, the
 //! reload of live holds after a restart, and a shopper's own reservations.
 
-use chrono::Utc;
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
 use futures_util::future::{try_join_all, BoxFuture};
 use futures_util::FutureExt;
 use tokio_postgres::Row;
@@ -11,101 +13,175 @@ use super::{DbError, DbPool, Listing, PageWindow};
 use crate::domain::reservation::{ReservationRecord, ReservationStatus};
 use crate::domain::stock::Hold;
 
-/// One stock decision to make durable.
+/// One stock decision of a promo to make durable.
 #[derive(Debug, Clone)]
 pub enum StockWrite {
     /// A new hold: inserts the reservation row.
-    InsertHold { promo_id: i64, hold: Hold },
+    InsertHold { hold: Hold },
     /// A sale: marks the reservation completed and counts the unit sold.
     Complete { reservation_id: Uuid },
-    /// The holder let go.
+    /// The holder let go (or the promo was switched off).
     Cancel { reservation_id: Uuid },
-    /// The hold ran out (or its promo was switched off).
+    /// The hold ran out.
     Expire { reservation_id: Uuid },
 }
 
-const INSERT_HOLD: &str = "INSERT INTO promo_reservations \
-    (reservation_id, promo_id, user_id, status, created_at, expires_at) \
-    VALUES ($1, $2, $3, 'held', $4, $5) RETURNING id";
-const COMPLETE: &str = "WITH done AS (UPDATE promo_reservations SET status = 'completed', \
-    completed_at = now() WHERE reservation_id = $1 AND status = 'held' RETURNING promo_id) \
-    UPDATE flash_promos SET sold = sold + 1 WHERE id = (SELECT promo_id FROM done) RETURNING id";
-const CANCEL: &str = "UPDATE promo_reservations SET status = 'cancelled', cancelled_at = now() \
-    WHERE reservation_id = $1 AND status = 'held'";
-const EXPIRE: &str = "UPDATE promo_reservations SET status = 'expired' \
-    WHERE reservation_id = $1 AND status = 'held'";
+/// The kinds of write, so that consecutive writes of one kind go as one statement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WriteKind {
+    Insert,
+    Complete,
+    Cancel,
+    Expire,
+}
 
-/// Applies `writes` in order in one transaction, pipelined on one connection.
-/// Returns the row id of each inserted hold (`None` for other writes). Either
-/// every write commits or none does; a sale or cancel that finds no held row
-/// fails the batch, since memory and the database would disagree.
+impl StockWrite {
+    fn kind(&self) -> WriteKind {
+        match self {
+            StockWrite::InsertHold { .. } => WriteKind::Insert,
+            StockWrite::Complete { .. } => WriteKind::Complete,
+            StockWrite::Cancel { .. } => WriteKind::Cancel,
+            StockWrite::Expire { .. } => WriteKind::Expire,
+        }
+    }
+
+    fn reservation_id(&self) -> Uuid {
+        match self {
+            StockWrite::InsertHold { hold } => hold.reservation_id,
+            StockWrite::Complete { reservation_id }
+            | StockWrite::Cancel { reservation_id }
+            | StockWrite::Expire { reservation_id } => *reservation_id,
+        }
+    }
+}
+
+const INSERT_HOLDS: &str = "INSERT INTO promo_reservations \
+    (reservation_id, promo_id, user_id, status, created_at, expires_at) \
+    SELECT held.reservation_id, $1, held.user_id, 'held', held.created_at, held.expires_at \
+    FROM unnest($2::uuid[], $3::bigint[], $4::timestamptz[], $5::timestamptz[]) \
+    AS held(reservation_id, user_id, created_at, expires_at) RETURNING id, reservation_id";
+const COMPLETE: &str = "WITH done AS (UPDATE promo_reservations SET status = 'completed', \
+    completed_at = now() WHERE reservation_id = ANY($2) AND promo_id = $1 AND status = 'held' \
+    RETURNING 1) UPDATE flash_promos SET sold = sold + (SELECT count(*) FROM done) \
+    WHERE id = $1 RETURNING (SELECT count(*) FROM done)";
+const CANCEL: &str = "UPDATE promo_reservations SET status = 'cancelled', cancelled_at = now() \
+    WHERE reservation_id = ANY($2) AND promo_id = $1 AND status = 'held'";
+const EXPIRE: &str = "UPDATE promo_reservations SET status = 'expired' \
+    WHERE reservation_id = ANY($2) AND promo_id = $1 AND status = 'held'";
+
+/// Applies one promo's `writes` in order, in one transaction. Consecutive
+/// writes of one kind go as one statement, and the statements are pipelined
+/// (all sent before any answer is awaited), so a batch costs about one round
+/// trip and one commit. Returns the row id of each inserted hold (`None` for
+/// other writes). Either every write commits or none does; a sale or cancel
+/// that finds no held row fails the batch, since memory and the database
+/// would disagree.
 #[tracing::instrument(skip_all, fields(writes = writes.len()))]
 pub async fn apply_stock_writes(
     pool: &DbPool,
+    promo_id: i64,
     writes: &[StockWrite],
 ) -> Result<Vec<Option<i64>>, DbError> {
     let mut client = pool.get().await?;
     let transaction = client.transaction().await?;
-    let insert = transaction.prepare_cached(INSERT_HOLD).await?;
-    let complete = transaction.prepare_cached(COMPLETE).await?;
-    let cancel = transaction.prepare_cached(CANCEL).await?;
-    let expire = transaction.prepare_cached(EXPIRE).await?;
-    let ids = run_in_order(&transaction, writes, [&insert, &complete, &cancel, &expire]).await?;
+    let mut runs: Vec<&[StockWrite]> = Vec::new();
+    let mut rest = writes;
+    while let Some(first) = rest.first() {
+        let length = rest
+            .iter()
+            .take_while(|write| write.kind() == first.kind())
+            .count();
+        let (run, after) = rest.split_at(length);
+        runs.push(run);
+        rest = after;
+    }
+    let pending: Vec<BoxFuture<'_, Result<Vec<Option<i64>>, DbError>>> = runs
+        .into_iter()
+        .map(|run| apply_run(&transaction, promo_id, run).boxed())
+        .collect();
+    let ids = try_join_all(pending).await?.concat();
     transaction.commit().await?;
     Ok(ids)
 }
 
-/// Sends every write before awaiting any (pipelining); the server runs them in order.
-async fn run_in_order(
+/// One run of same-kind writes as one statement.
+async fn apply_run(
     transaction: &deadpool_postgres::Transaction<'_>,
-    writes: &[StockWrite],
-    [insert, complete, cancel, expire]: [&tokio_postgres::Statement; 4],
+    promo_id: i64,
+    run: &[StockWrite],
 ) -> Result<Vec<Option<i64>>, DbError> {
-    let pending: Vec<BoxFuture<'_, Result<Option<i64>, DbError>>> = writes
+    let reservation_ids: Vec<Uuid> = run.iter().map(StockWrite::reservation_id).collect();
+    let expected = i64::try_from(run.len()).unwrap_or(i64::MAX);
+    match run.first().map(StockWrite::kind) {
+        None => Ok(Vec::new()),
+        Some(WriteKind::Insert) => insert_holds(transaction, promo_id, run).await,
+        Some(WriteKind::Complete) => {
+            let statement = transaction.prepare_cached(COMPLETE).await?;
+            let row = transaction
+                .query_opt(&statement, &[&promo_id, &reservation_ids])
+                .await?;
+            match row.map(|row| row.get::<_, i64>(0)) {
+                Some(done) if done == expected => Ok(vec![None; run.len()]),
+                done => Err(DbError::Corrupt(format!(
+                    "sold {done:?} of {expected} held units"
+                ))),
+            }
+        }
+        Some(WriteKind::Cancel) => {
+            let statement = transaction.prepare_cached(CANCEL).await?;
+            let done = transaction
+                .execute(&statement, &[&promo_id, &reservation_ids])
+                .await?;
+            if i64::try_from(done).ok() == Some(expected) {
+                Ok(vec![None; run.len()])
+            } else {
+                Err(DbError::Corrupt(format!(
+                    "cancelled {done} of {expected} held units"
+                )))
+            }
+        }
+        Some(WriteKind::Expire) => {
+            let statement = transaction.prepare_cached(EXPIRE).await?;
+            transaction
+                .execute(&statement, &[&promo_id, &reservation_ids])
+                .await?;
+            Ok(vec![None; run.len()])
+        }
+    }
+}
+
+async fn insert_holds(
+    transaction: &deadpool_postgres::Transaction<'_>,
+    promo_id: i64,
+    run: &[StockWrite],
+) -> Result<Vec<Option<i64>>, DbError> {
+    let holds: Vec<&Hold> = run
         .iter()
-        .map(|write| match write {
-            StockWrite::InsertHold { promo_id, hold } => async move {
-                let row = transaction
-                    .query_one(
-                        insert,
-                        &[
-                            &hold.reservation_id,
-                            promo_id,
-                            &hold.user_id,
-                            &hold.created_at,
-                            &hold.expires_at,
-                        ],
-                    )
-                    .await?;
-                Ok(Some(row.get::<_, i64>(0)))
-            }
-            .boxed(),
-            StockWrite::Complete { reservation_id } => async move {
-                match transaction.query_opt(complete, &[reservation_id]).await? {
-                    Some(_) => Ok(None),
-                    None => Err(DbError::Corrupt(format!(
-                        "sale of {reservation_id}: no held row"
-                    ))),
-                }
-            }
-            .boxed(),
-            StockWrite::Cancel { reservation_id } => async move {
-                match transaction.execute(cancel, &[reservation_id]).await? {
-                    1 => Ok(None),
-                    _ => Err(DbError::Corrupt(format!(
-                        "cancel of {reservation_id}: no held row"
-                    ))),
-                }
-            }
-            .boxed(),
-            StockWrite::Expire { reservation_id } => async move {
-                transaction.execute(expire, &[reservation_id]).await?;
-                Ok(None)
-            }
-            .boxed(),
+        .filter_map(|write| match write {
+            StockWrite::InsertHold { hold } => Some(hold),
+            _ => None,
         })
         .collect();
-    try_join_all(pending).await
+    let reservation_ids: Vec<Uuid> = holds.iter().map(|hold| hold.reservation_id).collect();
+    let user_ids: Vec<i64> = holds.iter().map(|hold| hold.user_id).collect();
+    let created: Vec<DateTime<Utc>> = holds.iter().map(|hold| hold.created_at).collect();
+    let expires: Vec<DateTime<Utc>> = holds.iter().map(|hold| hold.expires_at).collect();
+    let statement = transaction.prepare_cached(INSERT_HOLDS).await?;
+    let rows = transaction
+        .query(
+            &statement,
+            &[&promo_id, &reservation_ids, &user_ids, &created, &expires],
+        )
+        .await?;
+    let ids: HashMap<Uuid, i64> = rows.iter().map(|row| (row.get(1), row.get(0))).collect();
+    reservation_ids
+        .iter()
+        .map(|reservation_id| {
+            ids.get(reservation_id)
+                .map(|id| Some(*id))
+                .ok_or_else(|| DbError::Corrupt(format!("hold {reservation_id} was not inserted")))
+        })
+        .collect()
 }
 
 /// The live (`held`) reservations of a promo, expired or not.

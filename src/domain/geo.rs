@@ -109,6 +109,16 @@ impl GeoPoint {
     }
 }
 
+/// The straight-line distance between two points of the unit sphere.
+pub fn chord_between(a: [f64; 3], b: [f64; 3]) -> f64 {
+    ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2) + (a[2] - b[2]).powi(2)).sqrt()
+}
+
+/// The great-circle distance in km that a unit-sphere chord spans.
+pub fn km_from_chord(chord: f64) -> f64 {
+    2.0 * EARTH_RADIUS_KM * (chord / 2.0).min(1.0).asin()
+}
+
 /// The chord length on the unit sphere that spans `km` of great circle.
 pub fn chord_for_km(km: f64) -> f64 {
     let angle = (km / EARTH_RADIUS_KM).min(std::f64::consts::PI);

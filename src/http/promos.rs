@@ -82,10 +82,12 @@ async fn list_running_promos(
     let running = state
         .engine
         .registry
-        .send(GetRunning)
+        .send(GetRunning {
+            window: page.window(),
+        })
         .await
         .map_err(unavailable)?;
-    page.respond(&request, page_of(running, page))
+    page.respond(&request, running)
 }
 
 /// A promo with the caller's distance to its store.
@@ -114,16 +116,29 @@ async fn list_eligible_promos(
         Some(member) if member.location.is_some() => state
             .engine
             .registry
-            .send(FindEligible { member })
+            .send(FindEligible {
+                member,
+                window: page.window(),
+            })
             .await
             .map_err(unavailable)?,
-        _ => Vec::new(),
+        _ => Listing {
+            total: 0,
+            items: Vec::new(),
+        },
     };
     let items = eligible
+        .items
         .into_iter()
         .map(|(promo, distance_km)| EligiblePromo { promo, distance_km })
         .collect();
-    page.respond(&request, page_of(items, page))
+    page.respond(
+        &request,
+        Listing {
+            total: eligible.total,
+            items,
+        },
+    )
 }
 
 async fn create_promo(
@@ -336,17 +351,6 @@ impl PromoFields {
                 .unwrap_or(1),
         })
     }
-}
-
-fn page_of<T>(items: Vec<T>, page: PageRequest) -> Listing<T> {
-    let total = i64::try_from(items.len()).unwrap_or(i64::MAX);
-    let window = page.window();
-    let items = items
-        .into_iter()
-        .skip(usize::try_from(window.offset).unwrap_or(usize::MAX))
-        .take(usize::try_from(window.limit).unwrap_or(0))
-        .collect();
-    Listing { total, items }
 }
 
 /// A mailbox error: the actor is gone or overloaded.

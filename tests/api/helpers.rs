@@ -506,49 +506,26 @@ impl TestApp {
         location: (f64, f64),
         segment_ids: &[i64],
     ) -> Vec<Shopper> {
+        let created =
+            promo_engine::db::demo::insert_token_shoppers(&self.pool, prefix, count, segment_ids)
+                .await
+                .expect("shoppers inserted");
         let client = self.pool.get().await.expect("connection");
-        let usernames: Vec<String> = (0..count)
-            .map(|index| format!("{prefix}{index:04}"))
-            .collect();
-        let tokens: Vec<String> = (0..count)
-            .map(|_| uuid::Uuid::new_v4().simple().to_string())
-            .collect();
-        let hashes: Vec<Vec<u8>> = tokens
-            .iter()
-            .map(|token| promo_engine::domain::secrets::hash_token(token))
-            .collect();
-        let rows = client
-            .query(
-                "WITH new_users AS (
-                     INSERT INTO users (username, password_hash)
-                     SELECT username, '!' FROM unnest($1::text[]) AS username RETURNING id, username
-                 ), profiles AS (
-                     INSERT INTO client_profiles (user_id) SELECT id FROM new_users RETURNING id, user_id
-                 ), memberships AS (
-                     INSERT INTO client_segments (client_profile_id, segment_id)
-                     SELECT p.id, s FROM profiles p CROSS JOIN unnest($2::bigint[]) AS s
-                 ), tokens AS (
-                     INSERT INTO auth_tokens (token_hash, user_id)
-                     SELECT t.hash, u.id FROM unnest($1::text[], $3::bytea[]) AS t(username, hash)
-                     JOIN new_users u USING (username)
-                 )
-                 SELECT p.id, p.user_id, u.username FROM profiles p JOIN new_users u ON u.id = p.user_id",
-                &[&usernames, &segment_ids, &hashes],
-            )
-            .await
-            .expect("shoppers inserted");
         let mut shoppers = Vec::with_capacity(count);
-        for row in rows {
-            let username: String = row.get(2);
-            let index = usernames
-                .iter()
-                .position(|name| *name == username)
-                .expect("known username");
+        for (user_id, username, token) in created {
+            let profile_id: i64 = client
+                .query_one(
+                    "SELECT id FROM client_profiles WHERE user_id = $1",
+                    &[&user_id],
+                )
+                .await
+                .expect("profile")
+                .get(0);
             let shopper = Shopper {
-                profile_id: row.get(0),
-                user_id: row.get(1),
+                profile_id,
+                user_id,
                 username,
-                auth: Auth::Token(tokens[index].clone()),
+                auth: Auth::Token(token),
             };
             self.move_shopper(&shopper, location.0, location.1).await;
             shoppers.push(shopper);

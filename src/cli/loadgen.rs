@@ -1,0 +1,372 @@
+//! `promo-engine loadgen`: drives a running service over real HTTP and reports
+//! throughput and latency.
+//!
+//! - `reserve`: S shoppers × P running promos, every pair reserved once by C
+//!   concurrent clients: durable reservations per second through HTTP and
+//!   PostgreSQL, then a check that no promo has more holds than units.
+//! - `eligible`: P running promos around one spot and C clients asking
+//!   `eligible/` for a fixed time: requests per second and latency percentiles.
+//!
+//! It sets up its own data: stores, products, a segment and promos through the
+//! admin API (`ADMIN_USERNAME`/`ADMIN_PASSWORD`), and shoppers with tokens
+//! straight into `DATABASE_URL` (hashing a password per shopper would dominate),
+//! registered with the service through the real `PATCH me/`. Every request loop
+//! is bounded in count and time, and only targets the `--url` given.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Context};
+use futures_util::future::join_all;
+use reqwest::{Client, StatusCode};
+use serde_json::{json, Value};
+
+use crate::config::Config;
+use crate::db::{self, DbPool};
+
+/// Which load to generate.
+#[derive(Debug, clap::Subcommand)]
+pub enum Scenario {
+    /// Durable reservations per second through HTTP.
+    Reserve {
+        /// The service's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// Shoppers to create.
+        #[arg(long, default_value_t = 2_000)]
+        shoppers: usize,
+        /// Running promos to spread them over (each pair is reserved once).
+        #[arg(long, default_value_t = 5)]
+        promos: usize,
+        /// Requests in flight.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+    },
+    /// Latency of `eligible/` (default page of 10) with many running promos.
+    Eligible {
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// Running promos to create around the shoppers.
+        #[arg(long, default_value_t = 1_000)]
+        promos: usize,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// How long to measure, in seconds (at most 300).
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
+}
+
+/// Runs a scenario against the service at its `--url`.
+pub async fn run(config: &Config, pool: &DbPool, scenario: Scenario) -> anyhow::Result<()> {
+    match scenario {
+        Scenario::Reserve {
+            url,
+            shoppers,
+            promos,
+            concurrency,
+        } => {
+            let target = Target::connect(config, url).await?;
+            reserve(&target, pool, shoppers, promos.max(1), concurrency.max(1)).await
+        }
+        Scenario::Eligible {
+            url,
+            promos,
+            concurrency,
+            seconds,
+        } => {
+            let target = Target::connect(config, url).await?;
+            let duration = Duration::from_secs(seconds.clamp(1, 300));
+            eligible(&target, pool, promos.max(1), concurrency.max(1), duration).await
+        }
+    }
+}
+
+/// The service under load and an admin token for it.
+struct Target {
+    http: Client,
+    url: String,
+    admin: String,
+    tag: String,
+}
+
+impl Target {
+    async fn connect(config: &Config, url: String) -> anyhow::Result<Target> {
+        let http = Client::builder()
+            .pool_max_idle_per_host(512)
+            .timeout(Duration::from_secs(30))
+            .build()?;
+        let password = config
+            .admin_password
+            .clone()
+            .context("set ADMIN_PASSWORD to the service's admin password")?;
+        let url = url.trim_end_matches('/').to_owned();
+        let answer: Value = http
+            .post(format!("{url}/api/auth/token/"))
+            .json(&json!({"username": config.admin_username, "password": password}))
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {url}"))?
+            .json()
+            .await?;
+        let admin = answer["token"]
+            .as_str()
+            .context("admin login refused")?
+            .to_owned();
+        let tag = format!("{:x}", chrono::Utc::now().timestamp_millis());
+        Ok(Target {
+            http,
+            url,
+            admin,
+            tag,
+        })
+    }
+
+    async fn create(&self, path: &str, body: Value) -> anyhow::Result<i64> {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(&self.admin)
+            .json(&body)
+            .send()
+            .await?;
+        let status = response.status();
+        let body: Value = response.json().await?;
+        ensure!(
+            status == StatusCode::CREATED,
+            "{path} answered {status}: {body}"
+        );
+        body["id"].as_i64().context("no id in the answer")
+    }
+
+    /// A segment, and `count` running promos, each on its own product, with stores
+    /// spread up to `spread_km` around (0, 0).
+    async fn running_promos(
+        &self,
+        count: usize,
+        quantity: usize,
+        spread_km: f64,
+    ) -> anyhow::Result<(i64, Vec<i64>)> {
+        let segment = self
+            .create(
+                "/api/users/user-segments/",
+                json!({"name": format!("loadgen {}", self.tag)}),
+            )
+            .await?;
+        let stores = count.div_ceil(10);
+        let mut promos = Vec::with_capacity(count);
+        for store_index in 0..stores {
+            let offset = spread_km / 111.32 * (store_index as f64 / stores as f64);
+            let store = self
+                .create(
+                    "/api/market/stores/",
+                    json!({"name": format!("loadgen {} #{store_index}", self.tag), "latitude": offset, "longitude": -offset}),
+                )
+                .await?;
+            let on_this_store = (count - promos.len()).min(10);
+            let creations = (0..on_this_store).map(|product_index| async move {
+                let product = self
+                    .create(
+                        "/api/market/products/",
+                        json!({"store_id": store, "name": format!("item {product_index}"), "regular_price": "100.00"}),
+                    )
+                    .await?;
+                let start = chrono::Utc::now() - chrono::Duration::seconds(5);
+                self.create(
+                    "/api/promotions/flash-promos/",
+                    json!({"product_id": product, "promo_price": "50.00", "segment_ids": [segment],
+                           "start_time": start.to_rfc3339(), "end_time": (start + chrono::Duration::hours(1)).to_rfc3339(),
+                           "quantity": quantity, "max_distance_km": 2.0}),
+                )
+                .await
+            });
+            for promo in join_all(creations).await {
+                promos.push(promo?);
+            }
+        }
+        Ok((segment, promos))
+    }
+
+    /// Shoppers with tokens, placed at (0, 0) through `PATCH me/`.
+    async fn shoppers(
+        &self,
+        pool: &DbPool,
+        count: usize,
+        segment: i64,
+    ) -> anyhow::Result<Vec<String>> {
+        let created = db::demo::insert_token_shoppers(
+            pool,
+            &format!("loadgen{}_", self.tag),
+            count,
+            &[segment],
+        )
+        .await?;
+        let tokens: Vec<String> = created.into_iter().map(|(_, _, token)| token).collect();
+        for chunk in tokens.chunks(64) {
+            let moves = chunk.iter().map(|token| {
+                self.http
+                    .patch(format!("{}/api/users/clients-profiles/me/", self.url))
+                    .bearer_auth(token)
+                    .json(&json!({"latitude": 0.0, "longitude": 0.0}))
+                    .send()
+            });
+            for moved in join_all(moves).await {
+                ensure!(moved?.status().is_success(), "could not place a shopper");
+            }
+        }
+        Ok(tokens)
+    }
+}
+
+async fn reserve(
+    target: &Target,
+    pool: &DbPool,
+    shoppers: usize,
+    promos: usize,
+    concurrency: usize,
+) -> anyhow::Result<()> {
+    println!("setting up {promos} promos of {shoppers} units and {shoppers} shoppers…");
+    let (segment, promo_ids) = target.running_promos(promos, shoppers, 0.0).await?;
+    let tokens = target.shoppers(pool, shoppers, segment).await?;
+    let total = tokens.len() * promo_ids.len();
+    let next = Arc::new(AtomicUsize::new(0));
+    println!("reserving {total} units with {concurrency} requests in flight…");
+    let started = Instant::now();
+    let workers = (0..concurrency).map(|_| {
+        let next = next.clone();
+        let (tokens, promo_ids) = (&tokens, &promo_ids);
+        async move {
+            let mut samples = Vec::new();
+            loop {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                if index >= total {
+                    break samples;
+                }
+                let (token, promo) = (
+                    &tokens[index / promo_ids.len()],
+                    promo_ids[index % promo_ids.len()],
+                );
+                let sent = Instant::now();
+                let status = target
+                    .http
+                    .post(format!("{}/api/promotions/promo-reservations/", target.url))
+                    .bearer_auth(token)
+                    .json(&json!({"promo_id": promo}))
+                    .send()
+                    .await
+                    .map(|response| response.status().as_u16())
+                    .unwrap_or(0);
+                samples.push((status, sent.elapsed()));
+            }
+        }
+    });
+    let samples: Vec<(u16, Duration)> = join_all(workers).await.into_iter().flatten().collect();
+    let elapsed = started.elapsed();
+    let created = samples.iter().filter(|(status, _)| *status == 201).count();
+    report("reserve", &samples, elapsed);
+    println!(
+        "durable reservations: {created} in {elapsed:.2?} = {:.0}/s",
+        created as f64 / elapsed.as_secs_f64()
+    );
+    let client = pool.get().await?;
+    let worst: i64 = client
+        .query_one(
+            "SELECT COALESCE(max(held), 0) FROM (SELECT count(*) AS held FROM promo_reservations \
+             WHERE promo_id = ANY($1) AND status = 'held' GROUP BY promo_id) AS per_promo",
+            &[&promo_ids],
+        )
+        .await?
+        .get(0);
+    println!("most holds on one promo: {worst} (units per promo: {shoppers})");
+    ensure!(worst <= shoppers as i64, "oversold");
+    Ok(())
+}
+
+async fn eligible(
+    target: &Target,
+    pool: &DbPool,
+    promos: usize,
+    concurrency: usize,
+    duration: Duration,
+) -> anyhow::Result<()> {
+    println!("setting up {promos} running promos…");
+    let (segment, _) = target.running_promos(promos, 10, 1.5).await?;
+    let tokens = target.shoppers(pool, concurrency, segment).await?;
+    println!("asking eligible/ with {concurrency} clients for {duration:?}…");
+    let started = Instant::now();
+    let workers = tokens.iter().map(|token| async move {
+        let mut samples = Vec::new();
+        let mut listed = 0;
+        while started.elapsed() < duration {
+            let sent = Instant::now();
+            let response = target
+                .http
+                .get(format!(
+                    "{}/api/promotions/flash-promos/eligible/",
+                    target.url
+                ))
+                .bearer_auth(token)
+                .send()
+                .await;
+            let status = match response {
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    let body = response.bytes().await.unwrap_or_default();
+                    if listed == 0 {
+                        // Parse one answer only: the client's JSON work is not what is measured.
+                        let body: Value = serde_json::from_slice(&body).unwrap_or_default();
+                        listed = body["count"].as_u64().unwrap_or(0);
+                    }
+                    status
+                }
+                Err(_) => 0,
+            };
+            samples.push((status, sent.elapsed()));
+        }
+        (samples, listed)
+    });
+    let results = join_all(workers).await;
+    let listed = results.first().map_or(0, |(_, listed)| *listed);
+    let samples: Vec<(u16, Duration)> = results
+        .into_iter()
+        .flat_map(|(samples, _)| samples)
+        .collect();
+    report("eligible", &samples, started.elapsed());
+    println!("each answer listed {listed} eligible promos");
+    Ok(())
+}
+
+/// Prints counts by status, the rate, and latency percentiles.
+fn report(name: &str, samples: &[(u16, Duration)], elapsed: Duration) {
+    let mut latencies: Vec<Duration> = samples.iter().map(|(_, latency)| *latency).collect();
+    latencies.sort_unstable();
+    let percentile = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    let mut statuses: Vec<u16> = samples.iter().map(|(status, _)| *status).collect();
+    statuses.sort_unstable();
+    statuses.dedup();
+    let counts: Vec<String> = statuses
+        .iter()
+        .map(|status| {
+            format!(
+                "{status}: {}",
+                samples.iter().filter(|(s, _)| s == status).count()
+            )
+        })
+        .collect();
+    println!(
+        "{name}: {} requests in {elapsed:.2?} = {:.0}/s [{}]; latency p50 {:.2?}, p99 {:.2?}, max {:.2?}",
+        samples.len(),
+        samples.len() as f64 / elapsed.as_secs_f64(),
+        counts.join(", "),
+        percentile(0.50),
+        percentile(0.99),
+        latencies.last().copied().unwrap_or_default(),
+    );
+}
