@@ -1,6 +1,6 @@
 //! Criterion benches of the engine's in-memory hot paths:
 //! - reservation decisions of one promo's stock (what a PromoActor does per message),
-//! - the eligibility scan over 1,000 running promos (what `eligible/` does),
+//! - the eligibility check (segment + haversine) against 1,000 promos,
 //! - a 2 km radius query over 1,000,000 clients in the audience R-tree.
 //!
 //! Run with `cargo bench --bench engine`.
@@ -104,7 +104,7 @@ fn eligibility_scan(criterion: &mut Criterion) {
         location: Some(GeoPoint::parse(19.43, -99.13).unwrap()),
         segment_ids: vec![1],
     };
-    criterion.bench_function("eligible_scan_1000_running_promos", |bench| {
+    criterion.bench_function("check_eligibility_1000_promos", |bench| {
         bench.iter(|| {
             let mut eligible: Vec<(i64, f64)> = promos
                 .iter()

@@ -1,13 +1,21 @@
-//! `promo-engine serve`: builds the application, optionally loads demo data,
+//! `promo-engine serve`: optionally loads demo data, builds the application
 //! and serves until SIGINT/SIGTERM (actix drains in-flight requests first).
 
 use super::demo_data::{self, DemoSize};
 use crate::config::Config;
 use crate::db;
-use crate::startup::Application;
+use crate::startup::{prepare_database, Application};
 
 /// Serves until a shutdown signal.
 pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
+    if demo {
+        // Before the application loads its in-memory audience, so the demo
+        // shoppers are in it.
+        let pool = prepare_database(&config).await?;
+        if db::demo::is_empty(&pool).await? {
+            demo_data::load(&pool, &DemoSize::default()).await?;
+        }
+    }
     let admin_username = config.admin_username.clone();
     let app = Application::build(config).await?;
     if let Some(password) = app.generated_admin_password() {
@@ -15,9 +23,6 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
             "Created the admin account {admin_username:?} with the generated password: {password}\n\
              (shown once; set ADMIN_PASSWORD to choose it)"
         );
-    }
-    if demo && db::demo::is_empty(app.pool()).await? {
-        demo_data::load(app.pool(), &DemoSize::default()).await?;
     }
     tracing::info!(port = app.port(), "serving");
     app.run_until_stopped().await?;

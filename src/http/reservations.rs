@@ -7,7 +7,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::json;
+use serde::Serialize;
 use uuid::Uuid;
 
 use super::auth::Caller;
@@ -168,8 +168,10 @@ async fn answer_release(
     match (record.status, sell) {
         (status, _) if status == done => {
             let reservation = with_promo(state, &record).await?;
-            let label = if sell { "completed" } else { "cancelled" };
-            Ok(HttpResponse::Ok().json(json!({"status": label, "reservation": reservation})))
+            Ok(HttpResponse::Ok().json(ReleaseAnswer {
+                status: done,
+                reservation,
+            }))
         }
         (ReservationStatus::Expired, _) => {
             Err(conflict("reservation_expired", "The hold expired."))
@@ -187,6 +189,13 @@ async fn answer_release(
             "the reservation is changing; retry".into(),
         )),
     }
+}
+
+/// The answer to a complete or cancel: the new status and the reservation.
+#[derive(Serialize)]
+struct ReleaseAnswer {
+    status: ReservationStatus,
+    reservation: Reservation,
 }
 
 async fn list_reservations(

@@ -108,3 +108,38 @@ async fn demo_data_loads_the_originals_data_set_once() {
         .get(0);
     assert_eq!(keys, 3);
 }
+
+#[actix_web::test]
+async fn serve_with_demo_data_lets_the_demo_shoppers_take_part_in_promos() {
+    let (app, _service) = crate::helpers::spawn_process_app_with(60, &["--demo"]).await;
+    let ana = app.login("ana", "shopper-pass").await;
+    let sofia = app.login("sofia", "shopper-pass").await;
+    let segments = app.get("/api/users/user-segments/", &app.admin).await;
+    let new_users = segments.body["results"][0]["id"].clone();
+    let products = app.get("/api/market/products/", &ana).await;
+    let promo = app
+        .post(
+            "/api/promotions/flash-promos/",
+            &app.admin,
+            json!({"product_id": products.body["results"][0]["id"], "promo_price": "499.00",
+                   "segment_ids": [new_users], "start_time": crate::helpers::in_seconds(-1),
+                   "end_time": crate::helpers::in_seconds(3600)}),
+        )
+        .await;
+    assert_eq!(promo.status, StatusCode::CREATED, "{:?}", promo.body);
+    let eligible = app
+        .get("/api/promotions/flash-promos/eligible/", &ana)
+        .await;
+    assert_eq!(
+        eligible.body["count"], 1,
+        "ana is 300 m away and a new user"
+    );
+    let far = app
+        .post(
+            "/api/promotions/promo-reservations/",
+            &sofia,
+            json!({"promo_id": promo.body["id"]}),
+        )
+        .await;
+    assert_eq!(far.code(), "too_far", "sofia is 5 km away");
+}

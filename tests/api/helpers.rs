@@ -566,12 +566,22 @@ pub struct ServiceProcess {
 impl ServiceProcess {
     /// Starts `promo-engine serve` on `database_url` and waits until it answers.
     pub async fn start(database_url: &str, hold_seconds: u64) -> ServiceProcess {
+        ServiceProcess::start_with(database_url, hold_seconds, &[]).await
+    }
+
+    /// Starts `promo-engine serve <extra_args>` and waits until it answers.
+    pub async fn start_with(
+        database_url: &str,
+        hold_seconds: u64,
+        extra_args: &[&str],
+    ) -> ServiceProcess {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
             .expect("a free port")
             .port();
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_promo-engine"))
             .arg("serve")
+            .args(extra_args)
             .env("DATABASE_URL", database_url)
             .env("BIND", format!("127.0.0.1:{port}"))
             .env("ADMIN_PASSWORD", ADMIN_PASSWORD)
@@ -614,8 +624,16 @@ impl Drop for ServiceProcess {
 
 /// A `TestApp` whose service is a separate process on a fresh database.
 pub async fn spawn_process_app(hold_seconds: u64) -> (TestApp, ServiceProcess) {
+    spawn_process_app_with(hold_seconds, &[]).await
+}
+
+/// A `TestApp` whose service is `serve <extra_args>` in a separate process.
+pub async fn spawn_process_app_with(
+    hold_seconds: u64,
+    extra_args: &[&str],
+) -> (TestApp, ServiceProcess) {
     let database = TestDatabase::new();
-    let process = ServiceProcess::start(&database.url(), hold_seconds).await;
+    let process = ServiceProcess::start_with(&database.url(), hold_seconds, extra_args).await;
     let pool = promo_engine::db::create_pool(&database.url(), 2).expect("pool");
     let mut app = TestApp {
         address: process.address.clone(),
