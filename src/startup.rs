@@ -12,6 +12,7 @@ use anyhow::Context;
 use actix::Actor;
 
 use crate::actors::audience::AudienceIndex;
+use crate::actors::notifier::Notifier;
 use crate::actors::promo_registry::PromoRegistry;
 use crate::actors::Engine;
 use crate::config::Config;
@@ -95,9 +96,14 @@ impl Application {
 async fn start_engine(pool: &DbPool, config: &Config) -> anyhow::Result<Engine> {
     let members = db::clients::load_audience(pool).await?;
     tracing::info!(clients = members.len(), "audience loaded");
+    let audience = AudienceIndex::new(members).start();
+    let notifier = Notifier::new(pool.clone(), audience.clone(), config.notify_timezone).start();
+    let registry =
+        PromoRegistry::new(pool.clone(), config.reservation_hold, notifier.clone()).start();
     Ok(Engine {
-        audience: AudienceIndex::new(members).start(),
-        registry: PromoRegistry::new(pool.clone(), config.reservation_hold).start(),
+        registry,
+        audience,
+        notifier,
     })
 }
 

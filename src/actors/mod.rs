@@ -6,8 +6,10 @@
 //! - [`promo::PromoActor`] — the single writer of one promo's stock, holds and
 //!   hold timers.
 //! - [`audience::AudienceIndex`] — every shopper's location and segments.
+//! - [`notifier::Notifier`] — tells a promo's audience it started, once a day each.
 
 pub mod audience;
+pub mod notifier;
 pub mod promo;
 pub mod promo_registry;
 
@@ -18,4 +20,5 @@ use actix::Addr;
 pub struct Engine {
     pub registry: Addr<promo_registry::PromoRegistry>,
     pub audience: Addr<audience::AudienceIndex>,
+    pub notifier: Addr<notifier::Notifier>,
 }

@@ -39,6 +39,9 @@ use crate::domain::stock::{Hold, PromoStock, QuantityBelowCommitted, ReleaseErro
 /// How long to wait before retrying writes that must not be dropped (expiries)
 /// after a failed batch.
 const WRITE_RETRY_DELAY: Duration = Duration::from_secs(1);
+/// The longest a batch may take before it counts as failed, so a hung
+/// connection cannot freeze the promo.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Messages that may wait in the mailbox before senders are slowed down.
 const MAILBOX_CAPACITY: usize = 16_384;
 
@@ -101,7 +104,10 @@ impl Pending {
             Pending::Complete { hold, .. } => StockWrite::Complete {
                 reservation_id: hold.reservation_id,
             },
-            Pending::Cancel { hold, .. } | Pending::Revoke { hold } => StockWrite::Cancel {
+            Pending::Cancel { hold, .. } => StockWrite::Cancel {
+                reservation_id: hold.reservation_id,
+            },
+            Pending::Revoke { hold } => StockWrite::Revoke {
                 reservation_id: hold.reservation_id,
             },
             Pending::Expire { hold } => StockWrite::Expire {
@@ -219,8 +225,12 @@ impl PromoActor {
         let writes: Vec<StockWrite> = batch.iter().map(|pending| pending.write()).collect();
         let pool = self.pool.clone();
         let promo_id = self.promo.id;
-        let write =
-            async move { db::reservations::apply_stock_writes(&pool, promo_id, &writes).await };
+        let write = async move {
+            let writing = db::reservations::apply_stock_writes(&pool, promo_id, &writes);
+            tokio::time::timeout(WRITE_TIMEOUT, writing)
+                .await
+                .unwrap_or_else(|_| Err(DbError::Unavailable("stock write timed out".into())))
+        };
         ctx.spawn(write.into_actor(self).map(move |result, actor, ctx| {
             actor.writing = false;
             match result {
@@ -259,6 +269,10 @@ impl PromoActor {
 
     /// Reverts a failed batch, newest decision first, and answers 503; expiries
     /// and revocations go back in the queue to be retried.
+    ///
+    /// A sale or release can only be undone while its unit is still free and its
+    /// user holds nothing else; otherwise it stands in memory, and the database
+    /// is brought in line by a retried expiry or revocation.
     fn undo(&mut self, batch: Vec<Pending>, error: DbError, ctx: &mut Context<Self>) {
         tracing::warn!(promo_id = self.promo.id, %error, "stock write failed; decisions undone");
         let mut retry = Vec::new();
@@ -270,17 +284,31 @@ impl PromoActor {
                     let _ = reply.send(Err(PromoRefusal::Unavailable));
                 }
                 Pending::Complete { hold, reply } => {
-                    self.arm_timer(&hold, ctx);
-                    self.stock.undo_complete(hold);
+                    if self.stock.undo_complete(hold.clone()) {
+                        self.arm_timer(&hold, ctx);
+                    } else {
+                        retry.push(Pending::Expire { hold });
+                    }
                     let _ = reply.send(Err(PromoRefusal::Unavailable));
                 }
                 Pending::Cancel { hold, reply } => {
-                    self.arm_timer(&hold, ctx);
-                    self.stock.undo_release(hold);
+                    if self.stock.undo_release(hold.clone()) {
+                        self.arm_timer(&hold, ctx);
+                    } else {
+                        retry.push(Pending::Revoke { hold });
+                    }
                     let _ = reply.send(Err(PromoRefusal::Unavailable));
                 }
                 again @ (Pending::Expire { .. } | Pending::Revoke { .. }) => retry.push(again),
             }
+        }
+        if matches!(error, DbError::Corrupt(_)) {
+            // Memory and the database disagree (a commit whose success was never
+            // heard): stop, and let the registry start a fresh actor that
+            // reloads the truth.
+            tracing::error!(promo_id = self.promo.id, "reloading the promo's stock");
+            ctx.stop();
+            return;
         }
         if !retry.is_empty() {
             retry.reverse();
@@ -518,11 +546,15 @@ impl Handler<Redefine> for PromoActor {
     type Result = ();
 
     fn handle(&mut self, message: Redefine, ctx: &mut Self::Context) {
-        if let Err(error) = self.stock.set_quantity(message.promo.quantity) {
-            // Cannot happen after PrepareQuantity; keep the smallest safe quantity.
-            tracing::error!(promo_id = self.promo.id, %error, "quantity change refused in memory");
-        }
+        // The database has this quantity now; if a decision in flight holds
+        // more, nothing new is held until enough holds end.
+        self.stock.force_quantity(message.promo.quantity);
         self.promo = message.promo;
+        let now = Utc::now();
+        if self.promo.is_active && self.promo.start_time <= now && now < self.promo.end_time {
+            // Back inside its window (or switched on again) while closing.
+            self.closing = false;
+        }
         self.report(ctx);
     }
 }

@@ -10,13 +10,14 @@
 //! actors so that a promo runs within moments of its `start_time` and stops at
 //! its `end_time`. Reservation messages are forwarded to the promo's actor.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
 use futures_util::future::ready;
 
+use super::notifier::{AnnounceStart, Notifier};
 use super::promo::{
     Cancel, Close, Complete, Deactivate, PrepareQuantity, PromoActor, PromoRefusal, Redefine,
     Reserve, Shutdown,
@@ -31,6 +32,8 @@ use crate::domain::GeoPoint;
 
 /// The longest the registry sleeps between checks, whatever the schedule says.
 const MAX_TICK: Duration = Duration::from_secs(30);
+/// How often the snapshot is checked against PostgreSQL.
+const RESYNC_EVERY: Duration = Duration::from_secs(30);
 /// How soon to retry after a promo actor could not start (database away).
 const RESTART_DELAY: Duration = Duration::from_secs(1);
 
@@ -61,15 +64,12 @@ impl Entry {
         self.radius_chord = chord_for_km(promo.max_distance_km);
         self.promo = promo;
     }
-
-    fn has_units_left(&self) -> bool {
-        self.promo.quantity > self.promo.held + self.promo.sold
-    }
 }
 
 /// The registry of live promos.
 pub struct PromoRegistry {
     pool: DbPool,
+    notifier: Addr<Notifier>,
     hold_for: Duration,
     entries: HashMap<i64, Entry>,
     next_tick: Option<SpawnHandle>,
@@ -77,9 +77,10 @@ pub struct PromoRegistry {
 
 impl PromoRegistry {
     /// A registry that loads the live promos when it starts.
-    pub fn new(pool: DbPool, hold_for: Duration) -> PromoRegistry {
+    pub fn new(pool: DbPool, hold_for: Duration, notifier: Addr<Notifier>) -> PromoRegistry {
         PromoRegistry {
             pool,
+            notifier,
             hold_for,
             entries: HashMap::new(),
             next_tick: None,
@@ -94,6 +95,9 @@ impl PromoRegistry {
         for entry in self.entries.values_mut() {
             let promo = &entry.promo;
             let should_run = promo.is_active && promo.start_time <= now && now < promo.end_time;
+            // Outside its window but with live holds (e.g. reloaded after a
+            // restart): an actor must settle them.
+            let must_settle = promo.is_active && !should_run && promo.held > 0;
             match (&entry.actor, should_run) {
                 (None, true) => {
                     let actor = PromoActor::new(
@@ -103,10 +107,25 @@ impl PromoRegistry {
                         registry.clone(),
                     );
                     entry.actor = Some(actor.start());
+                    // Announced once per start; the notifier skips promos already told.
+                    self.notifier.do_send(AnnounceStart {
+                        promo: promo.clone(),
+                    });
                 }
-                (Some(actor), false) if promo.is_active && now >= promo.end_time => {
-                    actor.do_send(Close)
+                (None, false) if must_settle => {
+                    let actor = PromoActor::new(
+                        promo.clone(),
+                        self.hold_for,
+                        self.pool.clone(),
+                        registry.clone(),
+                    );
+                    let actor = actor.start();
+                    actor.do_send(Close);
+                    entry.actor = Some(actor);
                 }
+                // Over or not yet started: live holds may still complete.
+                (Some(actor), false) if promo.is_active => actor.do_send(Close),
+                // Switched off: holds are released.
                 (Some(actor), false) => actor.do_send(Deactivate),
                 _ => {}
             }
@@ -116,6 +135,50 @@ impl PromoRegistry {
             entry.actor.is_some() || (entry.promo.is_active && entry.promo.end_time > now)
         });
         self.schedule_next(now, ctx);
+    }
+
+    /// Reloads the live promos from PostgreSQL and applies what changed, so a
+    /// lost announcement or a change made by another instance (or to a promo's
+    /// store or product) is picked up within [`RESYNC_EVERY`].
+    fn resync(&mut self, ctx: &mut Context<Self>) {
+        let pool = self.pool.clone();
+        let load = async move { db::promos::load_live_promos(&pool).await };
+        ctx.spawn(
+            load.into_actor(self)
+                .map(|loaded, registry, ctx| match loaded {
+                    Ok(promos) => registry.apply_loaded(promos, ctx),
+                    Err(error) => tracing::warn!(%error, "could not reload live promos"),
+                }),
+        );
+    }
+
+    fn apply_loaded(&mut self, promos: Vec<FlashPromo>, ctx: &mut Context<Self>) {
+        let loaded: HashSet<i64> = promos.iter().map(|promo| promo.id).collect();
+        for promo in promos {
+            match self.entries.get_mut(&promo.id) {
+                Some(entry) if same_terms(&entry.promo, &promo) => {}
+                Some(entry) => {
+                    if let Some(actor) = &entry.actor {
+                        actor.do_send(Redefine {
+                            promo: promo.clone(),
+                        });
+                    }
+                    entry.set_promo(promo);
+                }
+                None => {
+                    self.entries.insert(promo.id, Entry::new(promo));
+                }
+            }
+        }
+        // Deleted or over without holds: let their actors finish.
+        for (promo_id, entry) in &self.entries {
+            if !loaded.contains(promo_id) {
+                if let Some(actor) = &entry.actor {
+                    actor.do_send(Close);
+                }
+            }
+        }
+        self.reconcile(ctx);
     }
 
     fn schedule_next(&mut self, now: DateTime<Utc>, ctx: &mut Context<Self>) {
@@ -159,19 +222,8 @@ impl Actor for PromoRegistry {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(16_384);
-        let pool = self.pool.clone();
-        let load = async move { db::promos::load_live_promos(&pool).await };
-        ctx.wait(load.into_actor(self).map(|loaded, registry, ctx| {
-            match loaded {
-                Ok(promos) => {
-                    for promo in promos {
-                        registry.entries.insert(promo.id, Entry::new(promo));
-                    }
-                }
-                Err(error) => tracing::error!(%error, "could not load live promos; retrying"),
-            }
-            registry.reconcile(ctx);
-        }));
+        self.resync(ctx);
+        ctx.run_interval(RESYNC_EVERY, |registry, ctx| registry.resync(ctx));
     }
 }
 
@@ -356,7 +408,6 @@ impl Handler<FindEligible> for PromoRegistry {
         };
         let mut eligible: Vec<(&FlashPromo, f64)> = self
             .running_now(now)
-            .filter(|entry| entry.has_units_left())
             .filter(|entry| {
                 entry
                     .promo
@@ -376,8 +427,8 @@ impl Handler<FindEligible> for PromoRegistry {
         let nearest_first = |a: &(&FlashPromo, f64), b: &(&FlashPromo, f64)| {
             a.1.total_cmp(&b.1).then(a.0.id.cmp(&b.0.id))
         };
-        let needed =
-            usize::try_from(message.window.offset + message.window.limit).unwrap_or(usize::MAX);
+        let needed = usize::try_from(message.window.offset.saturating_add(message.window.limit))
+            .unwrap_or(usize::MAX);
         if needed < eligible.len() {
             eligible.select_nth_unstable_by(needed, nearest_first);
             eligible[..needed].sort_unstable_by(nearest_first);
@@ -388,6 +439,12 @@ impl Handler<FindEligible> for PromoRegistry {
             (counted(promo, now), km_from_chord(chord))
         }))
     }
+}
+
+/// True when two reads of a promo agree on everything but the live counts.
+fn same_terms(known: &FlashPromo, loaded: &FlashPromo) -> bool {
+    let counts = |promo: &FlashPromo| promo.clone().with_counts(0, 0, promo.created_at);
+    counts(known) == counts(loaded)
 }
 
 /// A promo with its counts and status as of `now`.

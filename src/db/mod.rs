@@ -8,6 +8,7 @@
 pub mod clients;
 pub mod demo;
 pub mod error;
+pub mod notifications;
 pub mod products;
 pub mod promos;
 pub mod reservations;
@@ -58,6 +59,11 @@ pub fn create_pool(database_url: &str, max_size: usize) -> anyhow::Result<Pool> 
     let mut pg_config: tokio_postgres::Config = database_url.parse()?;
     pg_config.connect_timeout(CONNECT_TIMEOUT);
     pg_config.application_name("promo-engine");
+    // A peer that vanished without closing is noticed, and no statement can
+    // hang a request or an actor forever.
+    pg_config.keepalives(true);
+    pg_config.keepalives_idle(Duration::from_secs(30));
+    pg_config.options("-c statement_timeout=60000");
     let manager = Manager::from_config(
         pg_config,
         NoTls,

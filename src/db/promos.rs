@@ -122,7 +122,8 @@ pub async fn update_promo(
     let statement = transaction
         .prepare_cached(
             "UPDATE flash_promos SET product_id = $2, promo_price = $3, start_time = $4, \
-             end_time = $5, max_distance_km = $6, is_active = $7, quantity = $8, updated_at = now() \
+             end_time = $5, max_distance_km = $6, is_active = $7, quantity = $8, updated_at = now(), \
+             notified_at = CASE WHEN NOT $7 OR $4 > now() THEN NULL ELSE notified_at END \
              WHERE id = $1 RETURNING quantity >= sold + (SELECT count(*) FROM promo_reservations r \
              WHERE r.promo_id = $1 AND r.status = 'held' AND r.expires_at > now()) AS covers",
         )

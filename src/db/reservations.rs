@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use futures_util::future::{try_join_all, BoxFuture};
 use futures_util::FutureExt;
-use tokio_postgres::Row;
+use tokio_postgres::{Row, Statement};
 use uuid::Uuid;
 
 use super::{DbError, DbPool, Listing, PageWindow};
@@ -20,8 +20,10 @@ pub enum StockWrite {
     InsertHold { hold: Hold },
     /// A sale: marks the reservation completed and counts the unit sold.
     Complete { reservation_id: Uuid },
-    /// The holder let go (or the promo was switched off).
+    /// The holder let go: the held row must exist.
     Cancel { reservation_id: Uuid },
+    /// The promo was switched off: cancels the row if it is still held.
+    Revoke { reservation_id: Uuid },
     /// The hold ran out.
     Expire { reservation_id: Uuid },
 }
@@ -32,6 +34,7 @@ enum WriteKind {
     Insert,
     Complete,
     Cancel,
+    Revoke,
     Expire,
 }
 
@@ -41,6 +44,7 @@ impl StockWrite {
             StockWrite::InsertHold { .. } => WriteKind::Insert,
             StockWrite::Complete { .. } => WriteKind::Complete,
             StockWrite::Cancel { .. } => WriteKind::Cancel,
+            StockWrite::Revoke { .. } => WriteKind::Revoke,
             StockWrite::Expire { .. } => WriteKind::Expire,
         }
     }
@@ -50,11 +54,17 @@ impl StockWrite {
             StockWrite::InsertHold { hold } => hold.reservation_id,
             StockWrite::Complete { reservation_id }
             | StockWrite::Cancel { reservation_id }
+            | StockWrite::Revoke { reservation_id }
             | StockWrite::Expire { reservation_id } => *reservation_id,
         }
     }
 }
 
+/// Memory is the truth about live holds: a user reserving anew holds nothing,
+/// so a `held` row of theirs (left by a write whose success was never heard)
+/// is stale and would only block the new one on the one-hold-per-user index.
+const EXPIRE_STALE: &str = "UPDATE promo_reservations SET status = 'expired' \
+    WHERE promo_id = $1 AND user_id = ANY($2) AND status = 'held'";
 const INSERT_HOLDS: &str = "INSERT INTO promo_reservations \
     (reservation_id, promo_id, user_id, status, created_at, expires_at) \
     SELECT held.reservation_id, $1, held.user_id, 'held', held.created_at, held.expires_at \
@@ -65,6 +75,8 @@ const COMPLETE: &str = "WITH done AS (UPDATE promo_reservations SET status = 'co
     RETURNING 1) UPDATE flash_promos SET sold = sold + (SELECT count(*) FROM done) \
     WHERE id = $1 RETURNING (SELECT count(*) FROM done)";
 const CANCEL: &str = "UPDATE promo_reservations SET status = 'cancelled', cancelled_at = now() \
+    WHERE reservation_id = ANY($2) AND promo_id = $1 AND status = 'held'";
+const REVOKE: &str = "UPDATE promo_reservations SET status = 'cancelled', cancelled_at = now() \
     WHERE reservation_id = ANY($2) AND promo_id = $1 AND status = 'held'";
 const EXPIRE: &str = "UPDATE promo_reservations SET status = 'expired' \
     WHERE reservation_id = ANY($2) AND promo_id = $1 AND status = 'held'";
@@ -84,6 +96,16 @@ pub async fn apply_stock_writes(
 ) -> Result<Vec<Option<i64>>, DbError> {
     let mut client = pool.get().await?;
     let transaction = client.transaction().await?;
+    // Prepared before anything is sent, so the pipelined statements reach the
+    // server in the order of the writes.
+    let statements = Statements {
+        expire_stale: transaction.prepare_cached(EXPIRE_STALE).await?,
+        insert: transaction.prepare_cached(INSERT_HOLDS).await?,
+        complete: transaction.prepare_cached(COMPLETE).await?,
+        cancel: transaction.prepare_cached(CANCEL).await?,
+        revoke: transaction.prepare_cached(REVOKE).await?,
+        expire: transaction.prepare_cached(EXPIRE).await?,
+    };
     let mut runs: Vec<&[StockWrite]> = Vec::new();
     let mut rest = writes;
     while let Some(first) = rest.first() {
@@ -97,61 +119,76 @@ pub async fn apply_stock_writes(
     }
     let pending: Vec<BoxFuture<'_, Result<Vec<Option<i64>>, DbError>>> = runs
         .into_iter()
-        .map(|run| apply_run(&transaction, promo_id, run).boxed())
+        .map(|run| apply_run(&transaction, &statements, promo_id, run).boxed())
         .collect();
     let ids = try_join_all(pending).await?.concat();
     transaction.commit().await?;
     Ok(ids)
 }
 
+struct Statements {
+    expire_stale: Statement,
+    insert: Statement,
+    complete: Statement,
+    cancel: Statement,
+    revoke: Statement,
+    expire: Statement,
+}
+
 /// One run of same-kind writes as one statement.
 async fn apply_run(
     transaction: &deadpool_postgres::Transaction<'_>,
+    statements: &Statements,
     promo_id: i64,
     run: &[StockWrite],
 ) -> Result<Vec<Option<i64>>, DbError> {
     let reservation_ids: Vec<Uuid> = run.iter().map(StockWrite::reservation_id).collect();
     let expected = i64::try_from(run.len()).unwrap_or(i64::MAX);
+    let all_done = || vec![None; run.len()];
     match run.first().map(StockWrite::kind) {
         None => Ok(Vec::new()),
-        Some(WriteKind::Insert) => insert_holds(transaction, promo_id, run).await,
+        Some(WriteKind::Insert) => insert_holds(transaction, statements, promo_id, run).await,
         Some(WriteKind::Complete) => {
-            let statement = transaction.prepare_cached(COMPLETE).await?;
             let row = transaction
-                .query_opt(&statement, &[&promo_id, &reservation_ids])
+                .query_opt(&statements.complete, &[&promo_id, &reservation_ids])
                 .await?;
             match row.map(|row| row.get::<_, i64>(0)) {
-                Some(done) if done == expected => Ok(vec![None; run.len()]),
+                Some(done) if done == expected => Ok(all_done()),
                 done => Err(DbError::Corrupt(format!(
                     "sold {done:?} of {expected} held units"
                 ))),
             }
         }
         Some(WriteKind::Cancel) => {
-            let statement = transaction.prepare_cached(CANCEL).await?;
             let done = transaction
-                .execute(&statement, &[&promo_id, &reservation_ids])
+                .execute(&statements.cancel, &[&promo_id, &reservation_ids])
                 .await?;
             if i64::try_from(done).ok() == Some(expected) {
-                Ok(vec![None; run.len()])
+                Ok(all_done())
             } else {
                 Err(DbError::Corrupt(format!(
                     "cancelled {done} of {expected} held units"
                 )))
             }
         }
-        Some(WriteKind::Expire) => {
-            let statement = transaction.prepare_cached(EXPIRE).await?;
+        Some(WriteKind::Revoke) => {
             transaction
-                .execute(&statement, &[&promo_id, &reservation_ids])
+                .execute(&statements.revoke, &[&promo_id, &reservation_ids])
                 .await?;
-            Ok(vec![None; run.len()])
+            Ok(all_done())
+        }
+        Some(WriteKind::Expire) => {
+            transaction
+                .execute(&statements.expire, &[&promo_id, &reservation_ids])
+                .await?;
+            Ok(all_done())
         }
     }
 }
 
 async fn insert_holds(
     transaction: &deadpool_postgres::Transaction<'_>,
+    statements: &Statements,
     promo_id: i64,
     run: &[StockWrite],
 ) -> Result<Vec<Option<i64>>, DbError> {
@@ -166,13 +203,14 @@ async fn insert_holds(
     let user_ids: Vec<i64> = holds.iter().map(|hold| hold.user_id).collect();
     let created: Vec<DateTime<Utc>> = holds.iter().map(|hold| hold.created_at).collect();
     let expires: Vec<DateTime<Utc>> = holds.iter().map(|hold| hold.expires_at).collect();
-    let statement = transaction.prepare_cached(INSERT_HOLDS).await?;
-    let rows = transaction
-        .query(
-            &statement,
+    let (_, rows) = futures_util::future::try_join(
+        transaction.execute(&statements.expire_stale, &[&promo_id, &user_ids]),
+        transaction.query(
+            &statements.insert,
             &[&promo_id, &reservation_ids, &user_ids, &created, &expires],
-        )
-        .await?;
+        ),
+    )
+    .await?;
     let ids: HashMap<Uuid, i64> = rows.iter().map(|row| (row.get(1), row.get(0))).collect();
     reservation_ids
         .iter()

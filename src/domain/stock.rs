@@ -166,15 +166,34 @@ impl PromoStock {
         self.remove(reservation_id);
     }
 
-    /// Undoes a sale whose write failed: the unit is held again.
-    pub fn undo_complete(&mut self, hold: Hold) {
+    /// Undoes a sale whose write failed. The unit is held again if that is
+    /// still possible (returns true); otherwise it stays free, and the caller
+    /// must make the database forget the hold too.
+    pub fn undo_complete(&mut self, hold: Hold) -> bool {
         self.sold = self.sold.saturating_sub(1);
-        self.insert(hold);
+        self.try_restore(hold)
     }
 
-    /// Undoes a release whose write failed: the unit is held again.
-    pub fn undo_release(&mut self, hold: Hold) {
+    /// Undoes a release whose write failed, if the unit is still free and its
+    /// user holds nothing else (returns true). Otherwise the release stands:
+    /// restoring it would hold one unit twice.
+    pub fn undo_release(&mut self, hold: Hold) -> bool {
+        self.try_restore(hold)
+    }
+
+    fn try_restore(&mut self, hold: Hold) -> bool {
+        if self.available() == 0 || self.holder_of.contains_key(&hold.user_id) {
+            return false;
+        }
         self.insert(hold);
+        true
+    }
+
+    /// Sets the quantity the database now has, even below what memory holds
+    /// (a decision still in flight): `available` then stays at 0 until enough
+    /// holds end, so nothing is oversold.
+    pub fn force_quantity(&mut self, quantity: u32) {
+        self.quantity = quantity;
     }
 
     /// Changes the quantity; never below what is held or sold.
@@ -325,9 +344,29 @@ mod tests {
         assert_eq!((stock.available(), stock.held()), (2, 0));
         let hold = reserve(&mut stock, 1).unwrap();
         let sold = stock.complete(&hold.reservation_id, now()).unwrap();
-        stock.undo_complete(sold);
+        assert!(stock.undo_complete(sold));
         assert_eq!((stock.held(), stock.sold()), (1, 0));
         assert_eq!(reserve(&mut stock, 1), Err(ReserveError::AlreadyReserved));
+    }
+
+    #[test]
+    fn a_release_is_not_undone_once_its_unit_was_taken() {
+        let mut stock = PromoStock::new(1, 0, []);
+        let first = reserve(&mut stock, 1).unwrap();
+        let released = stock.cancel(&first.reservation_id, now()).unwrap();
+        reserve(&mut stock, 2).unwrap();
+        assert!(!stock.undo_release(released));
+        assert_eq!((stock.held(), stock.available()), (1, 0));
+    }
+
+    #[test]
+    fn a_release_is_not_undone_when_its_user_holds_again() {
+        let mut stock = PromoStock::new(2, 0, []);
+        let first = reserve(&mut stock, 1).unwrap();
+        let released = stock.cancel(&first.reservation_id, now()).unwrap();
+        reserve(&mut stock, 1).unwrap();
+        assert!(!stock.undo_release(released));
+        assert_eq!(stock.held(), 1);
     }
 
     #[test]

@@ -114,6 +114,7 @@ pub async fn authenticate(
     if let Some(account) = state.credentials.get(&fingerprint) {
         return Ok(account);
     }
+    let checked_at = std::time::Instant::now();
     let account = match credentials {
         Credentials::Token(token) => {
             db::users::find_token_account(&state.pool, &hash_token(&token))
@@ -124,7 +125,9 @@ pub async fn authenticate(
             .await?
             .ok_or(ApiError::NotAuthenticated("Invalid username/password."))?,
     };
-    state.credentials.remember(fingerprint, account.clone());
+    state
+        .credentials
+        .remember(fingerprint, account.clone(), checked_at);
     Ok(account)
 }
 

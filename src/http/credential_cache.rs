@@ -37,7 +37,15 @@ struct Entry {
 pub struct CredentialCache {
     key: [u8; 64],
     ttl: Duration,
-    entries: Mutex<HashMap<Fingerprint, Entry>>,
+    entries: Mutex<Entries>,
+}
+
+#[derive(Default)]
+struct Entries {
+    verified: HashMap<Fingerprint, Entry>,
+    /// When each account was last changed: a check that began before then
+    /// must not be remembered (it may have seen the old password).
+    changed_at: HashMap<i64, Instant>,
 }
 
 impl CredentialCache {
@@ -48,7 +56,7 @@ impl CredentialCache {
         CredentialCache {
             key,
             ttl,
-            entries: Mutex::new(HashMap::new()),
+            entries: Mutex::new(Entries::default()),
         }
     }
 
@@ -69,22 +77,31 @@ impl CredentialCache {
     pub fn get(&self, fingerprint: &Fingerprint) -> Option<AccountSummary> {
         let entries = self.lock();
         entries
+            .verified
             .get(fingerprint)
             .filter(|entry| entry.expires_at > Instant::now())
             .map(|entry| entry.account.clone())
     }
 
-    /// Remembers a verified credential for the TTL.
-    pub fn remember(&self, fingerprint: Fingerprint, account: AccountSummary) {
+    /// Remembers a credential verified by a check that began at `checked_at`,
+    /// unless its account changed since then.
+    pub fn remember(&self, fingerprint: Fingerprint, account: AccountSummary, checked_at: Instant) {
         let now = Instant::now();
         let mut entries = self.lock();
-        if entries.len() >= MAX_ENTRIES {
-            entries.retain(|_, entry| entry.expires_at > now);
-            if entries.len() >= MAX_ENTRIES {
-                entries.clear();
+        if entries
+            .changed_at
+            .get(&account.id)
+            .is_some_and(|changed| *changed >= checked_at)
+        {
+            return;
+        }
+        if entries.verified.len() >= MAX_ENTRIES {
+            entries.verified.retain(|_, entry| entry.expires_at > now);
+            if entries.verified.len() >= MAX_ENTRIES {
+                entries.verified.clear();
             }
         }
-        entries.insert(
+        entries.verified.insert(
             fingerprint,
             Entry {
                 account,
@@ -93,12 +110,23 @@ impl CredentialCache {
         );
     }
 
-    /// Drops every entry of one account (password or username changed, account deleted).
+    /// Drops every entry of one account (password or username changed, account
+    /// deleted), including any a check still in flight would add.
     pub fn forget_user(&self, user_id: i64) {
-        self.lock().retain(|_, entry| entry.account.id != user_id);
+        let now = Instant::now();
+        let ttl = self.ttl;
+        let mut entries = self.lock();
+        entries
+            .verified
+            .retain(|_, entry| entry.account.id != user_id);
+        // A check lasts far less than the TTL; older marks can go.
+        entries
+            .changed_at
+            .retain(|_, changed| now.duration_since(*changed) < ttl);
+        entries.changed_at.insert(user_id, now);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Fingerprint, Entry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
         // A panic while holding the lock cannot leave the map inconsistent.
         self.entries
             .lock()
@@ -123,10 +151,22 @@ mod tests {
         let cache = CredentialCache::new(CREDENTIAL_TTL);
         let key = cache.fingerprint("basic", &["ana", "secret-pass"]);
         assert!(cache.get(&key).is_none());
-        cache.remember(key, account(7));
+        cache.remember(key, account(7), Instant::now());
         assert_eq!(cache.get(&key).unwrap().id, 7);
         cache.forget_user(7);
         assert!(cache.get(&key).is_none());
+    }
+
+    #[test]
+    fn a_check_that_began_before_a_change_is_not_remembered() {
+        let cache = CredentialCache::new(CREDENTIAL_TTL);
+        let key = cache.fingerprint("basic", &["ana", "old-password"]);
+        let checked_at = Instant::now();
+        cache.forget_user(7);
+        cache.remember(key, account(7), checked_at);
+        assert!(cache.get(&key).is_none());
+        cache.remember(key, account(7), Instant::now());
+        assert!(cache.get(&key).is_some());
     }
 
     #[test]
@@ -146,7 +186,7 @@ mod tests {
     fn entries_expire() {
         let cache = CredentialCache::new(Duration::ZERO);
         let key = cache.fingerprint("token", &["abc"]);
-        cache.remember(key, account(1));
+        cache.remember(key, account(1), Instant::now());
         assert!(cache.get(&key).is_none());
     }
 

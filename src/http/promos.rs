@@ -150,7 +150,7 @@ async fn create_promo(
     let terms = fields.into_terms(None)?;
     check_terms(&state, &terms, true).await?;
     let promo = db::promos::insert_promo(&state.pool, &terms).await?;
-    announce(&state, &promo).await?;
+    announce(&state, &promo);
     Ok(HttpResponse::Created().json(promo))
 }
 
@@ -205,13 +205,15 @@ async fn write_promo(
         Ok(updated) => updated.ok_or(ApiError::NotFound)?,
         Err(error) => {
             if lowering {
-                // Give the actor its quantity back.
-                announce(&state, &current).await?;
+                // Give the actor back the quantity the database still has.
+                if let Some(unchanged) = db::promos::find_promo(&state.pool, promo_id).await? {
+                    announce(&state, &unchanged);
+                }
             }
             return Err(error.into());
         }
     };
-    announce(&state, &updated).await?;
+    announce(&state, &updated);
     Ok(HttpResponse::Ok().json(updated))
 }
 
@@ -224,33 +226,33 @@ async fn delete_promo(
     if !db::promos::delete_promo(&state.pool, promo_id).await? {
         return Err(ApiError::NotFound);
     }
-    stop_promos(&state, vec![promo_id]).await?;
+    stop_promos(&state, vec![promo_id]);
     Ok(HttpResponse::NoContent().finish())
 }
 
 /// Stops the actors of deleted promos (their rows went with a cascade).
-pub async fn stop_promos(state: &AppState, promo_ids: Vec<i64>) -> Result<(), ApiError> {
+pub fn stop_promos(state: &AppState, promo_ids: Vec<i64>) {
     for promo_id in promo_ids {
-        state
-            .engine
-            .registry
-            .send(PromoRemoved { promo_id })
-            .await
-            .map_err(unavailable)?;
+        state.engine.registry.do_send(PromoRemoved { promo_id });
     }
-    Ok(())
 }
 
 /// Tells the registry about a committed promo before the client hears of it.
-async fn announce(state: &AppState, promo: &FlashPromo) -> Result<(), ApiError> {
-    state
-        .engine
-        .registry
-        .send(PromoChanged {
-            promo: promo.clone(),
-        })
-        .await
-        .map_err(unavailable)
+/// Queued at once (not awaited), so it is not lost if the client goes away;
+/// the registry handles messages in order, so any later request sees it.
+fn announce(state: &AppState, promo: &FlashPromo) {
+    state.engine.registry.do_send(PromoChanged {
+        promo: promo.clone(),
+    });
+}
+
+/// Re-reads the promos whose embedded store or product may have changed and
+/// announces them, so eligibility uses the new place at once.
+pub async fn refresh_promos(state: &AppState, promo_ids: &[i64]) -> Result<(), ApiError> {
+    for promo in db::promos::find_promos(&state.pool, promo_ids).await? {
+        announce(state, &promo);
+    }
+    Ok(())
 }
 
 /// The rules that need the product's price, reported per field.

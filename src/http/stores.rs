@@ -8,7 +8,7 @@ use super::body::JsonBody;
 use super::error::ApiError;
 use super::form::{checked, number, present, text, Form, Presence};
 use super::pagination::PageRequest;
-use super::promos::stop_promos;
+use super::promos::{refresh_promos, stop_promos};
 use super::{resource, AppState};
 use crate::db;
 use crate::db::stores::StoreChanges;
@@ -97,6 +97,8 @@ async fn write_store(
     let store = db::stores::update_store(&state.pool, path.into_inner(), &changes)
         .await?
         .ok_or(ApiError::NotFound)?;
+    let promo_ids = db::promos::find_promo_ids_of(&state.pool, Some(store.id), None).await?;
+    refresh_promos(&state, &promo_ids).await?;
     Ok(HttpResponse::Ok().json(store))
 }
 
@@ -110,7 +112,7 @@ async fn delete_store(
     if !db::stores::delete_store(&state.pool, id).await? {
         return Err(ApiError::NotFound);
     }
-    stop_promos(&state, promo_ids).await?;
+    stop_promos(&state, promo_ids);
     Ok(HttpResponse::NoContent().finish())
 }
 

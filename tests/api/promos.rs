@@ -436,3 +436,58 @@ async fn deleting_the_store_stops_its_running_promo() {
         "not_found"
     );
 }
+
+#[actix_web::test]
+async fn moving_a_store_moves_its_promos_reach_at_once() {
+    let app = spawn_app().await;
+    let market = app.create_market_at(0.0, 0.0).await;
+    app.create_running_promo(&market, 1, json!({})).await;
+    let shopper = app
+        .create_shopper("ana", Some((0.0, 0.0)), &[market.segment_id])
+        .await;
+    assert_eq!(
+        app.get("/api/promotions/flash-promos/eligible/", &shopper.auth)
+            .await
+            .body["count"],
+        1
+    );
+    let moved = app
+        .patch(
+            &format!("/api/market/stores/{}/", market.store_id),
+            &app.admin,
+            json!({"latitude": 1.0}),
+        )
+        .await;
+    assert_eq!(moved.status, StatusCode::OK);
+    assert_eq!(
+        app.get("/api/promotions/flash-promos/eligible/", &shopper.auth)
+            .await
+            .body["count"],
+        0
+    );
+}
+
+#[actix_web::test]
+async fn a_promo_whose_units_are_all_held_is_still_eligible() {
+    let app = spawn_app().await;
+    let market = app.create_market_at(0.0, 0.0).await;
+    let promo = app.create_running_promo(&market, 1, json!({})).await;
+    let ana = app
+        .create_shopper("ana", Some((0.0, 0.0)), &[market.segment_id])
+        .await;
+    let luis = app
+        .create_shopper("luis", Some((0.0, 0.0)), &[market.segment_id])
+        .await;
+    assert_eq!(
+        app.reserve(&ana, promo["id"].as_i64().unwrap())
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    let eligible = app
+        .get("/api/promotions/flash-promos/eligible/", &luis.auth)
+        .await;
+    assert_eq!(eligible.body["count"], 1, "not sold out, only held");
+    assert_eq!(eligible.body["results"][0]["held"], 1);
+    assert_eq!(eligible.body["results"][0]["available"], 0);
+}

@@ -688,3 +688,61 @@ async fn raising_the_quantity_of_a_sold_out_promo_runs_it_again() {
         StatusCode::CREATED
     );
 }
+
+#[actix_web::test]
+async fn a_hold_taken_before_the_end_may_complete_after_it() {
+    let app = spawn_app_with(|config| config.reservation_hold = Duration::from_secs(30)).await;
+    let market = app.create_market_at(0.0, 0.0).await;
+    let promo = app
+        .create_running_promo(&market, 2, json!({"end_time": in_seconds(2)}))
+        .await;
+    let promo_id = promo["id"].as_i64().unwrap();
+    let shoppers = app
+        .create_shoppers_quickly("late", 2, (0.0, 0.0), &[market.segment_id])
+        .await;
+    let held = app.reserve(&shoppers[0], promo_id).await.body;
+    let ended = wait_until(Duration::from_secs(6), || async {
+        app.get(
+            &format!("/api/promotions/flash-promos/{promo_id}/"),
+            &app.admin,
+        )
+        .await
+        .body["status"]
+            == "ended"
+    })
+    .await;
+    assert!(ended);
+    assert_eq!(
+        app.reserve(&shoppers[1], promo_id).await.code(),
+        "promo_not_running"
+    );
+    let completed = complete(&app, &shoppers[0], &held).await;
+    assert_eq!(completed.status, StatusCode::OK, "{:?}", completed.body);
+    assert_eq!(sold_in_database(&app, promo_id).await, (1, 1));
+}
+
+#[actix_web::test]
+async fn a_hold_on_a_promo_that_ended_while_the_service_was_down_may_still_complete() {
+    let (mut app, mut first) = spawn_process_app(30).await;
+    let market = app.create_market_at(0.0, 0.0).await;
+    let promo = app
+        .create_running_promo(&market, 1, json!({"end_time": in_seconds(3)}))
+        .await;
+    let promo_id = promo["id"].as_i64().unwrap();
+    let shoppers = app
+        .create_shoppers_quickly("gone", 1, (0.0, 0.0), &[market.segment_id])
+        .await;
+    let held = app.reserve(&shoppers[0], promo_id).await.body;
+    first.kill();
+    // Down until the promo is over.
+    let end: chrono::DateTime<chrono::Utc> = promo["end_time"].as_str().unwrap().parse().unwrap();
+    tokio::time::sleep(
+        (end - chrono::Utc::now()).to_std().unwrap_or_default() + Duration::from_millis(200),
+    )
+    .await;
+    let second = ServiceProcess::start(&app.database_url(), 30).await;
+    app.address = second.address.clone();
+    let completed = complete(&app, &shoppers[0], &held).await;
+    assert_eq!(completed.status, StatusCode::OK, "{:?}", completed.body);
+    assert_eq!(sold_in_database(&app, promo_id).await, (1, 1));
+}

@@ -1,0 +1,158 @@
+//! `Notifier`: tells shoppers about flash promos, at most once a day each.
+//!
+//! When a promo starts running ([`AnnounceStart`], from the registry), the
+//! Notifier asks the [`AudienceIndex`] for the clients of its segments within
+//! its radius, claims each one's daily slot in PostgreSQL in large batches (the
+//! unique (user, day) row is the claim: the database, not a cache, enforces
+//! "once a day", also with several instances), and only then tells the winners.
+//! A promo's start is marked announced after its audience was processed, so a
+//! crash part-way re-runs it on the next boot and the daily claims absorb the
+//! repeats. A shopper who moves into a running promo's radius is told the same
+//! way ([`NotifyMember`]).
+//!
+//! Sent by: the PromoRegistry (starts) and the HTTP layer (geofence entries).
+
+use actix::prelude::*;
+use chrono::Utc;
+use chrono_tz::Tz;
+
+use super::audience::{AudienceIndex, FindWithinRadius};
+use crate::db::notifications::ClaimedNotification;
+use crate::db::{self, DbError, DbPool};
+use crate::domain::eligibility::store_location;
+use crate::domain::promo::FlashPromo;
+
+/// Candidates claimed per statement.
+const CLAIM_BATCH: usize = 10_000;
+
+/// The notifier.
+pub struct Notifier {
+    pool: DbPool,
+    audience: Addr<AudienceIndex>,
+    timezone: Tz,
+}
+
+impl Notifier {
+    /// A notifier that counts days in `timezone`.
+    pub fn new(pool: DbPool, audience: Addr<AudienceIndex>, timezone: Tz) -> Notifier {
+        Notifier {
+            pool,
+            audience,
+            timezone,
+        }
+    }
+
+    fn today(&self) -> chrono::NaiveDate {
+        Utc::now().with_timezone(&self.timezone).date_naive()
+    }
+}
+
+impl Actor for Notifier {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(16_384);
+    }
+}
+
+/// A promo started running: tell its audience (unless already told).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AnnounceStart {
+    pub promo: FlashPromo,
+}
+
+/// A shopper entered the radius of a running promo they may reserve.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct NotifyMember {
+    pub user_id: i64,
+    pub promo_id: i64,
+    pub distance_km: f64,
+}
+
+impl Handler<AnnounceStart> for Notifier {
+    type Result = ();
+
+    fn handle(&mut self, message: AnnounceStart, ctx: &mut Self::Context) {
+        let (pool, audience, day) = (self.pool.clone(), self.audience.clone(), self.today());
+        let promo = message.promo;
+        let announce = async move {
+            if let Err(error) = announce_start(&pool, &audience, day, &promo).await {
+                tracing::warn!(promo_id = promo.id, %error, "promo start announcement failed");
+            }
+        };
+        ctx.spawn(announce.into_actor(self));
+    }
+}
+
+impl Handler<NotifyMember> for Notifier {
+    type Result = ();
+
+    fn handle(&mut self, message: NotifyMember, ctx: &mut Self::Context) {
+        let (pool, day) = (self.pool.clone(), self.today());
+        let notify = async move {
+            let claimed = db::notifications::claim_daily_slots(
+                &pool,
+                message.promo_id,
+                day,
+                &[message.user_id],
+                &[message.distance_km],
+            )
+            .await;
+            match claimed {
+                Ok(claimed) => deliver(&claimed),
+                Err(error) => tracing::warn!(%error, "geofence notification failed"),
+            }
+        };
+        ctx.spawn(notify.into_actor(self));
+    }
+}
+
+async fn announce_start(
+    pool: &DbPool,
+    audience: &Addr<AudienceIndex>,
+    day: chrono::NaiveDate,
+    promo: &FlashPromo,
+) -> Result<(), DbError> {
+    if db::notifications::is_announced(pool, promo.id).await? {
+        return Ok(());
+    }
+    let Some(center) = store_location(promo) else {
+        return Ok(());
+    };
+    let candidates = audience
+        .send(FindWithinRadius {
+            center,
+            radius_km: promo.max_distance_km,
+            segment_ids: promo.segment_ids().collect(),
+        })
+        .await
+        .map_err(|error| DbError::Unavailable(error.to_string()))?;
+    let started = std::time::Instant::now();
+    let mut told = 0;
+    for chunk in candidates.chunks(CLAIM_BATCH) {
+        let user_ids: Vec<i64> = chunk.iter().map(|(user_id, _)| *user_id).collect();
+        let distances: Vec<f64> = chunk.iter().map(|(_, distance)| *distance).collect();
+        let claimed =
+            db::notifications::claim_daily_slots(pool, promo.id, day, &user_ids, &distances)
+                .await?;
+        told += claimed.len();
+        deliver(&claimed);
+    }
+    db::notifications::mark_promo_announced(pool, promo.id).await?;
+    tracing::info!(
+        promo_id = promo.id,
+        candidates = candidates.len(),
+        told,
+        elapsed = ?started.elapsed(),
+        "promo start announced"
+    );
+    Ok(())
+}
+
+/// Hands claimed notifications to whoever pushes them (WebSocket sessions
+/// come with the realtime layer); the inbox already lists them.
+fn deliver(claimed: &[ClaimedNotification]) {
+    tracing::debug!(count = claimed.len(), "notifications claimed");
+}

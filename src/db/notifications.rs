@@ -1,0 +1,163 @@
+//! SQL for `promo_notifications`: the once-a-day claim, the inbox, and delivery marks.
+//!
+//! The unique (user, day) constraint is what makes "at most one flash-promo
+//! notification per shopper per day" hold, also across instances: a claim is an
+//! `INSERT ... ON CONFLICT DO NOTHING`, and only the rows it returns are told.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use tokio_postgres::Row;
+
+use super::{DbError, DbPool, Listing, PageWindow};
+
+/// A notification that was claimed and must be pushed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimedNotification {
+    pub id: i64,
+    pub user_id: i64,
+    pub promo_id: i64,
+    pub distance_km: f64,
+    pub sent_at: DateTime<Utc>,
+}
+
+/// A notification in a shopper's inbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotificationRecord {
+    pub id: i64,
+    pub promo_id: i64,
+    pub distance_km: f64,
+    pub sent_at: DateTime<Utc>,
+    pub delivered: bool,
+}
+
+/// Claims `day` for each candidate who has had no notification that day, in
+/// one statement; records the notification and `last_notification_date` for
+/// the winners and returns them.
+#[tracing::instrument(skip(pool, user_ids, distances), fields(candidates = user_ids.len()))]
+pub async fn claim_daily_slots(
+    pool: &DbPool,
+    promo_id: i64,
+    day: NaiveDate,
+    user_ids: &[i64],
+    distances: &[f64],
+) -> Result<Vec<ClaimedNotification>, DbError> {
+    let client = pool.get().await?;
+    let statement = client
+        .prepare_cached(
+            "WITH claimed AS (
+                 INSERT INTO promo_notifications (user_id, promo_id, notify_day, distance_km)
+                 SELECT candidate.user_id, $1, $2, candidate.distance_km
+                 FROM unnest($3::bigint[], $4::float8[]) AS candidate(user_id, distance_km)
+                 ON CONFLICT (user_id, notify_day) DO NOTHING
+                 RETURNING id, user_id, distance_km, sent_at
+             ), touched AS (
+                 UPDATE client_profiles p SET last_notification_date = claimed.sent_at
+                 FROM claimed WHERE p.user_id = claimed.user_id
+             )
+             SELECT id, user_id, distance_km, sent_at FROM claimed",
+        )
+        .await?;
+    let rows = client
+        .query(&statement, &[&promo_id, &day, &user_ids, &distances])
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| ClaimedNotification {
+            id: row.get("id"),
+            user_id: row.get("user_id"),
+            promo_id,
+            distance_km: row.get("distance_km"),
+            sent_at: row.get("sent_at"),
+        })
+        .collect())
+}
+
+/// True when the promo's start was already announced.
+pub async fn is_announced(pool: &DbPool, promo_id: i64) -> Result<bool, DbError> {
+    let client = pool.get().await?;
+    let statement = client
+        .prepare_cached("SELECT notified_at IS NOT NULL FROM flash_promos WHERE id = $1")
+        .await?;
+    let row = client.query_opt(&statement, &[&promo_id]).await?;
+    // A deleted promo counts as announced: there is nobody to tell about it.
+    Ok(row.is_none_or(|row| row.get(0)))
+}
+
+/// Records that a promo's start was announced (so a restart does not repeat it).
+pub async fn mark_promo_announced(pool: &DbPool, promo_id: i64) -> Result<(), DbError> {
+    let client = pool.get().await?;
+    let statement = client
+        .prepare_cached("UPDATE flash_promos SET notified_at = now() WHERE id = $1")
+        .await?;
+    client.execute(&statement, &[&promo_id]).await?;
+    Ok(())
+}
+
+/// Marks notifications as pushed to at least one open session.
+pub async fn mark_delivered(pool: &DbPool, notification_ids: &[i64]) -> Result<(), DbError> {
+    let client = pool.get().await?;
+    let statement = client
+        .prepare_cached(
+            "UPDATE promo_notifications SET delivered_at = now() \
+             WHERE id = ANY($1) AND delivered_at IS NULL",
+        )
+        .await?;
+    client.execute(&statement, &[&notification_ids]).await?;
+    Ok(())
+}
+
+/// A shopper's notifications of promos that still exist, newest first.
+#[tracing::instrument(skip(pool))]
+pub async fn list_notifications(
+    pool: &DbPool,
+    user_id: i64,
+    window: PageWindow,
+) -> Result<Listing<NotificationRecord>, DbError> {
+    let client = pool.get().await?;
+    let count = client
+        .prepare_cached(
+            "SELECT count(*) FROM promo_notifications WHERE user_id = $1 AND promo_id IS NOT NULL",
+        )
+        .await?;
+    let total: i64 = client.query_one(&count, &[&user_id]).await?.get(0);
+    let page = client
+        .prepare_cached(
+            "SELECT id, promo_id, distance_km, sent_at, delivered_at IS NOT NULL AS delivered \
+             FROM promo_notifications WHERE user_id = $1 AND promo_id IS NOT NULL \
+             ORDER BY sent_at DESC, id DESC LIMIT $2 OFFSET $3",
+        )
+        .await?;
+    let rows = client
+        .query(&page, &[&user_id, &window.limit, &window.offset])
+        .await?;
+    Ok(Listing {
+        total,
+        items: rows.iter().map(record_from_row).collect(),
+    })
+}
+
+/// The undelivered notifications of `user_id` for promos in `promo_ids`.
+pub async fn find_undelivered(
+    pool: &DbPool,
+    user_id: i64,
+    promo_ids: &[i64],
+) -> Result<Vec<NotificationRecord>, DbError> {
+    let client = pool.get().await?;
+    let statement = client
+        .prepare_cached(
+            "SELECT id, promo_id, distance_km, sent_at, false AS delivered FROM promo_notifications \
+             WHERE user_id = $1 AND promo_id = ANY($2) AND delivered_at IS NULL ORDER BY sent_at",
+        )
+        .await?;
+    let rows = client.query(&statement, &[&user_id, &promo_ids]).await?;
+    Ok(rows.iter().map(record_from_row).collect())
+}
+
+fn record_from_row(row: &Row) -> NotificationRecord {
+    NotificationRecord {
+        id: row.get("id"),
+        promo_id: row.get("promo_id"),
+        distance_km: row.get("distance_km"),
+        sent_at: row.get("sent_at"),
+        delivered: row.get("delivered"),
+    }
+}
