@@ -16,8 +16,12 @@ use super::pagination::PageRequest;
 use super::promos::unavailable;
 use super::{resource, AppState};
 use crate::actors::audience::{PutMember, RemoveMember};
+use crate::actors::notifier::NotifyMember;
+use crate::actors::promo_registry::FindEligible;
 use crate::db;
 use crate::db::clients::{ClientChanges, NewClient, ProfileScope};
+use crate::db::PageWindow;
+use crate::domain::eligibility::check_eligibility;
 use crate::domain::eligibility::AudienceMember;
 use crate::domain::entities::ClientProfile;
 use crate::domain::secrets::hash_password;
@@ -100,6 +104,7 @@ async fn update_my_location(
         .await?
         .ok_or(ApiError::NotFound)?;
     publish_member(&state, &profile).await?;
+    notify_on_entry(&state, &current, &profile).await?;
     Ok(HttpResponse::Ok().json(profile))
 }
 
@@ -324,6 +329,41 @@ async fn publish_member(state: &AppState, profile: &ClientProfile) -> Result<(),
         .send(PutMember { member })
         .await
         .map_err(unavailable)
+}
+
+/// Geofence: when a move brings the shopper inside the radius of a running
+/// promo they may reserve (the nearest such), they are told as on a start,
+/// still at most once a day (the notifier's daily claim decides).
+pub async fn notify_on_entry(
+    state: &AppState,
+    before: &ClientProfile,
+    after: &ClientProfile,
+) -> Result<(), ApiError> {
+    let member = AudienceMember::from(after);
+    if member.location.is_none() {
+        return Ok(());
+    }
+    let window = PageWindow {
+        limit: 1,
+        offset: 0,
+    };
+    let nearest = state
+        .engine
+        .registry
+        .send(FindEligible { member, window })
+        .await
+        .map_err(unavailable)?;
+    let Some((promo, distance_km)) = nearest.items.into_iter().next() else {
+        return Ok(());
+    };
+    if check_eligibility(&promo, &AudienceMember::from(before)).is_err() {
+        state.engine.notifier.do_send(NotifyMember {
+            user_id: after.user.id,
+            promo_id: promo.id,
+            distance_km,
+        });
+    }
+    Ok(())
 }
 
 async fn hash_off_executor(password: Password) -> Result<String, ApiError> {

@@ -12,6 +12,7 @@ pub mod credential_cache;
 pub mod error;
 pub mod form;
 pub mod health;
+pub mod notifications;
 pub mod pagination;
 pub mod products;
 pub mod promos;
@@ -61,6 +62,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .configure(products::routes)
         .configure(segments::routes)
         .configure(clients::routes)
+        .configure(notifications::routes)
         .configure(promos::routes)
         .configure(reservations::routes)
         .configure(static_pages::routes);
