@@ -14,6 +14,7 @@ use actix::Actor;
 use crate::actors::audience::AudienceIndex;
 use crate::actors::notifier::Notifier;
 use crate::actors::promo_registry::PromoRegistry;
+use crate::actors::session_hub::SessionHub;
 use crate::actors::Engine;
 use crate::config::Config;
 use crate::db::{self, DbPool};
@@ -97,13 +98,21 @@ async fn start_engine(pool: &DbPool, config: &Config) -> anyhow::Result<Engine> 
     let members = db::clients::load_audience(pool).await?;
     tracing::info!(clients = members.len(), "audience loaded");
     let audience = AudienceIndex::new(members).start();
-    let notifier = Notifier::new(pool.clone(), audience.clone(), config.notify_timezone).start();
+    let hub = SessionHub::default().start();
+    let notifier = Notifier::new(
+        pool.clone(),
+        audience.clone(),
+        hub.clone(),
+        config.notify_timezone,
+    )
+    .start();
     let registry =
         PromoRegistry::new(pool.clone(), config.reservation_hold, notifier.clone()).start();
     Ok(Engine {
         registry,
         audience,
         notifier,
+        hub,
     })
 }
 

@@ -7,11 +7,15 @@
 //!   hold timers.
 //! - [`audience::AudienceIndex`] — every shopper's location and segments.
 //! - [`notifier::Notifier`] — tells a promo's audience it started, once a day each.
+//! - [`session_hub::SessionHub`] — the open WebSocket sessions, by user.
+//! - [`ws_session::WsSession`] — one WebSocket connection.
 
 pub mod audience;
 pub mod notifier;
 pub mod promo;
 pub mod promo_registry;
+pub mod session_hub;
+pub mod ws_session;
 
 use actix::Addr;
 
@@ -21,4 +25,5 @@ pub struct Engine {
     pub registry: Addr<promo_registry::PromoRegistry>,
     pub audience: Addr<audience::AudienceIndex>,
     pub notifier: Addr<notifier::Notifier>,
+    pub hub: Addr<session_hub::SessionHub>,
 }

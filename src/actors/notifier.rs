@@ -16,10 +16,14 @@ use actix::prelude::*;
 use chrono::Utc;
 use chrono_tz::Tz;
 
+use std::sync::Arc;
+
 use super::audience::{AudienceIndex, FindWithinRadius};
+use super::session_hub::{PushToUsers, SessionHub};
 use crate::db::notifications::ClaimedNotification;
 use crate::db::{self, DbError, DbPool};
 use crate::domain::eligibility::store_location;
+use crate::domain::frames::ServerFrame;
 use crate::domain::promo::FlashPromo;
 
 /// Candidates claimed per statement.
@@ -29,15 +33,22 @@ const CLAIM_BATCH: usize = 10_000;
 pub struct Notifier {
     pool: DbPool,
     audience: Addr<AudienceIndex>,
+    hub: Addr<SessionHub>,
     timezone: Tz,
 }
 
 impl Notifier {
     /// A notifier that counts days in `timezone`.
-    pub fn new(pool: DbPool, audience: Addr<AudienceIndex>, timezone: Tz) -> Notifier {
+    pub fn new(
+        pool: DbPool,
+        audience: Addr<AudienceIndex>,
+        hub: Addr<SessionHub>,
+        timezone: Tz,
+    ) -> Notifier {
         Notifier {
             pool,
             audience,
+            hub,
             timezone,
         }
     }
@@ -76,9 +87,10 @@ impl Handler<AnnounceStart> for Notifier {
 
     fn handle(&mut self, message: AnnounceStart, ctx: &mut Self::Context) {
         let (pool, audience, day) = (self.pool.clone(), self.audience.clone(), self.today());
+        let hub = self.hub.clone();
         let promo = message.promo;
         let announce = async move {
-            if let Err(error) = announce_start(&pool, &audience, day, &promo).await {
+            if let Err(error) = announce_start(&pool, &audience, &hub, day, &promo).await {
                 tracing::warn!(promo_id = promo.id, %error, "promo start announcement failed");
             }
         };
@@ -90,19 +102,24 @@ impl Handler<NotifyMember> for Notifier {
     type Result = ();
 
     fn handle(&mut self, message: NotifyMember, ctx: &mut Self::Context) {
-        let (pool, day) = (self.pool.clone(), self.today());
+        let (pool, day, hub) = (self.pool.clone(), self.today(), self.hub.clone());
         let notify = async move {
-            let claimed = db::notifications::claim_daily_slots(
-                &pool,
-                message.promo_id,
-                day,
-                &[message.user_id],
-                &[message.distance_km],
-            )
-            .await;
-            match claimed {
-                Ok(claimed) => deliver(&claimed),
-                Err(error) => tracing::warn!(%error, "geofence notification failed"),
+            let told = async {
+                let claimed = db::notifications::claim_daily_slots(
+                    &pool,
+                    message.promo_id,
+                    day,
+                    &[message.user_id],
+                    &[message.distance_km],
+                )
+                .await?;
+                if let Some(promo) = db::promos::find_promo(&pool, message.promo_id).await? {
+                    deliver(&pool, &hub, &promo, &claimed).await?;
+                }
+                Ok::<_, DbError>(())
+            };
+            if let Err(error) = told.await {
+                tracing::warn!(%error, "geofence notification failed");
             }
         };
         ctx.spawn(notify.into_actor(self));
@@ -112,6 +129,7 @@ impl Handler<NotifyMember> for Notifier {
 async fn announce_start(
     pool: &DbPool,
     audience: &Addr<AudienceIndex>,
+    hub: &Addr<SessionHub>,
     day: chrono::NaiveDate,
     promo: &FlashPromo,
 ) -> Result<(), DbError> {
@@ -138,7 +156,7 @@ async fn announce_start(
             db::notifications::claim_daily_slots(pool, promo.id, day, &user_ids, &distances)
                 .await?;
         told += claimed.len();
-        deliver(&claimed);
+        deliver(pool, hub, promo, &claimed).await?;
     }
     db::notifications::mark_promo_announced(pool, promo.id).await?;
     tracing::info!(
@@ -151,8 +169,39 @@ async fn announce_start(
     Ok(())
 }
 
-/// Hands claimed notifications to whoever pushes them (WebSocket sessions
-/// come with the realtime layer); the inbox already lists them.
-fn deliver(claimed: &[ClaimedNotification]) {
-    tracing::debug!(count = claimed.len(), "notifications claimed");
+/// Pushes claimed notifications to their users' open sessions and marks the
+/// ones that reached a session as delivered. Offline users find them in their
+/// inbox, and get them pushed when they next connect.
+pub async fn deliver(
+    pool: &DbPool,
+    hub: &Addr<SessionHub>,
+    promo: &FlashPromo,
+    claimed: &[ClaimedNotification],
+) -> Result<(), DbError> {
+    if claimed.is_empty() {
+        return Ok(());
+    }
+    let frames = claimed
+        .iter()
+        .map(|notification| {
+            let frame = ServerFrame::PromoNotification {
+                notification_id: notification.id,
+                promo: promo.clone(),
+                distance_km: notification.distance_km,
+            };
+            (
+                notification.id,
+                notification.user_id,
+                Arc::from(frame.to_text()),
+            )
+        })
+        .collect();
+    let delivered = hub
+        .send(PushToUsers { frames })
+        .await
+        .map_err(|error| DbError::Unavailable(error.to_string()))?;
+    if !delivered.is_empty() {
+        db::notifications::mark_delivered(pool, &delivered).await?;
+    }
+    Ok(())
 }

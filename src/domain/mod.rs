@@ -7,6 +7,7 @@
 pub mod account;
 pub mod eligibility;
 pub mod entities;
+pub mod frames;
 pub mod geo;
 pub mod money;
 pub mod name;

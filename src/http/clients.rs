@@ -100,12 +100,24 @@ async fn update_my_location(
     let Some(location) = location else {
         return Ok(HttpResponse::Ok().json(current));
     };
-    let profile = db::clients::update_location_of_user(&state.pool, account.id, location)
+    let profile = relocate(&state, &current, location).await?;
+    Ok(HttpResponse::Ok().json(profile))
+}
+
+/// Moves a shopper (REST `PATCH me/` or a WebSocket `location` frame): the
+/// row, the in-memory audience, and a geofence notification if they entered
+/// a running promo's radius — all before the caller is answered.
+pub async fn relocate(
+    state: &AppState,
+    current: &ClientProfile,
+    location: Option<GeoPoint>,
+) -> Result<ClientProfile, ApiError> {
+    let profile = db::clients::update_location_of_user(&state.pool, current.user.id, location)
         .await?
         .ok_or(ApiError::NotFound)?;
-    publish_member(&state, &profile).await?;
-    notify_on_entry(&state, &current, &profile).await?;
-    Ok(HttpResponse::Ok().json(profile))
+    publish_member(state, &profile).await?;
+    notify_on_entry(state, current, &profile).await?;
+    Ok(profile)
 }
 
 async fn create_client(

@@ -108,7 +108,8 @@ impl ApiError {
         }
     }
 
-    fn detail(&self) -> String {
+    /// The human `detail` a client is shown (generic for server-side failures).
+    pub fn detail(&self) -> String {
         match self {
             ApiError::BadJson(reason) => format!("Malformed JSON: {reason}"),
             ApiError::Validation(_) => "Invalid input.".into(),

@@ -21,6 +21,7 @@ pub mod segments;
 pub mod static_pages;
 pub mod stores;
 pub mod tokens;
+pub mod ws;
 
 use std::sync::Arc;
 
@@ -65,6 +66,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .configure(notifications::routes)
         .configure(promos::routes)
         .configure(reservations::routes)
+        .configure(ws::routes)
         .configure(static_pages::routes);
 }
 

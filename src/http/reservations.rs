@@ -57,13 +57,21 @@ async fn reserve_unit(
     let mut form = Form::new(body.parse()?)?;
     let promo_id = form.field("promo_id", Presence::Required, id);
     form.finish()?;
-    let promo_id = present(promo_id, "promo_id")?;
+    let reservation = reserve_for(&state, account.id, present(promo_id, "promo_id")?).await?;
+    Ok(HttpResponse::Created().json(reservation))
+}
+
+/// Holds a unit of `promo_id` for `user_id` (REST and WebSocket alike): the
+/// checks of API.md's table, in its order; answered once the hold is durable.
+pub async fn reserve_for(
+    state: &AppState,
+    user_id: i64,
+    promo_id: i64,
+) -> Result<Reservation, ApiError> {
     let member = state
         .engine
         .audience
-        .send(GetMember {
-            user_id: account.id,
-        })
+        .send(GetMember { user_id })
         .await
         .map_err(unavailable)?;
     let routed = state
@@ -71,17 +79,14 @@ async fn reserve_unit(
         .registry
         .send(ReserveUnit {
             promo_id,
-            reserve: Reserve {
-                user_id: account.id,
-                member,
-            },
+            reserve: Reserve { user_id, member },
         })
         .await
         .map_err(unavailable)?;
     match routed {
-        Ok(reservation) => Ok(HttpResponse::Created().json(reservation)),
+        Ok(reservation) => Ok(reservation),
         Err(RoutedRefusal::Refused(refusal)) => Err(refusal_error(refusal)),
-        Err(RoutedRefusal::NoActor) => Err(without_actor(&state, promo_id).await),
+        Err(RoutedRefusal::NoActor) => Err(without_actor(state, promo_id).await),
     }
 }
 

@@ -15,3 +15,4 @@ mod promos;
 mod reservations;
 mod segments;
 mod stores;
+mod websocket;

@@ -1,0 +1,294 @@
+//! `WsSession`: one shopper's (or the admin's) WebSocket connection.
+//!
+//! Owns the socket: says `hello`, answers `ping`, applies `location` and
+//! `reserve` frames through the same code as the REST calls, answers a bad
+//! frame with an `error` frame (the connection stays), and relays what the
+//! [`SessionHub`] pushes. It pings the client every [`HEARTBEAT_INTERVAL`] and
+//! closes after [`CLIENT_TIMEOUT`] of silence. Its mailbox is bounded: when it
+//! fills the hub evicts the session instead of queueing without limit. On
+//! connect it is sent the undelivered notifications of still-running promos.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use actix_web::web;
+use actix_web_actors::ws;
+use chrono::Utc;
+use serde_json::Value;
+
+use super::promo_registry::GetRunning;
+use super::session_hub::{Connect, Disconnect, Evict, Push, SessionHub, SessionLink};
+use crate::db::{self, PageWindow};
+use crate::domain::frames::{ClientFrame, ServerFrame};
+use crate::domain::GeoPoint;
+use crate::http::error::ApiError;
+use crate::http::AppState;
+
+/// How often the server pings.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
+/// Silence after which the session is closed.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Frames that may wait for this session before it counts as too slow.
+pub const OUTGOING_QUEUE: usize = 256;
+
+/// One connection.
+pub struct WsSession {
+    user_id: i64,
+    session_id: u64,
+    state: web::Data<AppState>,
+    hub: Addr<SessionHub>,
+    last_heard: Instant,
+}
+
+impl WsSession {
+    /// A session for an authenticated user.
+    pub fn new(user_id: i64, state: web::Data<AppState>) -> WsSession {
+        let hub = state.engine.hub.clone();
+        WsSession {
+            user_id,
+            session_id: 0,
+            state,
+            hub,
+            last_heard: Instant::now(),
+        }
+    }
+
+    fn send(&self, frame: &ServerFrame, ctx: &mut ws::WebsocketContext<Self>) {
+        ctx.text(frame.to_text());
+    }
+
+    fn heartbeat(&self, ctx: &mut ws::WebsocketContext<Self>) {
+        ctx.run_interval(HEARTBEAT_INTERVAL, |session, ctx| {
+            if session.last_heard.elapsed() > CLIENT_TIMEOUT {
+                ctx.close(Some(ws::CloseReason {
+                    code: ws::CloseCode::Away,
+                    description: Some("no answer for 30 s".into()),
+                }));
+                ctx.stop();
+            } else {
+                ctx.ping(b"");
+            }
+        });
+    }
+
+    fn on_text(&mut self, text: &str, ctx: &mut ws::WebsocketContext<Self>) {
+        match serde_json::from_str::<ClientFrame>(text) {
+            Ok(ClientFrame::Ping { request_id }) => {
+                self.send(&ServerFrame::Pong { request_id }, ctx)
+            }
+            Ok(ClientFrame::Location {
+                latitude,
+                longitude,
+            }) => self.relocate(latitude, longitude, ctx),
+            Ok(ClientFrame::Reserve {
+                promo_id,
+                request_id,
+            }) => self.reserve(promo_id, request_id, ctx),
+            Err(error) => {
+                let request_id = serde_json::from_str::<Value>(text)
+                    .ok()
+                    .and_then(|value| value.get("request_id").cloned());
+                let frame = ServerFrame::Error {
+                    code: "bad_frame".into(),
+                    detail: format!("Unreadable frame: {error}"),
+                    request_id,
+                };
+                self.send(&frame, ctx);
+            }
+        }
+    }
+
+    fn relocate(&mut self, latitude: f64, longitude: f64, ctx: &mut ws::WebsocketContext<Self>) {
+        let Ok(location) = GeoPoint::parse(latitude, longitude) else {
+            let frame = ServerFrame::Error {
+                code: "validation_error".into(),
+                detail: "latitude must be in [-90, 90] and longitude in [-180, 180]".into(),
+                request_id: None,
+            };
+            return self.send(&frame, ctx);
+        };
+        let (state, user_id) = (self.state.clone(), self.user_id);
+        let moved = async move {
+            let current = db::clients::find_profile_of_user(&state.pool, user_id)
+                .await?
+                .ok_or(ApiError::NotFound)?;
+            crate::http::clients::relocate(&state, &current, Some(location)).await
+        };
+        ctx.spawn(moved.into_actor(self).map(|moved, session, ctx| {
+            if let Err(error) = moved {
+                session.send(&error_frame(&error, None), ctx);
+            }
+        }));
+    }
+
+    fn reserve(&mut self, promo_id: i64, request_id: Value, ctx: &mut ws::WebsocketContext<Self>) {
+        let (state, user_id) = (self.state.clone(), self.user_id);
+        let reserved =
+            async move { crate::http::reservations::reserve_for(&state, user_id, promo_id).await };
+        ctx.spawn(
+            reserved
+                .into_actor(self)
+                .map(move |reserved, session, ctx| {
+                    let frame = match reserved {
+                        Ok(reservation) => ServerFrame::ReservationHeld {
+                            reservation,
+                            request_id: Some(request_id),
+                        },
+                        Err(error) => error_frame(&error, Some(request_id)),
+                    };
+                    session.send(&frame, ctx);
+                }),
+        );
+    }
+
+    /// Pushes the undelivered notifications of still-running promos.
+    fn deliver_missed(&self, ctx: &mut ws::WebsocketContext<Self>) {
+        let (state, user_id) = (self.state.clone(), self.user_id);
+        let missed = async move {
+            let every = PageWindow {
+                limit: i64::MAX,
+                offset: 0,
+            };
+            let running = state
+                .engine
+                .registry
+                .send(GetRunning { window: every })
+                .await
+                .ok()?;
+            let promo_ids: Vec<i64> = running.items.iter().map(|promo| promo.id).collect();
+            let records = db::notifications::find_undelivered(&state.pool, user_id, &promo_ids)
+                .await
+                .ok()?;
+            let frames: Vec<(i64, ServerFrame)> = records
+                .into_iter()
+                .filter_map(|record| {
+                    let promo = running
+                        .items
+                        .iter()
+                        .find(|promo| promo.id == record.promo_id)?
+                        .clone();
+                    let frame = ServerFrame::PromoNotification {
+                        notification_id: record.id,
+                        promo,
+                        distance_km: record.distance_km,
+                    };
+                    Some((record.id, frame))
+                })
+                .collect();
+            Some((state, frames))
+        };
+        ctx.spawn(missed.into_actor(self).map(|missed, session, ctx| {
+            let Some((state, frames)) = missed else {
+                return;
+            };
+            let ids: Vec<i64> = frames.iter().map(|(id, _)| *id).collect();
+            for (_, frame) in &frames {
+                session.send(frame, ctx);
+            }
+            if !ids.is_empty() {
+                actix::spawn(async move {
+                    if let Err(error) = db::notifications::mark_delivered(&state.pool, &ids).await {
+                        tracing::warn!(%error, "could not mark notifications delivered");
+                    }
+                });
+            }
+        }));
+    }
+}
+
+fn error_frame(error: &ApiError, request_id: Option<Value>) -> ServerFrame {
+    ServerFrame::Error {
+        code: error.code().into(),
+        detail: error.detail(),
+        request_id,
+    }
+}
+
+impl Actor for WsSession {
+    type Context = ws::WebsocketContext<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(OUTGOING_QUEUE);
+        self.heartbeat(ctx);
+        let link = SessionLink {
+            push: ctx.address().recipient(),
+            evict: ctx.address().recipient(),
+        };
+        let connect = self.hub.send(Connect {
+            user_id: self.user_id,
+            link,
+        });
+        ctx.wait(
+            connect
+                .into_actor(self)
+                .map(|session_id, session, ctx| match session_id {
+                    Ok(session_id) => {
+                        session.session_id = session_id;
+                        let hello = ServerFrame::Hello {
+                            user_id: session.user_id,
+                            server_time: Utc::now(),
+                        };
+                        session.send(&hello, ctx);
+                        session.deliver_missed(ctx);
+                    }
+                    Err(_) => ctx.stop(),
+                }),
+        );
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        self.hub.do_send(Disconnect {
+            user_id: self.user_id,
+            session_id: self.session_id,
+        });
+    }
+}
+
+impl Handler<Push> for WsSession {
+    type Result = ();
+
+    fn handle(&mut self, message: Push, ctx: &mut Self::Context) {
+        let frame: Arc<str> = message.frame;
+        ctx.text(&*frame);
+    }
+}
+
+impl Handler<Evict> for WsSession {
+    type Result = ();
+
+    fn handle(&mut self, _: Evict, ctx: &mut Self::Context) {
+        ctx.close(Some(ws::CloseReason {
+            code: ws::CloseCode::Again,
+            description: Some("too slow: missed frames are in /api/users/notifications/".into()),
+        }));
+        ctx.stop();
+    }
+}
+
+impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
+    fn handle(&mut self, message: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
+        let Ok(message) = message else {
+            ctx.stop();
+            return;
+        };
+        self.last_heard = Instant::now();
+        match message {
+            ws::Message::Text(text) => self.on_text(&text, ctx),
+            ws::Message::Ping(bytes) => ctx.pong(&bytes),
+            ws::Message::Binary(_) => {
+                let frame = ServerFrame::Error {
+                    code: "bad_frame".into(),
+                    detail: "Send JSON text frames.".into(),
+                    request_id: None,
+                };
+                self.send(&frame, ctx);
+            }
+            ws::Message::Close(reason) => {
+                ctx.close(reason);
+                ctx.stop();
+            }
+            ws::Message::Pong(_) | ws::Message::Continuation(_) | ws::Message::Nop => {}
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! The WebSocket protocol of API.md: one JSON object per text frame, each
+//! with a `type`. Client frames parse through [`ClientFrame`]; the server
+//! sends [`ServerFrame`]s.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::promo::FlashPromo;
+use super::reservation::Reservation;
+
+/// What a client may send.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "type", deny_unknown_fields)]
+pub enum ClientFrame {
+    /// The shopper's live location (same as `PATCH clients-profiles/me/`).
+    #[serde(rename = "location")]
+    Location { latitude: f64, longitude: f64 },
+    /// A reservation (same rules as the REST call).
+    #[serde(rename = "reserve")]
+    Reserve { promo_id: i64, request_id: Value },
+    /// Are you there?
+    #[serde(rename = "ping")]
+    Ping {
+        #[serde(default)]
+        request_id: Option<Value>,
+    },
+}
+
+/// What the server sends.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type")]
+pub enum ServerFrame {
+    #[serde(rename = "hello")]
+    Hello {
+        user_id: i64,
+        server_time: DateTime<Utc>,
+    },
+    #[serde(rename = "promo.notification")]
+    PromoNotification {
+        notification_id: i64,
+        promo: FlashPromo,
+        distance_km: f64,
+    },
+    #[serde(rename = "reservation.held")]
+    ReservationHeld {
+        reservation: Reservation,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        request_id: Option<Value>,
+    },
+    #[serde(rename = "error")]
+    Error {
+        code: String,
+        detail: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        request_id: Option<Value>,
+    },
+    #[serde(rename = "pong")]
+    Pong {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        request_id: Option<Value>,
+    },
+}
+
+impl ServerFrame {
+    /// The frame as JSON text.
+    pub fn to_text(&self) -> String {
+        // Serializing these plain structs cannot fail; an empty object is the
+        // harmless answer if it ever did.
+        serde_json::to_string(self).unwrap_or_else(|_| "{}".to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn client_frames_parse_by_type() {
+        let frame: ClientFrame =
+            serde_json::from_value(json!({"type": "location", "latitude": 1.5, "longitude": 2}))
+                .unwrap();
+        assert_eq!(
+            frame,
+            ClientFrame::Location {
+                latitude: 1.5,
+                longitude: 2.0
+            }
+        );
+        let ping: ClientFrame = serde_json::from_value(json!({"type": "ping"})).unwrap();
+        assert_eq!(ping, ClientFrame::Ping { request_id: None });
+        assert!(serde_json::from_value::<ClientFrame>(json!({"type": "dance"})).is_err());
+        assert!(
+            serde_json::from_value::<ClientFrame>(json!({"type": "ping", "extra": 1})).is_err()
+        );
+    }
+
+    #[test]
+    fn server_frames_carry_their_type() {
+        let text = ServerFrame::Pong {
+            request_id: Some(json!("r1")),
+        }
+        .to_text();
+        assert_eq!(text, r#"{"type":"pong","request_id":"r1"}"#);
+        let text = ServerFrame::Pong { request_id: None }.to_text();
+        assert_eq!(text, r#"{"type":"pong"}"#);
+    }
+}

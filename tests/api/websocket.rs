@@ -1,0 +1,227 @@
+//! `/ws/`: authentication, frames, and pushed notifications, with a real
+//! WebSocket client.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{connect_async, MaybeTlsStream, WebSocketStream};
+
+use crate::helpers::{spawn_app, Auth, Shopper, TestApp};
+
+type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+
+fn ws_url(app: &TestApp, token: &str) -> String {
+    format!(
+        "{}/ws/?token={token}",
+        app.address.replacen("http", "ws", 1)
+    )
+}
+
+fn token_of(shopper: &Shopper) -> String {
+    match &shopper.auth {
+        Auth::Token(token) => token.clone(),
+        other => panic!("token expected, got {other:?}"),
+    }
+}
+
+async fn connect(app: &TestApp, shopper: &Shopper) -> Socket {
+    let (mut socket, _) = connect_async(ws_url(app, &token_of(shopper)))
+        .await
+        .expect("upgrade");
+    let hello = next_json(&mut socket).await;
+    assert_eq!(hello["type"], "hello");
+    assert_eq!(hello["user_id"], shopper.user_id);
+    socket
+}
+
+/// The next JSON text frame, within 5 s.
+async fn next_json(socket: &mut Socket) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let message = tokio::time::timeout_at(deadline, socket.next())
+            .await
+            .expect("a frame within 5 s")
+            .expect("the socket is open")
+            .expect("a valid frame");
+        if let Message::Text(text) = message {
+            return serde_json::from_str(&text).expect("JSON");
+        }
+    }
+}
+
+async fn send(socket: &mut Socket, frame: Value) {
+    socket
+        .send(Message::Text(frame.to_string()))
+        .await
+        .expect("sent");
+}
+
+#[actix_web::test]
+async fn a_missing_or_bad_token_is_refused_before_the_upgrade() {
+    let app = spawn_app().await;
+    for url in [
+        format!("{}/ws/", app.address.replacen("http", "ws", 1)),
+        ws_url(&app, &"0".repeat(64)),
+    ] {
+        match connect_async(url).await {
+            Err(tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status(), StatusCode::UNAUTHORIZED)
+            }
+            other => panic!(
+                "expected 401, got {:?}",
+                other.map(|(_, response)| response.status())
+            ),
+        }
+    }
+}
+
+#[actix_web::test]
+async fn pings_are_answered_and_bad_frames_get_an_error_without_closing() {
+    let app = spawn_app().await;
+    let shopper = app.create_shopper("ana", None, &[]).await;
+    let mut socket = connect(&app, &shopper).await;
+    send(&mut socket, json!({"type": "ping", "request_id": "p1"})).await;
+    assert_eq!(
+        next_json(&mut socket).await,
+        json!({"type": "pong", "request_id": "p1"})
+    );
+
+    socket.send(Message::Text("not json".into())).await.unwrap();
+    assert_eq!(next_json(&mut socket).await["code"], "bad_frame");
+    send(&mut socket, json!({"type": "dance", "request_id": 7})).await;
+    let error = next_json(&mut socket).await;
+    assert_eq!(
+        (error["type"].clone(), error["request_id"].clone()),
+        (json!("error"), json!(7))
+    );
+    socket.send(Message::Binary(vec![1, 2, 3])).await.unwrap();
+    assert_eq!(next_json(&mut socket).await["code"], "bad_frame");
+    send(
+        &mut socket,
+        json!({"type": "location", "latitude": 95, "longitude": 0}),
+    )
+    .await;
+    assert_eq!(next_json(&mut socket).await["code"], "validation_error");
+
+    send(&mut socket, json!({"type": "ping"})).await;
+    assert_eq!(
+        next_json(&mut socket).await,
+        json!({"type": "pong"}),
+        "still open"
+    );
+}
+
+#[actix_web::test]
+async fn a_location_frame_moves_the_shopper_like_patch_me() {
+    let app = spawn_app().await;
+    let market = app.create_market_at(0.0, 0.0).await;
+    app.create_running_promo(&market, 1, json!({})).await;
+    let shopper = app
+        .create_shopper("ana", Some((1.0, 1.0)), &[market.segment_id])
+        .await;
+    let mut socket = connect(&app, &shopper).await;
+    send(
+        &mut socket,
+        json!({"type": "location", "latitude": 0.001, "longitude": 0.0}),
+    )
+    .await;
+    // Entering the radius is notified on this very socket.
+    let notification = next_json(&mut socket).await;
+    assert_eq!(notification["type"], "promo.notification");
+    let profile = app
+        .get("/api/users/clients-profiles/me/", &shopper.auth)
+        .await;
+    assert_eq!(profile.body["latitude"], 0.001);
+    assert_eq!(
+        app.get("/api/promotions/flash-promos/eligible/", &shopper.auth)
+            .await
+            .body["count"],
+        1
+    );
+}
+
+#[actix_web::test]
+async fn a_promo_start_is_pushed_to_connected_shoppers_and_kept_for_offline_ones() {
+    let app = spawn_app().await;
+    let market = app.create_market_at(0.0, 0.0).await;
+    let online = app
+        .create_shopper("online", Some((0.0, 0.0)), &[market.segment_id])
+        .await;
+    let offline = app
+        .create_shopper("offline", Some((0.0, 0.0)), &[market.segment_id])
+        .await;
+    let mut first = connect(&app, &online).await;
+    let mut second = connect(&app, &online).await;
+
+    let promo = app.create_running_promo(&market, 1, json!({})).await;
+    for socket in [&mut first, &mut second] {
+        let frame = next_json(socket).await;
+        assert_eq!(frame["type"], "promo.notification");
+        assert_eq!(frame["promo"]["id"], promo["id"]);
+        assert!(frame["distance_km"].as_f64().unwrap() < 0.01);
+        assert!(frame["notification_id"].is_i64());
+    }
+    let inbox = app.get("/api/users/notifications/", &online.auth).await;
+    assert_eq!(inbox.body["results"][0]["delivered"], true);
+    let missed = app.get("/api/users/notifications/", &offline.auth).await;
+    assert_eq!(missed.body["results"][0]["delivered"], false);
+
+    let mut late = connect(&app, &offline).await;
+    let frame = next_json(&mut late).await;
+    assert_eq!(
+        frame["type"], "promo.notification",
+        "the missed notification arrives on connect"
+    );
+    assert_eq!(frame["promo"]["id"], promo["id"]);
+    let delivered = crate::helpers::wait_until(Duration::from_secs(5), || async {
+        app.get("/api/users/notifications/", &offline.auth)
+            .await
+            .body["results"][0]["delivered"]
+            == true
+    })
+    .await;
+    assert!(delivered);
+}
+
+#[actix_web::test]
+async fn a_reserve_frame_is_answered_with_the_hold_or_an_error() {
+    let app = spawn_app().await;
+    let market = app.create_market_at(0.0, 0.0).await;
+    let promo = app.create_running_promo(&market, 1, json!({})).await;
+    let shopper = app
+        .create_shopper("ana", Some((0.0, 0.0)), &[market.segment_id])
+        .await;
+    let mut socket = connect(&app, &shopper).await;
+    send(
+        &mut socket,
+        json!({"type": "reserve", "promo_id": promo["id"], "request_id": "r1"}),
+    )
+    .await;
+    let held = next_json(&mut socket).await;
+    assert_eq!(held["type"], "reservation.held");
+    assert_eq!(held["request_id"], "r1");
+    assert_eq!(held["reservation"]["status"], "held");
+    send(
+        &mut socket,
+        json!({"type": "reserve", "promo_id": promo["id"], "request_id": "r2"}),
+    )
+    .await;
+    let again = next_json(&mut socket).await;
+    assert_eq!(
+        (
+            again["type"].clone(),
+            again["code"].clone(),
+            again["request_id"].clone()
+        ),
+        (json!("error"), json!("already_reserved"), json!("r2"))
+    );
+    send(
+        &mut socket,
+        json!({"type": "reserve", "promo_id": 424242, "request_id": 3}),
+    )
+    .await;
+    assert_eq!(next_json(&mut socket).await["code"], "not_found");
+}
