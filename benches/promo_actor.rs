@@ -122,6 +122,7 @@ async fn reserve_many(
                 reserve: Reserve {
                     user_id,
                     member: Some(member(user_id, segment_id)),
+                    origin: None,
                 },
             })
         });

@@ -106,8 +106,13 @@ async fn start_engine(pool: &DbPool, config: &Config) -> anyhow::Result<Engine> 
         config.notify_timezone,
     )
     .start();
-    let registry =
-        PromoRegistry::new(pool.clone(), config.reservation_hold, notifier.clone()).start();
+    let registry = PromoRegistry::new(
+        pool.clone(),
+        config.reservation_hold,
+        notifier.clone(),
+        hub.clone(),
+    )
+    .start();
     Ok(Engine {
         registry,
         audience,

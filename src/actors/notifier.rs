@@ -19,7 +19,7 @@ use chrono_tz::Tz;
 use std::sync::Arc;
 
 use super::audience::{AudienceIndex, FindWithinRadius};
-use super::session_hub::{PushToUsers, SessionHub};
+use super::session_hub::{AddWatchers, PushToUsers, SessionHub};
 use crate::db::notifications::ClaimedNotification;
 use crate::db::{self, DbError, DbPool};
 use crate::domain::eligibility::store_location;
@@ -147,6 +147,10 @@ async fn announce_start(
         })
         .await
         .map_err(|error| DbError::Unavailable(error.to_string()))?;
+    hub.do_send(AddWatchers {
+        promo_id: promo.id,
+        user_ids: candidates.iter().map(|(user_id, _)| *user_id).collect(),
+    });
     let started = std::time::Instant::now();
     let mut told = 0;
     for chunk in candidates.chunks(CLAIM_BATCH) {

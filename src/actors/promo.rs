@@ -28,10 +28,14 @@ use futures_util::future::ready;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
+use std::sync::Arc;
+
 use super::promo_registry::{PromoActorStopped, PromoRegistry, StockChanged};
+use super::session_hub::{Origin, PromoEnded, PushToUser, SessionHub};
 use crate::db::reservations::StockWrite;
 use crate::db::{self, DbError, DbPool};
 use crate::domain::eligibility::{check_eligibility, AudienceMember, Ineligible};
+use crate::domain::frames::{EndReason, ServerFrame};
 use crate::domain::promo::FlashPromo;
 use crate::domain::reservation::{Reservation, ReservationRecord, ReservationStatus};
 use crate::domain::stock::{Hold, PromoStock, QuantityBelowCommitted, ReleaseError, ReserveError};
@@ -67,6 +71,9 @@ pub struct PromoActor {
     hold_for: chrono::Duration,
     pool: DbPool,
     registry: Addr<PromoRegistry>,
+    hub: Addr<SessionHub>,
+    /// The database id of each live hold's reservation (for the frames).
+    row_ids: HashMap<Uuid, i64>,
     /// Hold expiries in time order, and each hold's deadline, for removal.
     deadlines: BTreeSet<(DateTime<Utc>, Uuid)>,
     deadline_of: HashMap<Uuid, DateTime<Utc>>,
@@ -81,6 +88,7 @@ pub struct PromoActor {
 enum Pending {
     Reserve {
         hold: Hold,
+        origin: Option<WsOrigin>,
         reply: oneshot::Sender<Result<Reservation, PromoRefusal>>,
     },
     Complete {
@@ -124,8 +132,11 @@ impl PromoActor {
         hold_for: Duration,
         pool: DbPool,
         registry: Addr<PromoRegistry>,
+        hub: Addr<SessionHub>,
     ) -> PromoActor {
         PromoActor {
+            hub,
+            row_ids: HashMap::new(),
             stock: PromoStock::new(promo.quantity, promo.sold, []),
             promo,
             hold_for: chrono::Duration::from_std(hold_for).unwrap_or(chrono::Duration::seconds(60)),
@@ -246,25 +257,97 @@ impl PromoActor {
         let promo = self.snapshot();
         for (pending, row_id) in batch.into_iter().zip(row_ids) {
             match pending {
-                Pending::Reserve { hold, reply } => {
-                    let record = ReservationRecord {
-                        id: row_id.unwrap_or_default(),
-                        reservation_id: hold.reservation_id,
-                        promo_id: promo.id,
-                        user_id: hold.user_id,
-                        status: ReservationStatus::Held,
-                        created_at: hold.created_at,
-                        expires_at: hold.expires_at,
-                    };
-                    let _ = reply.send(Ok(Reservation::new(&record, promo.clone())));
+                Pending::Reserve {
+                    hold,
+                    origin,
+                    reply,
+                } => {
+                    let row_id = row_id.unwrap_or_default();
+                    self.row_ids.insert(hold.reservation_id, row_id);
+                    let reservation = self.reservation(&hold, ReservationStatus::Held, &promo);
+                    self.tell_holder(
+                        &hold,
+                        ServerFrame::ReservationHeld {
+                            reservation: reservation.clone(),
+                            request_id: None,
+                        },
+                        origin,
+                    );
+                    let _ = reply.send(Ok(reservation));
                 }
-                Pending::Complete { reply, .. } | Pending::Cancel { reply, .. } => {
+                Pending::Complete { hold, reply } => {
+                    let reservation = self.reservation(&hold, ReservationStatus::Completed, &promo);
+                    self.tell_holder(
+                        &hold,
+                        ServerFrame::ReservationCompleted { reservation },
+                        None,
+                    );
+                    self.row_ids.remove(&hold.reservation_id);
                     let _ = reply.send(Ok(()));
                 }
-                Pending::Expire { .. } | Pending::Revoke { .. } => {}
+                Pending::Cancel { hold, reply } => {
+                    let reservation = self.reservation(&hold, ReservationStatus::Cancelled, &promo);
+                    self.tell_holder(
+                        &hold,
+                        ServerFrame::ReservationCancelled { reservation },
+                        None,
+                    );
+                    self.row_ids.remove(&hold.reservation_id);
+                    let _ = reply.send(Ok(()));
+                }
+                Pending::Revoke { hold } => {
+                    let reservation = self.reservation(&hold, ReservationStatus::Cancelled, &promo);
+                    self.tell_holder(
+                        &hold,
+                        ServerFrame::ReservationCancelled { reservation },
+                        None,
+                    );
+                    self.row_ids.remove(&hold.reservation_id);
+                }
+                Pending::Expire { hold } => {
+                    let reservation = self.reservation(&hold, ReservationStatus::Expired, &promo);
+                    self.tell_holder(&hold, ServerFrame::ReservationExpired { reservation }, None);
+                    self.row_ids.remove(&hold.reservation_id);
+                }
             }
         }
         self.report(ctx);
+    }
+
+    fn reservation(
+        &self,
+        hold: &Hold,
+        status: ReservationStatus,
+        promo: &FlashPromo,
+    ) -> Reservation {
+        let record = ReservationRecord {
+            id: self
+                .row_ids
+                .get(&hold.reservation_id)
+                .copied()
+                .unwrap_or_default(),
+            reservation_id: hold.reservation_id,
+            promo_id: promo.id,
+            user_id: hold.user_id,
+            status,
+            created_at: hold.created_at,
+            expires_at: hold.expires_at,
+        };
+        Reservation::new(&record, promo.clone())
+    }
+
+    /// Sends a `reservation.*` frame to every open session of the holder; the
+    /// session whose request caused it gets its `request_id` back.
+    fn tell_holder(&self, hold: &Hold, frame: ServerFrame, origin: Option<WsOrigin>) {
+        let origin = origin.map(|origin| Origin {
+            session_id: origin.session_id,
+            frame: Arc::from(with_request_id(&frame, origin.request_id).to_text()),
+        });
+        self.hub.do_send(PushToUser {
+            user_id: hold.user_id,
+            frame: Arc::from(frame.to_text()),
+            origin,
+        });
     }
 
     /// Reverts a failed batch, newest decision first, and answers 503; expiries
@@ -278,7 +361,7 @@ impl PromoActor {
         let mut retry = Vec::new();
         for pending in batch.into_iter().rev() {
             match pending {
-                Pending::Reserve { hold, reply } => {
+                Pending::Reserve { hold, reply, .. } => {
                     self.disarm_timer(&hold.reservation_id, ctx);
                     self.stock.undo_reserve(&hold.reservation_id);
                     let _ = reply.send(Err(PromoRefusal::Unavailable));
@@ -360,7 +443,16 @@ impl Actor for PromoActor {
         };
         // Nothing is decided before the stock is known.
         ctx.wait(load.into_actor(self).map(|loaded, actor, ctx| match loaded {
-            Ok((Some(promo), holds)) => actor.install(promo, holds, ctx),
+            Ok((Some(promo), holds)) => {
+                let holds = holds
+                    .into_iter()
+                    .map(|(row_id, hold)| {
+                        actor.row_ids.insert(hold.reservation_id, row_id);
+                        hold
+                    })
+                    .collect();
+                actor.install(promo, holds, ctx)
+            }
             Ok((None, _)) => ctx.stop(),
             Err(error) => {
                 tracing::warn!(promo_id = actor.promo.id, %error, "promo actor could not load its stock");
@@ -392,6 +484,26 @@ pub struct Reserve {
     pub user_id: i64,
     /// The shopper's location and segments; `None` for an account without a profile.
     pub member: Option<AudienceMember>,
+    /// The WebSocket session and request this answers, if any.
+    pub origin: Option<WsOrigin>,
+}
+
+/// The WebSocket session whose `reserve` frame asked, and its `request_id`.
+#[derive(Debug, Clone)]
+pub struct WsOrigin {
+    pub session_id: u64,
+    pub request_id: serde_json::Value,
+}
+
+/// The same frame answering a client message.
+fn with_request_id(frame: &ServerFrame, request_id: serde_json::Value) -> ServerFrame {
+    match frame {
+        ServerFrame::ReservationHeld { reservation, .. } => ServerFrame::ReservationHeld {
+            reservation: reservation.clone(),
+            request_id: Some(request_id),
+        },
+        other => other.clone(),
+    }
 }
 
 /// Buys the unit a hold keeps.
@@ -448,7 +560,15 @@ impl Handler<Reserve> for PromoActor {
             Ok(hold) => {
                 let (reply, answer) = oneshot::channel();
                 self.arm_timer(&hold, ctx);
-                self.enqueue(Pending::Reserve { hold, reply }, ctx);
+                let origin = message.origin;
+                self.enqueue(
+                    Pending::Reserve {
+                        hold,
+                        origin,
+                        reply,
+                    },
+                    ctx,
+                );
                 answered(answer)
             }
         }
@@ -587,6 +707,13 @@ impl Handler<Shutdown> for PromoActor {
     type Result = ();
 
     fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) {
+        // Its rows went with the promo; its holders and watchers are told.
+        let holders = self.stock.holds().map(|hold| hold.user_id).collect();
+        self.hub.do_send(PromoEnded {
+            promo_id: self.promo.id,
+            reason: EndReason::Deleted,
+            also: holders,
+        });
         ctx.stop();
     }
 }

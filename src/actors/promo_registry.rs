@@ -22,8 +22,10 @@ use super::promo::{
     Cancel, Close, Complete, Deactivate, PrepareQuantity, PromoActor, PromoRefusal, Redefine,
     Reserve, Shutdown,
 };
+use super::session_hub::{PromoEnded, SessionHub, StockFrame};
 use crate::db::{self, DbPool, Listing, PageWindow};
 use crate::domain::eligibility::{store_location, AudienceMember};
+use crate::domain::frames::{EndReason, ServerFrame};
 use crate::domain::geo::{chord_between, chord_for_km, km_from_chord};
 use crate::domain::promo::{status_at, FlashPromo, PromoStatus};
 use crate::domain::reservation::Reservation;
@@ -45,6 +47,8 @@ struct Entry {
     /// eligibility scan compares straight-line distances (no trigonometry).
     store: [f64; 3],
     radius_chord: f64,
+    /// Watchers were told it stopped running (reset when it runs again).
+    end_told: bool,
 }
 
 impl Entry {
@@ -54,6 +58,7 @@ impl Entry {
             radius_chord: 0.0,
             promo,
             actor: None,
+            end_told: false,
         };
         entry.set_promo(entry.promo.clone());
         entry
@@ -70,6 +75,7 @@ impl Entry {
 pub struct PromoRegistry {
     pool: DbPool,
     notifier: Addr<Notifier>,
+    hub: Addr<SessionHub>,
     hold_for: Duration,
     entries: HashMap<i64, Entry>,
     next_tick: Option<SpawnHandle>,
@@ -77,10 +83,16 @@ pub struct PromoRegistry {
 
 impl PromoRegistry {
     /// A registry that loads the live promos when it starts.
-    pub fn new(pool: DbPool, hold_for: Duration, notifier: Addr<Notifier>) -> PromoRegistry {
+    pub fn new(
+        pool: DbPool,
+        hold_for: Duration,
+        notifier: Addr<Notifier>,
+        hub: Addr<SessionHub>,
+    ) -> PromoRegistry {
         PromoRegistry {
             pool,
             notifier,
+            hub,
             hold_for,
             entries: HashMap::new(),
             next_tick: None,
@@ -105,8 +117,10 @@ impl PromoRegistry {
                         self.hold_for,
                         self.pool.clone(),
                         registry.clone(),
+                        self.hub.clone(),
                     );
                     entry.actor = Some(actor.start());
+                    entry.end_told = false;
                     // Announced once per start; the notifier skips promos already told.
                     self.notifier.do_send(AnnounceStart {
                         promo: promo.clone(),
@@ -118,15 +132,28 @@ impl PromoRegistry {
                         self.hold_for,
                         self.pool.clone(),
                         registry.clone(),
+                        self.hub.clone(),
                     );
                     let actor = actor.start();
                     actor.do_send(Close);
                     entry.actor = Some(actor);
                 }
                 // Over or not yet started: live holds may still complete.
-                (Some(actor), false) if promo.is_active => actor.do_send(Close),
+                (Some(actor), false) if promo.is_active => {
+                    actor.do_send(Close);
+                    tell_end_once(
+                        &self.hub,
+                        entry_end(&mut entry.end_told, promo.id, EndReason::Ended),
+                    );
+                }
                 // Switched off: holds are released.
-                (Some(actor), false) => actor.do_send(Deactivate),
+                (Some(actor), false) => {
+                    actor.do_send(Deactivate);
+                    tell_end_once(
+                        &self.hub,
+                        entry_end(&mut entry.end_told, promo.id, EndReason::Deactivated),
+                    );
+                }
                 _ => {}
             }
         }
@@ -336,11 +363,16 @@ impl Handler<PromoRemoved> for PromoRegistry {
     type Result = ();
 
     fn handle(&mut self, message: PromoRemoved, ctx: &mut Self::Context) {
-        if let Some(Entry {
-            actor: Some(actor), ..
-        }) = self.entries.remove(&message.promo_id)
-        {
-            actor.do_send(Shutdown);
+        match self.entries.remove(&message.promo_id) {
+            // The actor tells watchers and holders as it stops.
+            Some(Entry {
+                actor: Some(actor), ..
+            }) => actor.do_send(Shutdown),
+            _ => self.hub.do_send(PromoEnded {
+                promo_id: message.promo_id,
+                reason: EndReason::Deleted,
+                also: Vec::new(),
+            }),
         }
         self.reconcile(ctx);
     }
@@ -350,10 +382,30 @@ impl Handler<StockChanged> for PromoRegistry {
     type Result = ();
 
     fn handle(&mut self, message: StockChanged, _: &mut Self::Context) {
-        if let Some(entry) = self.entries.get_mut(&message.promo_id) {
-            entry.promo.quantity = message.quantity;
-            entry.promo.held = message.held;
-            entry.promo.sold = message.sold;
+        let Some(entry) = self.entries.get_mut(&message.promo_id) else {
+            return;
+        };
+        entry.promo.quantity = message.quantity;
+        entry.promo.held = message.held;
+        entry.promo.sold = message.sold;
+        let promo = counted(&entry.promo, Utc::now());
+        self.hub.do_send(StockFrame {
+            promo_id: promo.id,
+            frame: ServerFrame::PromoStock {
+                promo_id: promo.id,
+                available: promo.available,
+                held: promo.held,
+                sold: promo.sold,
+                status: promo.status,
+            },
+        });
+        if promo.status == PromoStatus::SoldOut {
+            tell_end_once(
+                &self.hub,
+                entry_end(&mut entry.end_told, promo.id, EndReason::SoldOut),
+            );
+        } else if promo.status == PromoStatus::Running {
+            entry.end_told = false;
         }
     }
 }
@@ -438,6 +490,24 @@ impl Handler<FindEligible> for PromoRegistry {
         MessageResult(page_of(eligible, message.window, |(promo, chord)| {
             (counted(promo, now), km_from_chord(chord))
         }))
+    }
+}
+
+/// The end to announce for an entry, unless it was already announced.
+fn entry_end(told: &mut bool, promo_id: i64, reason: EndReason) -> Option<PromoEnded> {
+    if std::mem::replace(told, true) {
+        return None;
+    }
+    Some(PromoEnded {
+        promo_id,
+        reason,
+        also: Vec::new(),
+    })
+}
+
+fn tell_end_once(hub: &Addr<SessionHub>, end: Option<PromoEnded>) {
+    if let Some(end) = end {
+        hub.do_send(end);
     }
 }
 

@@ -1,17 +1,25 @@
-//! `SessionHub`: which WebSocket sessions are open, by user.
+//! `SessionHub`: which WebSocket sessions are open, by user, and which users
+//! watch which running promos.
 //!
 //! Knows nothing of WebSockets: sessions register a [`Recipient`] of
 //! [`Push`] (a ready JSON text frame) and the hub hands frames to every open
-//! session of a user. Each session's mailbox is bounded; a session whose
-//! mailbox is full is not keeping up and is told to close, rather than letting
-//! frames pile up without bound (what it missed stays in the REST inbox).
+//! session of a user. A promo's watchers are the connected users eligible for
+//! it (set when they connect or move, and when the promo starts); they get its
+//! `promo.stock` and `promo.ended` frames without asking. Each session's
+//! mailbox is bounded; a session whose mailbox is full is not keeping up and is
+//! told to close rather than letting frames pile up without bound (what it
+//! missed stays in the REST inbox).
 //!
-//! Sent by: WsSession (connect, disconnect), the Notifier (notifications).
+//! Sent by: WsSession (connect, disconnect, watches), the Notifier
+//! (notifications, watchers of a starting promo), the registry (stock, ends),
+//! promo actors (reservation events).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use actix::prelude::*;
+
+use crate::domain::frames::{EndReason, ServerFrame};
 
 /// One text frame for a session to send as it is.
 #[derive(Message, Clone)]
@@ -36,20 +44,25 @@ pub struct SessionLink {
 #[derive(Default)]
 pub struct SessionHub {
     sessions: HashMap<i64, HashMap<u64, SessionLink>>,
+    watchers: HashMap<i64, HashSet<i64>>,
+    watching: HashMap<i64, HashSet<i64>>,
     next_session_id: u64,
 }
 
 impl SessionHub {
-    /// Sends `frame` to every open session of `user_id`; true if at least one took it.
-    fn push_to_user(&mut self, user_id: i64, frame: &Arc<str>) -> bool {
+    /// Sends `frame` to every open session of `user_id` (the `origin` session
+    /// gets `origin_frame` instead); true if at least one took it.
+    fn push_to_user(&mut self, user_id: i64, frame: &Arc<str>, origin: Option<&Origin>) -> bool {
         let Some(sessions) = self.sessions.get_mut(&user_id) else {
             return false;
         };
         let mut delivered = false;
-        sessions.retain(|_, link| {
-            match link.push.try_send(Push {
-                frame: frame.clone(),
-            }) {
+        sessions.retain(|session_id, link| {
+            let frame = match origin {
+                Some(origin) if origin.session_id == *session_id => origin.frame.clone(),
+                _ => frame.clone(),
+            };
+            match link.push.try_send(Push { frame }) {
                 Ok(()) => {
                     delivered = true;
                     true
@@ -62,9 +75,36 @@ impl SessionHub {
             }
         });
         if sessions.is_empty() {
-            self.sessions.remove(&user_id);
+            self.forget_user(user_id);
         }
         delivered
+    }
+
+    fn forget_user(&mut self, user_id: i64) {
+        self.sessions.remove(&user_id);
+        for promo_id in self.watching.remove(&user_id).unwrap_or_default() {
+            if let Some(watchers) = self.watchers.get_mut(&promo_id) {
+                watchers.remove(&user_id);
+            }
+        }
+    }
+
+    fn watch(&mut self, user_id: i64, promo_id: i64) {
+        if self.sessions.contains_key(&user_id) {
+            self.watchers.entry(promo_id).or_default().insert(user_id);
+            self.watching.entry(user_id).or_default().insert(promo_id);
+        }
+    }
+
+    fn push_to_watchers(&mut self, promo_id: i64, frame: &Arc<str>) {
+        let watchers: Vec<i64> = self
+            .watchers
+            .get(&promo_id)
+            .map(|set| set.iter().copied().collect())
+            .unwrap_or_default();
+        for user_id in watchers {
+            self.push_to_user(user_id, frame, None);
+        }
     }
 }
 
@@ -74,6 +114,13 @@ impl Actor for SessionHub {
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(65_536);
     }
+}
+
+/// The session a frame answers, and the frame it gets (with its `request_id`).
+#[derive(Clone)]
+pub struct Origin {
+    pub session_id: u64,
+    pub frame: Arc<str>,
 }
 
 /// A session opened; answers its id.
@@ -100,6 +147,48 @@ pub struct PushToUsers {
     pub frames: Vec<(i64, i64, Arc<str>)>,
 }
 
+/// A frame for every session of one user.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PushToUser {
+    pub user_id: i64,
+    pub frame: Arc<str>,
+    pub origin: Option<Origin>,
+}
+
+/// The running promos a connected user is eligible for now (replaces the old set).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetWatches {
+    pub user_id: i64,
+    pub promo_ids: Vec<i64>,
+}
+
+/// Users eligible for a promo that just started.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AddWatchers {
+    pub promo_id: i64,
+    pub user_ids: Vec<i64>,
+}
+
+/// A promo's stock changed: tell its watchers.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StockFrame {
+    pub promo_id: i64,
+    pub frame: ServerFrame,
+}
+
+/// A promo stopped running: tell its watchers (and `also`), then forget them.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PromoEnded {
+    pub promo_id: i64,
+    pub reason: EndReason,
+    pub also: Vec<i64>,
+}
+
 /// How many sessions are open (for metrics and tests).
 #[derive(Message)]
 #[rtype(result = "usize")]
@@ -122,11 +211,15 @@ impl Handler<Disconnect> for SessionHub {
     type Result = ();
 
     fn handle(&mut self, message: Disconnect, _: &mut Self::Context) {
-        if let Some(sessions) = self.sessions.get_mut(&message.user_id) {
-            sessions.remove(&message.session_id);
-            if sessions.is_empty() {
-                self.sessions.remove(&message.user_id);
-            }
+        let now_empty = self
+            .sessions
+            .get_mut(&message.user_id)
+            .is_some_and(|sessions| {
+                sessions.remove(&message.session_id);
+                sessions.is_empty()
+            });
+        if now_empty {
+            self.forget_user(message.user_id);
         }
     }
 }
@@ -138,9 +231,79 @@ impl Handler<PushToUsers> for SessionHub {
         message
             .frames
             .into_iter()
-            .filter(|(_, user_id, frame)| self.push_to_user(*user_id, frame))
+            .filter(|(_, user_id, frame)| self.push_to_user(*user_id, frame, None))
             .map(|(key, _, _)| key)
             .collect()
+    }
+}
+
+impl Handler<PushToUser> for SessionHub {
+    type Result = ();
+
+    fn handle(&mut self, message: PushToUser, _: &mut Self::Context) {
+        self.push_to_user(message.user_id, &message.frame, message.origin.as_ref());
+    }
+}
+
+impl Handler<SetWatches> for SessionHub {
+    type Result = ();
+
+    fn handle(&mut self, message: SetWatches, _: &mut Self::Context) {
+        for promo_id in self.watching.remove(&message.user_id).unwrap_or_default() {
+            if let Some(watchers) = self.watchers.get_mut(&promo_id) {
+                watchers.remove(&message.user_id);
+            }
+        }
+        for promo_id in message.promo_ids {
+            self.watch(message.user_id, promo_id);
+        }
+    }
+}
+
+impl Handler<AddWatchers> for SessionHub {
+    type Result = ();
+
+    fn handle(&mut self, message: AddWatchers, _: &mut Self::Context) {
+        for user_id in message.user_ids {
+            self.watch(user_id, message.promo_id);
+        }
+    }
+}
+
+impl Handler<StockFrame> for SessionHub {
+    type Result = ();
+
+    fn handle(&mut self, message: StockFrame, _: &mut Self::Context) {
+        if self
+            .watchers
+            .get(&message.promo_id)
+            .is_some_and(|set| !set.is_empty())
+        {
+            let frame: Arc<str> = Arc::from(message.frame.to_text());
+            self.push_to_watchers(message.promo_id, &frame);
+        }
+    }
+}
+
+impl Handler<PromoEnded> for SessionHub {
+    type Result = ();
+
+    fn handle(&mut self, message: PromoEnded, _: &mut Self::Context) {
+        let frame: Arc<str> = Arc::from(
+            ServerFrame::PromoEnded {
+                promo_id: message.promo_id,
+                reason: message.reason,
+            }
+            .to_text(),
+        );
+        let mut told: HashSet<i64> = self.watchers.remove(&message.promo_id).unwrap_or_default();
+        told.extend(message.also);
+        for user_id in told {
+            if let Some(watching) = self.watching.get_mut(&user_id) {
+                watching.remove(&message.promo_id);
+            }
+            self.push_to_user(user_id, &frame, None);
+        }
     }
 }
 

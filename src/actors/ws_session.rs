@@ -17,6 +17,7 @@ use actix_web_actors::ws;
 use chrono::Utc;
 use serde_json::Value;
 
+use super::promo::WsOrigin;
 use super::promo_registry::GetRunning;
 use super::session_hub::{Connect, Disconnect, Evict, Push, SessionHub, SessionLink};
 use crate::db::{self, PageWindow};
@@ -122,24 +123,38 @@ impl WsSession {
         }));
     }
 
+    /// A success is answered by the PromoActor's `reservation.held` frame,
+    /// which reaches every session of the user, and this one with its
+    /// `request_id`; only a refusal is answered here.
     fn reserve(&mut self, promo_id: i64, request_id: Value, ctx: &mut ws::WebsocketContext<Self>) {
         let (state, user_id) = (self.state.clone(), self.user_id);
-        let reserved =
-            async move { crate::http::reservations::reserve_for(&state, user_id, promo_id).await };
+        let origin = WsOrigin {
+            session_id: self.session_id,
+            request_id: request_id.clone(),
+        };
+        let reserved = async move {
+            crate::http::reservations::reserve_for(&state, user_id, promo_id, Some(origin)).await
+        };
         ctx.spawn(
             reserved
                 .into_actor(self)
                 .map(move |reserved, session, ctx| {
-                    let frame = match reserved {
-                        Ok(reservation) => ServerFrame::ReservationHeld {
-                            reservation,
-                            request_id: Some(request_id),
-                        },
-                        Err(error) => error_frame(&error, Some(request_id)),
-                    };
-                    session.send(&frame, ctx);
+                    if let Err(error) = reserved {
+                        session.send(&error_frame(&error, Some(request_id)), ctx);
+                    }
                 }),
         );
+    }
+
+    /// Registers the running promos this user may reserve, whose stock frames
+    /// this session then receives.
+    fn watch_eligible_promos(&self) {
+        let (state, user_id) = (self.state.clone(), self.user_id);
+        actix::spawn(async move {
+            if let Err(error) = crate::http::clients::refresh_watches(&state, user_id).await {
+                tracing::warn!(%error, "could not compute the promos a session watches");
+            }
+        });
     }
 
     /// Pushes the undelivered notifications of still-running promos.
@@ -231,6 +246,7 @@ impl Actor for WsSession {
                         };
                         session.send(&hello, ctx);
                         session.deliver_missed(ctx);
+                        session.watch_eligible_promos();
                     }
                     Err(_) => ctx.stop(),
                 }),

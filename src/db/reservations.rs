@@ -222,24 +222,27 @@ async fn insert_holds(
         .collect()
 }
 
-/// The live (`held`) reservations of a promo, expired or not.
+/// The live (`held`) reservations of a promo, expired or not, with their row ids.
 #[tracing::instrument(skip(pool))]
-pub async fn load_holds(pool: &DbPool, promo_id: i64) -> Result<Vec<Hold>, DbError> {
+pub async fn load_holds(pool: &DbPool, promo_id: i64) -> Result<Vec<(i64, Hold)>, DbError> {
     let client = pool.get().await?;
     let statement = client
         .prepare_cached(
-            "SELECT reservation_id, user_id, created_at, expires_at FROM promo_reservations \
+            "SELECT id, reservation_id, user_id, created_at, expires_at FROM promo_reservations \
              WHERE promo_id = $1 AND status = 'held'",
         )
         .await?;
     let rows = client.query(&statement, &[&promo_id]).await?;
     Ok(rows
         .iter()
-        .map(|row| Hold {
-            reservation_id: row.get("reservation_id"),
-            user_id: row.get("user_id"),
-            created_at: row.get("created_at"),
-            expires_at: row.get("expires_at"),
+        .map(|row| {
+            let hold = Hold {
+                reservation_id: row.get("reservation_id"),
+                user_id: row.get("user_id"),
+                created_at: row.get("created_at"),
+                expires_at: row.get("expires_at"),
+            };
+            (row.get("id"), hold)
         })
         .collect())
 }

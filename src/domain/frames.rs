@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::promo::FlashPromo;
+use super::promo::{FlashPromo, PromoStatus};
 use super::reservation::Reservation;
 
 /// What a client may send.
@@ -27,6 +27,16 @@ pub enum ClientFrame {
     },
 }
 
+/// Why a promo stopped running, for `promo.ended`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    SoldOut,
+    Ended,
+    Deleted,
+    Deactivated,
+}
+
 /// What the server sends.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type")]
@@ -42,12 +52,28 @@ pub enum ServerFrame {
         promo: FlashPromo,
         distance_km: f64,
     },
+    #[serde(rename = "promo.stock")]
+    PromoStock {
+        promo_id: i64,
+        available: u32,
+        held: u32,
+        sold: u32,
+        status: PromoStatus,
+    },
+    #[serde(rename = "promo.ended")]
+    PromoEnded { promo_id: i64, reason: EndReason },
     #[serde(rename = "reservation.held")]
     ReservationHeld {
         reservation: Reservation,
         #[serde(skip_serializing_if = "Option::is_none")]
         request_id: Option<Value>,
     },
+    #[serde(rename = "reservation.expired")]
+    ReservationExpired { reservation: Reservation },
+    #[serde(rename = "reservation.completed")]
+    ReservationCompleted { reservation: Reservation },
+    #[serde(rename = "reservation.cancelled")]
+    ReservationCancelled { reservation: Reservation },
     #[serde(rename = "error")]
     Error {
         code: String,

@@ -15,9 +15,10 @@ use super::form::{checked, id_list, nullable, number, present, text, Form, Prese
 use super::pagination::PageRequest;
 use super::promos::unavailable;
 use super::{resource, AppState};
-use crate::actors::audience::{PutMember, RemoveMember};
+use crate::actors::audience::{GetMember, PutMember, RemoveMember};
 use crate::actors::notifier::NotifyMember;
 use crate::actors::promo_registry::FindEligible;
+use crate::actors::session_hub::SetWatches;
 use crate::db;
 use crate::db::clients::{ClientChanges, NewClient, ProfileScope};
 use crate::db::PageWindow;
@@ -332,7 +333,8 @@ fn pair_location(form: &mut Form, latitude: f64, longitude: f64) -> Option<Optio
 }
 
 /// Updates the in-memory audience before the client hears of the change, so
-/// eligibility follows a new location or segment at once.
+/// eligibility follows a new location or segment at once, and with it the
+/// promos whose stock frames the user's sessions get.
 async fn publish_member(state: &AppState, profile: &ClientProfile) -> Result<(), ApiError> {
     let member = AudienceMember::from(profile);
     state
@@ -340,7 +342,39 @@ async fn publish_member(state: &AppState, profile: &ClientProfile) -> Result<(),
         .audience
         .send(PutMember { member })
         .await
-        .map_err(unavailable)
+        .map_err(unavailable)?;
+    refresh_watches(state, profile.user.id).await
+}
+
+/// Tells the session hub which running promos the user is eligible for now.
+pub async fn refresh_watches(state: &AppState, user_id: i64) -> Result<(), ApiError> {
+    let member = state
+        .engine
+        .audience
+        .send(GetMember { user_id })
+        .await
+        .map_err(unavailable)?;
+    let promo_ids = match member {
+        Some(member) => {
+            let every = PageWindow {
+                limit: i64::MAX,
+                offset: 0,
+            };
+            let eligible = state
+                .engine
+                .registry
+                .send(FindEligible {
+                    member,
+                    window: every,
+                })
+                .await
+                .map_err(unavailable)?;
+            eligible.items.iter().map(|(promo, _)| promo.id).collect()
+        }
+        None => Vec::new(),
+    };
+    state.engine.hub.do_send(SetWatches { user_id, promo_ids });
+    Ok(())
 }
 
 /// Geofence: when a move brings the shopper inside the radius of a running

@@ -18,7 +18,7 @@ use super::pagination::PageRequest;
 use super::promos::unavailable;
 use super::{resource, AppState};
 use crate::actors::audience::GetMember;
-use crate::actors::promo::{PromoRefusal, Reserve};
+use crate::actors::promo::{PromoRefusal, Reserve, WsOrigin};
 use crate::actors::promo_registry::{ReleaseUnit, ReserveUnit, RoutedRefusal};
 use crate::db::{self, Listing};
 use crate::domain::eligibility::Ineligible;
@@ -57,16 +57,19 @@ async fn reserve_unit(
     let mut form = Form::new(body.parse()?)?;
     let promo_id = form.field("promo_id", Presence::Required, id);
     form.finish()?;
-    let reservation = reserve_for(&state, account.id, present(promo_id, "promo_id")?).await?;
+    let reservation = reserve_for(&state, account.id, present(promo_id, "promo_id")?, None).await?;
     Ok(HttpResponse::Created().json(reservation))
 }
 
 /// Holds a unit of `promo_id` for `user_id` (REST and WebSocket alike): the
 /// checks of API.md's table, in its order; answered once the hold is durable.
+/// `origin` names the WebSocket request this answers (its session gets the
+/// `reservation.held` frame with the `request_id`).
 pub async fn reserve_for(
     state: &AppState,
     user_id: i64,
     promo_id: i64,
+    origin: Option<WsOrigin>,
 ) -> Result<Reservation, ApiError> {
     let member = state
         .engine
@@ -79,7 +82,11 @@ pub async fn reserve_for(
         .registry
         .send(ReserveUnit {
             promo_id,
-            reserve: Reserve { user_id, member },
+            reserve: Reserve {
+                user_id,
+                member,
+                origin,
+            },
         })
         .await
         .map_err(unavailable)?;

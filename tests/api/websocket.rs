@@ -52,6 +52,16 @@ async fn next_json(socket: &mut Socket) -> Value {
     }
 }
 
+/// The next frame of type `kind`, skipping others, within 5 s.
+async fn next_of(socket: &mut Socket, kind: &str) -> Value {
+    loop {
+        let frame = next_json(socket).await;
+        if frame["type"] == kind {
+            return frame;
+        }
+    }
+}
+
 async fn send(socket: &mut Socket, frame: Value) {
     socket
         .send(Message::Text(frame.to_string()))
@@ -158,8 +168,7 @@ async fn a_promo_start_is_pushed_to_connected_shoppers_and_kept_for_offline_ones
 
     let promo = app.create_running_promo(&market, 1, json!({})).await;
     for socket in [&mut first, &mut second] {
-        let frame = next_json(socket).await;
-        assert_eq!(frame["type"], "promo.notification");
+        let frame = next_of(socket, "promo.notification").await;
         assert_eq!(frame["promo"]["id"], promo["id"]);
         assert!(frame["distance_km"].as_f64().unwrap() < 0.01);
         assert!(frame["notification_id"].is_i64());
@@ -195,33 +204,156 @@ async fn a_reserve_frame_is_answered_with_the_hold_or_an_error() {
         .create_shopper("ana", Some((0.0, 0.0)), &[market.segment_id])
         .await;
     let mut socket = connect(&app, &shopper).await;
+    let mut other_session = connect(&app, &shopper).await;
     send(
         &mut socket,
         json!({"type": "reserve", "promo_id": promo["id"], "request_id": "r1"}),
     )
     .await;
-    let held = next_json(&mut socket).await;
-    assert_eq!(held["type"], "reservation.held");
+    let held = next_of(&mut socket, "reservation.held").await;
     assert_eq!(held["request_id"], "r1");
     assert_eq!(held["reservation"]["status"], "held");
+    assert!(held["reservation"]["id"].as_i64().unwrap() > 0);
+    // The user's other session hears of it too, without the request id.
+    let elsewhere = next_of(&mut other_session, "reservation.held").await;
+    assert_eq!(
+        elsewhere["reservation"]["reservation_id"],
+        held["reservation"]["reservation_id"]
+    );
+    assert!(elsewhere.get("request_id").is_none());
     send(
         &mut socket,
         json!({"type": "reserve", "promo_id": promo["id"], "request_id": "r2"}),
     )
     .await;
-    let again = next_json(&mut socket).await;
+    let again = next_of(&mut socket, "error").await;
     assert_eq!(
-        (
-            again["type"].clone(),
-            again["code"].clone(),
-            again["request_id"].clone()
-        ),
-        (json!("error"), json!("already_reserved"), json!("r2"))
+        (again["code"].clone(), again["request_id"].clone()),
+        (json!("already_reserved"), json!("r2"))
     );
     send(
         &mut socket,
         json!({"type": "reserve", "promo_id": 424242, "request_id": 3}),
     )
     .await;
-    assert_eq!(next_json(&mut socket).await["code"], "not_found");
+    assert_eq!(next_of(&mut socket, "error").await["code"], "not_found");
+}
+
+#[actix_web::test]
+async fn watchers_get_stock_frames_and_holders_get_reservation_events() {
+    let app = spawn_app().await;
+    let market = app.create_market_at(0.0, 0.0).await;
+    let promo = app.create_running_promo(&market, 2, json!({})).await;
+    let promo_id = promo["id"].as_i64().unwrap();
+    let holder = app
+        .create_shopper("holder", Some((0.0, 0.0)), &[market.segment_id])
+        .await;
+    let watcher = app
+        .create_shopper("watcher", Some((0.0, 0.0)), &[market.segment_id])
+        .await;
+    let mut holder_socket = connect(&app, &holder).await;
+    let mut watcher_socket = connect(&app, &watcher).await;
+
+    // Wait until the watcher's session is registered as watching the promo.
+    let reserved = app.reserve(&holder, promo_id).await;
+    assert_eq!(reserved.status, StatusCode::CREATED);
+    let held = next_of(&mut holder_socket, "reservation.held").await;
+    assert_eq!(held["reservation"]["id"], reserved.body["id"]);
+    let stock = next_of(&mut watcher_socket, "promo.stock").await;
+    assert_eq!(stock["promo_id"], promo_id);
+    assert_eq!(
+        (
+            stock["available"].clone(),
+            stock["held"].clone(),
+            stock["sold"].clone()
+        ),
+        (json!(1), json!(1), json!(0))
+    );
+    assert_eq!(stock["status"], "running");
+
+    // The 2 s test hold runs out: the holder is told by the actor's timer.
+    let expired = next_of(&mut holder_socket, "reservation.expired").await;
+    assert_eq!(expired["reservation"]["status"], "expired");
+    let stock = next_of(&mut watcher_socket, "promo.stock").await;
+    assert_eq!(stock["held"], 0);
+
+    let second = app.reserve(&holder, promo_id).await;
+    let completed = app
+        .post(
+            &format!(
+                "/api/promotions/promo-reservations/{}/complete/",
+                second.body["id"]
+            ),
+            &holder.auth,
+            json!({}),
+        )
+        .await;
+    assert_eq!(completed.status, StatusCode::OK);
+    let frame = next_of(&mut holder_socket, "reservation.completed").await;
+    assert_eq!(frame["reservation"]["completed"], true);
+    let sold = loop {
+        let stock = next_of(&mut watcher_socket, "promo.stock").await;
+        if stock["sold"] == 1 {
+            break stock;
+        }
+    };
+    assert_eq!(sold["available"], 1);
+}
+
+#[actix_web::test]
+async fn deleting_a_running_promo_tells_its_watchers_and_holders() {
+    let app = spawn_app().await;
+    let market = app.create_market_at(0.0, 0.0).await;
+    let promo = app.create_running_promo(&market, 2, json!({})).await;
+    let promo_id = promo["id"].as_i64().unwrap();
+    let holder = app
+        .create_shopper("holder", Some((0.0, 0.0)), &[market.segment_id])
+        .await;
+    let mut socket = connect(&app, &holder).await;
+    assert_eq!(
+        app.reserve(&holder, promo_id).await.status,
+        StatusCode::CREATED
+    );
+    next_of(&mut socket, "reservation.held").await;
+    let deleted = app
+        .delete(
+            &format!("/api/promotions/flash-promos/{promo_id}/"),
+            &app.admin,
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    let ended = next_of(&mut socket, "promo.ended").await;
+    assert_eq!(
+        (ended["promo_id"].clone(), ended["reason"].clone()),
+        (json!(promo_id), json!("deleted"))
+    );
+}
+
+#[actix_web::test]
+async fn deactivating_a_running_promo_tells_watchers_and_cancels_holds() {
+    let app =
+        crate::helpers::spawn_app_with(|config| config.reservation_hold = Duration::from_secs(60))
+            .await;
+    let market = app.create_market_at(0.0, 0.0).await;
+    let promo = app.create_running_promo(&market, 2, json!({})).await;
+    let promo_id = promo["id"].as_i64().unwrap();
+    let holder = app
+        .create_shopper("holder", Some((0.0, 0.0)), &[market.segment_id])
+        .await;
+    let mut socket = connect(&app, &holder).await;
+    assert_eq!(
+        app.reserve(&holder, promo_id).await.status,
+        StatusCode::CREATED
+    );
+    next_of(&mut socket, "reservation.held").await;
+    let off = app
+        .patch(
+            &format!("/api/promotions/flash-promos/{promo_id}/"),
+            &app.admin,
+            json!({"is_active": false}),
+        )
+        .await;
+    assert_eq!(off.status, StatusCode::OK);
+    let cancelled = next_of(&mut socket, "reservation.cancelled").await;
+    assert_eq!(cancelled["reservation"]["status"], "cancelled");
 }
