@@ -23,11 +23,11 @@ use super::session_hub::{AddWatchers, PushToUsers, SessionHub};
 use crate::db::notifications::ClaimedNotification;
 use crate::db::{self, DbError, DbPool};
 use crate::domain::eligibility::store_location;
-use crate::domain::frames::ServerFrame;
 use crate::domain::promo::FlashPromo;
 
-/// Candidates claimed per statement.
-const CLAIM_BATCH: usize = 10_000;
+/// Candidates claimed per statement: small enough that the first sessions are
+/// told while later batches are still being claimed.
+const CLAIM_BATCH: usize = 1_000;
 
 /// The notifier.
 pub struct Notifier {
@@ -185,19 +185,14 @@ pub async fn deliver(
     if claimed.is_empty() {
         return Ok(());
     }
+    // The promo is the bulk of each frame: serialize it once, not per shopper.
+    let promo_json =
+        serde_json::to_string(promo).map_err(|error| DbError::Corrupt(error.to_string()))?;
     let frames = claimed
         .iter()
         .map(|notification| {
-            let frame = ServerFrame::PromoNotification {
-                notification_id: notification.id,
-                promo: promo.clone(),
-                distance_km: notification.distance_km,
-            };
-            (
-                notification.id,
-                notification.user_id,
-                Arc::from(frame.to_text()),
-            )
+            let frame = notification_frame(notification.id, &promo_json, notification.distance_km);
+            (notification.id, notification.user_id, Arc::from(frame))
         })
         .collect();
     let delivered = hub
@@ -208,4 +203,63 @@ pub async fn deliver(
         db::notifications::mark_delivered(pool, &delivered).await?;
     }
     Ok(())
+}
+
+/// The text of a `promo.notification` frame around an already serialized promo
+/// (the same JSON as `ServerFrame::PromoNotification`).
+fn notification_frame(notification_id: i64, promo_json: &str, distance_km: f64) -> String {
+    let distance = serde_json::Number::from_f64(distance_km)
+        .map_or("null".to_owned(), |number| number.to_string());
+    format!(
+        r#"{{"type":"promo.notification","notification_id":{notification_id},"promo":{promo_json},"distance_km":{distance}}}"#
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::entities::{Product, Store};
+    use crate::domain::frames::ServerFrame;
+    use crate::domain::promo::PromoStatus;
+    use crate::domain::Money;
+
+    #[test]
+    fn the_spliced_notification_frame_matches_the_serialized_one() {
+        let promo = FlashPromo {
+            id: 5,
+            product: Product {
+                id: 7,
+                name: "Audífonos \"XYZ\"".into(),
+                store: Store {
+                    id: 1,
+                    name: "TechShop".into(),
+                    latitude: 19.4326,
+                    longitude: -99.1332,
+                },
+                regular_price: Money::parse("999").unwrap(),
+            },
+            promo_price: Money::parse("499").unwrap(),
+            start_time: Utc::now(),
+            end_time: Utc::now(),
+            segments: Vec::new(),
+            max_distance_km: 2.0,
+            is_active: true,
+            quantity: 1,
+            available: 1,
+            held: 0,
+            sold: 0,
+            status: PromoStatus::Running,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        };
+        let spliced = notification_frame(9, &serde_json::to_string(&promo).unwrap(), 0.25);
+        let serialized = ServerFrame::PromoNotification {
+            notification_id: 9,
+            promo,
+            distance_km: 0.25,
+        }
+        .to_text();
+        let parsed = |text: &str| serde_json::from_str::<serde_json::Value>(text).unwrap();
+        assert_eq!(parsed(&spliced), parsed(&serialized));
+    }
 }

@@ -357,3 +357,21 @@ async fn deactivating_a_running_promo_tells_watchers_and_cancels_holds() {
     let cancelled = next_of(&mut socket, "reservation.cancelled").await;
     assert_eq!(cancelled["reservation"]["status"], "cancelled");
 }
+
+#[actix_web::test]
+async fn a_silent_client_is_closed_after_thirty_seconds() {
+    let app = spawn_app().await;
+    let shopper = app.create_shopper("quiet", None, &[]).await;
+    let mut socket = connect(&app, &shopper).await;
+    // Stay silent: no reads (so no automatic pongs) and no frames.
+    tokio::time::sleep(Duration::from_secs(41)).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let closed = loop {
+        match tokio::time::timeout_at(deadline, socket.next()).await {
+            Ok(Some(Ok(Message::Close(_)))) | Ok(None) | Ok(Some(Err(_))) => break true,
+            Ok(Some(Ok(_))) => continue,
+            Err(_) => break false,
+        }
+    };
+    assert!(closed, "the server kept a silent session open");
+}
