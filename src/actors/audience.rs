@@ -221,4 +221,65 @@ mod tests {
         index.remove(1);
         assert!(index.within_radius(far_east, 1.0, &[1]).is_empty());
     }
+
+    mod against_brute_force {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// A point within about `spread` degrees of a center, wrapped onto the globe.
+        fn near(center: (f64, f64), spread: f64) -> impl Strategy<Value = (f64, f64)> {
+            (-spread..spread, -spread..spread).prop_map(move |(dlat, dlon)| {
+                let latitude = (center.0 + dlat).clamp(-90.0, 90.0);
+                let longitude = (center.1 + dlon + 540.0).rem_euclid(360.0) - 180.0;
+                (latitude, longitude)
+            })
+        }
+
+        fn case() -> impl Strategy<Value = ((f64, f64), f64, Vec<(f64, f64)>)> {
+            // Centers anywhere, with extra weight on the poles and the antimeridian.
+            let center = prop_oneof![
+                (-90.0..90.0f64, -180.0..180.0f64),
+                (85.0..90.0f64, -180.0..180.0f64),
+                (-90.0..-85.0f64, -180.0..180.0f64),
+                (
+                    -60.0..60.0f64,
+                    prop_oneof![170.0..180.0f64, -180.0..-170.0f64]
+                ),
+            ];
+            (center, 0.05..100.0f64).prop_flat_map(|(center, radius_km)| {
+                let spread = (radius_km / 111.0 * 2.5).min(60.0);
+                (
+                    Just(center),
+                    Just(radius_km),
+                    proptest::collection::vec(near(center, spread), 1..150),
+                )
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(200))]
+
+            #[test]
+            fn radius_queries_match_a_haversine_scan((center, radius_km, points) in case()) {
+                let center = GeoPoint::parse(center.0, center.1).unwrap();
+                let members: Vec<AudienceMember> = points
+                    .iter()
+                    .enumerate()
+                    .map(|(index, (lat, lon))| member(index as i64, *lat, *lon, &[1]))
+                    .collect();
+                let index = AudienceIndex::new(members.clone());
+                let found: std::collections::BTreeSet<i64> =
+                    index.within_radius(center, radius_km, &[1]).into_iter().map(|(id, _)| id).collect();
+                for member in &members {
+                    let distance = member.location.unwrap().distance_km(center);
+                    // Points a hair from the edge may fall either way in floating point.
+                    if (distance - radius_km).abs() < 1e-6 {
+                        continue;
+                    }
+                    prop_assert_eq!(found.contains(&member.user_id), distance <= radius_km,
+                        "user {} at {} km, radius {}", member.user_id, distance, radius_km);
+                }
+            }
+        }
+    }
 }

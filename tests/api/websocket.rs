@@ -375,3 +375,19 @@ async fn a_silent_client_is_closed_after_thirty_seconds() {
     };
     assert!(closed, "the server kept a silent session open");
 }
+
+#[actix_web::test]
+async fn the_token_may_come_in_the_authorization_header() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let app = spawn_app().await;
+    let shopper = app.create_shopper("ana", None, &[]).await;
+    let url = format!("{}/ws/", app.address.replacen("http", "ws", 1));
+    let mut request = url.into_client_request().unwrap();
+    let value = format!("Bearer {}", token_of(&shopper));
+    request
+        .headers_mut()
+        .insert("authorization", value.parse().unwrap());
+    let (mut socket, _) = connect_async(request).await.expect("upgrade");
+    let hello = next_json(&mut socket).await;
+    assert_eq!(hello["user_id"], shopper.user_id);
+}
