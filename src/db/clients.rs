@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 
-use super::segments::{find_unknown_segment_ids, segment_from_row};
-use super::{DbError, DbPool, Listing, PageWindow, Violation};
+use super::segments::{require_known_segments, segment_from_row};
+use super::{DbError, DbPool, Listing, PageWindow};
 use crate::domain::eligibility::AudienceMember;
 use crate::domain::entities::{ClientProfile, ProfileUser, Segment};
 use crate::domain::GeoPoint;
@@ -289,20 +289,6 @@ async fn write_location(
         .execute(&statement, &[&profile_id, &latitude, &longitude])
         .await?;
     Ok(())
-}
-
-async fn require_known_segments(
-    client: &impl GenericClient,
-    segment_ids: &[i64],
-) -> Result<(), DbError> {
-    if find_unknown_segment_ids(client, segment_ids)
-        .await?
-        .is_empty()
-    {
-        Ok(())
-    } else {
-        Err(DbError::Violation(Violation::UnknownSegment))
-    }
 }
 
 async fn replace_segments(

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 
-use super::segments::{find_unknown_segment_ids, segment_from_row};
+use super::segments::{require_known_segments, segment_from_row};
 use super::{DbError, DbPool, Listing, PageWindow, Violation};
 use crate::domain::entities::{Product, Segment, Store};
 use crate::domain::promo::{FlashPromo, PromoStatus, PromoTerms};
@@ -51,6 +51,18 @@ pub async fn list_promos(
 pub async fn find_promo(pool: &DbPool, promo_id: i64) -> Result<Option<FlashPromo>, DbError> {
     let client = pool.get().await?;
     Ok(find_promos_with(&client, &[promo_id]).await?.pop())
+}
+
+/// The promos with these ids, by id (missing ones are left out; repeats are fine).
+pub async fn find_promos_by_id(
+    pool: &DbPool,
+    promo_ids: impl IntoIterator<Item = i64>,
+) -> Result<HashMap<i64, FlashPromo>, DbError> {
+    let mut promo_ids: Vec<i64> = promo_ids.into_iter().collect();
+    promo_ids.sort_unstable();
+    promo_ids.dedup();
+    let promos = find_promos(pool, &promo_ids).await?;
+    Ok(promos.into_iter().map(|promo| (promo.id, promo)).collect())
 }
 
 /// The promos with these ids (missing ones are left out).
@@ -182,20 +194,6 @@ pub async fn find_promo_ids_of(
         .await?;
     let rows = client.query(&statement, &[&store_id, &product_id]).await?;
     Ok(rows.iter().map(|row| row.get(0)).collect())
-}
-
-async fn require_known_segments(
-    client: &impl GenericClient,
-    segment_ids: &[i64],
-) -> Result<(), DbError> {
-    if find_unknown_segment_ids(client, segment_ids)
-        .await?
-        .is_empty()
-    {
-        Ok(())
-    } else {
-        Err(DbError::Violation(Violation::UnknownSegment))
-    }
 }
 
 async fn replace_segments(

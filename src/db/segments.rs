@@ -127,6 +127,21 @@ pub async fn delete_segment(pool: &DbPool, segment_id: i64) -> Result<bool, DbEr
     }
 }
 
+/// Fails with [`Violation::UnknownSegment`] unless every id names a segment.
+pub async fn require_known_segments(
+    client: &impl GenericClient,
+    segment_ids: &[i64],
+) -> Result<(), DbError> {
+    if find_unknown_segment_ids(client, segment_ids)
+        .await?
+        .is_empty()
+    {
+        Ok(())
+    } else {
+        Err(DbError::Violation(Violation::UnknownSegment))
+    }
+}
+
 /// The ids among `segment_ids` that name no segment.
 pub async fn find_unknown_segment_ids(
     client: &impl GenericClient,

@@ -34,18 +34,13 @@ async fn list_notifications(
 ) -> Result<HttpResponse, ApiError> {
     let listing =
         db::notifications::list_notifications(&state.pool, account.id, page.window()).await?;
-    let mut promo_ids: Vec<i64> = listing.items.iter().map(|record| record.promo_id).collect();
-    promo_ids.sort_unstable();
-    promo_ids.dedup();
-    let promos = db::promos::find_promos(&state.pool, &promo_ids).await?;
+    let promo_ids = listing.items.iter().map(|record| record.promo_id);
+    let promos = db::promos::find_promos_by_id(&state.pool, promo_ids).await?;
     let items = listing
         .items
         .into_iter()
         .filter_map(|record| {
-            let promo = promos
-                .iter()
-                .find(|promo| promo.id == record.promo_id)?
-                .clone();
+            let promo = promos.get(&record.promo_id)?.clone();
             Some(NotificationView {
                 id: record.id,
                 promo,

@@ -218,16 +218,16 @@ async fn list_reservations(
 ) -> Result<HttpResponse, ApiError> {
     let listing =
         db::reservations::list_reservations(&state.pool, account.id, page.window()).await?;
-    let mut promo_ids: Vec<i64> = listing.items.iter().map(|record| record.promo_id).collect();
-    promo_ids.sort_unstable();
-    promo_ids.dedup();
-    let promos = db::promos::find_promos(&state.pool, &promo_ids).await?;
+    let promo_ids = listing.items.iter().map(|record| record.promo_id);
+    let promos = db::promos::find_promos_by_id(&state.pool, promo_ids).await?;
     let items = listing
         .items
         .iter()
         .filter_map(|record| {
-            let promo = promos.iter().find(|promo| promo.id == record.promo_id)?;
-            Some(Reservation::new(record, promo.clone()))
+            Some(Reservation::new(
+                record,
+                promos.get(&record.promo_id)?.clone(),
+            ))
         })
         .collect();
     page.respond(
