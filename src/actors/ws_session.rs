@@ -146,17 +146,6 @@ impl WsSession {
         );
     }
 
-    /// Registers the running promos this user may reserve, whose stock frames
-    /// this session then receives.
-    fn watch_eligible_promos(&self) {
-        let (state, user_id) = (self.state.clone(), self.user_id);
-        actix::spawn(async move {
-            if let Err(error) = crate::http::clients::refresh_watches(&state, user_id).await {
-                tracing::warn!(%error, "could not compute the promos a session watches");
-            }
-        });
-    }
-
     /// Pushes the undelivered notifications of still-running promos.
     fn deliver_missed(&self, ctx: &mut ws::WebsocketContext<Self>) {
         let (state, user_id) = (self.state.clone(), self.user_id);
@@ -230,15 +219,20 @@ impl Actor for WsSession {
             push: ctx.address().recipient(),
             evict: ctx.address().recipient(),
         };
-        let connect = self.hub.send(Connect {
-            user_id: self.user_id,
-            link,
-        });
+        let (hub, state, user_id) = (self.hub.clone(), self.state.clone(), self.user_id);
+        // Registered and watching before `hello`: a client that has its hello
+        // misses no frame meant for it.
+        let join = async move {
+            let session_id = hub.send(Connect { user_id, link }).await.ok()?;
+            if let Err(error) = crate::http::clients::refresh_watches(&state, user_id).await {
+                tracing::warn!(%error, "could not compute the promos a session watches");
+            }
+            Some(session_id)
+        };
         ctx.wait(
-            connect
-                .into_actor(self)
-                .map(|session_id, session, ctx| match session_id {
-                    Ok(session_id) => {
+            join.into_actor(self)
+                .map(|joined, session, ctx| match joined {
+                    Some(session_id) => {
                         session.session_id = session_id;
                         let hello = ServerFrame::Hello {
                             user_id: session.user_id,
@@ -246,9 +240,8 @@ impl Actor for WsSession {
                         };
                         session.send(&hello, ctx);
                         session.deliver_missed(ctx);
-                        session.watch_eligible_promos();
                     }
-                    Err(_) => ctx.stop(),
+                    None => ctx.stop(),
                 }),
         );
     }

@@ -193,7 +193,7 @@ async fn a_scheduled_promo_starts_and_ends_on_time() {
     let market = app.create_market_at(0.0, 0.0).await;
     let body = json!({
         "product_id": market.product_id, "promo_price": "10.00",
-        "start_time": in_seconds(2), "end_time": in_seconds(4), "segment_ids": [market.segment_id],
+        "start_time": in_seconds(2), "end_time": in_seconds(6), "segment_ids": [market.segment_id],
     });
     let promo = app
         .post("/api/promotions/flash-promos/", &app.admin, body)
