@@ -212,7 +212,7 @@ async fn a_scheduled_promo_starts_and_ends_on_time() {
     .await;
     assert!(running, "the promo did not start");
     assert_eq!(status_of(&app, &promo["id"]).await, "running");
-    let ended = wait_until(Duration::from_secs(6), || async {
+    let ended = wait_until(Duration::from_secs(9), || async {
         app.get("/api/promotions/flash-promos/running/", &shopper.auth)
             .await
             .body["count"]
