@@ -10,7 +10,9 @@
 //! repeats. A shopper who moves into a running promo's radius is told the same
 //! way ([`NotifyMember`]).
 //!
-//! Sent by: the PromoRegistry (starts) and the HTTP layer (geofence entries).
+//! Sent by: the PromoRegistry (starts; again on each resync while a promo runs
+//! unannounced, and when a sold-out promo runs again) and the HTTP layer
+//! (geofence entries).
 
 use actix::prelude::*;
 use chrono::Utc;
@@ -133,9 +135,6 @@ async fn announce_start(
     day: chrono::NaiveDate,
     promo: &FlashPromo,
 ) -> Result<(), DbError> {
-    if db::notifications::is_announced(pool, promo.id).await? {
-        return Ok(());
-    }
     let Some(center) = store_location(promo) else {
         return Ok(());
     };
@@ -147,10 +146,14 @@ async fn announce_start(
         })
         .await
         .map_err(|error| DbError::Unavailable(error.to_string()))?;
+    // Connected eligible shoppers watch its stock, whether or not they are told now.
     hub.do_send(AddWatchers {
         promo_id: promo.id,
         user_ids: candidates.iter().map(|(user_id, _)| *user_id).collect(),
     });
+    if db::notifications::is_announced(pool, promo.id).await? {
+        return Ok(());
+    }
     let started = std::time::Instant::now();
     let mut told = 0;
     for chunk in candidates.chunks(CLAIM_BATCH) {
@@ -200,7 +203,10 @@ pub async fn deliver(
         .await
         .map_err(|error| DbError::Unavailable(error.to_string()))?;
     if !delivered.is_empty() {
-        db::notifications::mark_delivered(pool, &delivered).await?;
+        // A missing mark only means a later session gets the notification again.
+        if let Err(error) = db::notifications::mark_delivered(pool, &delivered).await {
+            tracing::warn!(%error, "could not mark notifications delivered");
+        }
     }
     Ok(())
 }

@@ -197,6 +197,15 @@ impl PromoRegistry {
                 }
             }
         }
+        // A start whose announcement failed part-way is announced again (the
+        // daily claims absorb repeats); watchers are refreshed on the way.
+        for entry in self.entries.values() {
+            if entry.actor.is_some() && !entry.end_told {
+                self.notifier.do_send(AnnounceStart {
+                    promo: entry.promo.clone(),
+                });
+            }
+        }
         // Deleted or over without holds: let their actors finish.
         for (promo_id, entry) in &self.entries {
             if !loaded.contains(promo_id) {
@@ -404,8 +413,10 @@ impl Handler<StockChanged> for PromoRegistry {
                 &self.hub,
                 entry_end(&mut entry.end_told, promo.id, EndReason::SoldOut),
             );
-        } else if promo.status == PromoStatus::Running {
+        } else if promo.status == PromoStatus::Running && entry.end_told {
+            // Running again (restocked): its audience watches it again.
             entry.end_told = false;
+            self.notifier.do_send(AnnounceStart { promo });
         }
     }
 }

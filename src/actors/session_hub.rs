@@ -46,7 +46,6 @@ pub struct SessionHub {
     sessions: HashMap<i64, HashMap<u64, SessionLink>>,
     watchers: HashMap<i64, HashSet<i64>>,
     watching: HashMap<i64, HashSet<i64>>,
-    next_session_id: u64,
 }
 
 impl SessionHub {
@@ -123,11 +122,13 @@ pub struct Origin {
     pub frame: Arc<str>,
 }
 
-/// A session opened; answers its id.
+/// A session opened.
 #[derive(Message)]
-#[rtype(result = "u64")]
+#[rtype(result = "()")]
 pub struct Connect {
     pub user_id: i64,
+    /// Chosen by the session, unique in the process.
+    pub session_id: u64,
     pub link: SessionLink,
 }
 
@@ -195,15 +196,13 @@ pub struct PromoEnded {
 pub struct CountSessions;
 
 impl Handler<Connect> for SessionHub {
-    type Result = u64;
+    type Result = ();
 
-    fn handle(&mut self, message: Connect, _: &mut Self::Context) -> u64 {
-        self.next_session_id += 1;
+    fn handle(&mut self, message: Connect, _: &mut Self::Context) {
         self.sessions
             .entry(message.user_id)
             .or_default()
-            .insert(self.next_session_id, message.link);
-        self.next_session_id
+            .insert(message.session_id, message.link);
     }
 }
 

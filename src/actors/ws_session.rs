@@ -8,6 +8,7 @@
 //! fills the hub evicts the session instead of queueing without limit. On
 //! connect it is sent the undelivered notifications of still-running promos.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,8 +27,12 @@ use crate::domain::GeoPoint;
 use crate::http::error::ApiError;
 use crate::http::AppState;
 
-/// How often the server pings.
-pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
+/// How often the server pings and checks for silence.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Session ids, unique in this process; chosen by the session itself, so it
+/// can always say which one to drop, even if it dies before the hub answers.
+static NEXT_SESSION_ID: AtomicU64 = AtomicU64::new(1);
 /// Silence after which the session is closed.
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Frames that may wait for this session before it counts as too slow.
@@ -48,7 +53,7 @@ impl WsSession {
         let hub = state.engine.hub.clone();
         WsSession {
             user_id,
-            session_id: 0,
+            session_id: NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed),
             state,
             hub,
             last_heard: Instant::now(),
@@ -161,10 +166,11 @@ impl WsSession {
                 .await
                 .ok()?;
             let promo_ids: Vec<i64> = running.items.iter().map(|promo| promo.id).collect();
-            let records = db::notifications::find_undelivered(&state.pool, user_id, &promo_ids)
+            // Taken (marked delivered) before they are sent: never twice.
+            let records = db::notifications::take_undelivered(&state.pool, user_id, &promo_ids)
                 .await
                 .ok()?;
-            let frames: Vec<(i64, ServerFrame)> = records
+            let frames: Vec<ServerFrame> = records
                 .into_iter()
                 .filter_map(|record| {
                     let promo = running
@@ -172,30 +178,18 @@ impl WsSession {
                         .iter()
                         .find(|promo| promo.id == record.promo_id)?
                         .clone();
-                    let frame = ServerFrame::PromoNotification {
+                    Some(ServerFrame::PromoNotification {
                         notification_id: record.id,
                         promo,
                         distance_km: record.distance_km,
-                    };
-                    Some((record.id, frame))
+                    })
                 })
                 .collect();
-            Some((state, frames))
+            Some(frames)
         };
         ctx.spawn(missed.into_actor(self).map(|missed, session, ctx| {
-            let Some((state, frames)) = missed else {
-                return;
-            };
-            let ids: Vec<i64> = frames.iter().map(|(id, _)| *id).collect();
-            for (_, frame) in &frames {
-                session.send(frame, ctx);
-            }
-            if !ids.is_empty() {
-                actix::spawn(async move {
-                    if let Err(error) = db::notifications::mark_delivered(&state.pool, &ids).await {
-                        tracing::warn!(%error, "could not mark notifications delivered");
-                    }
-                });
+            for frame in missed.unwrap_or_default() {
+                session.send(&frame, ctx);
             }
         }));
     }
@@ -220,20 +214,26 @@ impl Actor for WsSession {
             evict: ctx.address().recipient(),
         };
         let (hub, state, user_id) = (self.hub.clone(), self.state.clone(), self.user_id);
+        let session_id = self.session_id;
         // Registered and watching before `hello`: a client that has its hello
         // misses no frame meant for it.
         let join = async move {
-            let session_id = hub.send(Connect { user_id, link }).await.ok()?;
+            hub.send(Connect {
+                user_id,
+                session_id,
+                link,
+            })
+            .await
+            .ok()?;
             if let Err(error) = crate::http::clients::refresh_watches(&state, user_id).await {
                 tracing::warn!(%error, "could not compute the promos a session watches");
             }
-            Some(session_id)
+            Some(())
         };
         ctx.wait(
             join.into_actor(self)
                 .map(|joined, session, ctx| match joined {
-                    Some(session_id) => {
-                        session.session_id = session_id;
+                    Some(()) => {
                         let hello = ServerFrame::Hello {
                             user_id: session.user_id,
                             server_time: Utc::now(),
@@ -277,9 +277,21 @@ impl Handler<Evict> for WsSession {
 
 impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
     fn handle(&mut self, message: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
-        let Ok(message) = message else {
-            ctx.stop();
-            return;
+        let message = match message {
+            Ok(message) => message,
+            Err(error) => {
+                // The stream cannot be read past a broken frame: say why, then close.
+                let code = match error {
+                    ws::ProtocolError::Overflow => ws::CloseCode::Size,
+                    _ => ws::CloseCode::Protocol,
+                };
+                ctx.close(Some(ws::CloseReason {
+                    code,
+                    description: Some(error.to_string()),
+                }));
+                ctx.stop();
+                return;
+            }
         };
         self.last_heard = Instant::now();
         match message {
@@ -297,7 +309,15 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
                 ctx.close(reason);
                 ctx.stop();
             }
-            ws::Message::Pong(_) | ws::Message::Continuation(_) | ws::Message::Nop => {}
+            ws::Message::Continuation(_) => {
+                let frame = ServerFrame::Error {
+                    code: "bad_frame".into(),
+                    detail: "Fragmented messages are not supported; send each frame whole.".into(),
+                    request_id: None,
+                };
+                self.send(&frame, ctx);
+            }
+            ws::Message::Pong(_) | ws::Message::Nop => {}
         }
     }
 }

@@ -135,8 +135,10 @@ pub async fn list_notifications(
     })
 }
 
-/// The undelivered notifications of `user_id` for promos in `promo_ids`.
-pub async fn find_undelivered(
+/// Takes the undelivered notifications of `user_id` for promos in `promo_ids`,
+/// marking them delivered in the same statement, so two sessions connecting
+/// at once (or a push racing a connect) never send one twice.
+pub async fn take_undelivered(
     pool: &DbPool,
     user_id: i64,
     promo_ids: &[i64],
@@ -144,8 +146,9 @@ pub async fn find_undelivered(
     let client = pool.get().await?;
     let statement = client
         .prepare_cached(
-            "SELECT id, promo_id, distance_km, sent_at, false AS delivered FROM promo_notifications \
-             WHERE user_id = $1 AND promo_id = ANY($2) AND delivered_at IS NULL ORDER BY sent_at",
+            "UPDATE promo_notifications SET delivered_at = now() \
+             WHERE user_id = $1 AND promo_id = ANY($2) AND delivered_at IS NULL \
+             RETURNING id, promo_id, distance_km, sent_at, true AS delivered",
         )
         .await?;
     let rows = client.query(&statement, &[&user_id, &promo_ids]).await?;
