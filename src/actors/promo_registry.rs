@@ -34,6 +34,8 @@ use crate::domain::GeoPoint;
 
 /// The longest the registry sleeps between checks, whatever the schedule says.
 const MAX_TICK: Duration = Duration::from_secs(30);
+/// The longest a `promo.stock` frame waits, so bursts of changes become one frame.
+const STOCK_FRAME_EVERY: Duration = Duration::from_millis(100);
 /// How often the snapshot is checked against PostgreSQL.
 const RESYNC_EVERY: Duration = Duration::from_secs(30);
 /// How soon to retry after a promo actor could not start (database away).
@@ -79,6 +81,8 @@ pub struct PromoRegistry {
     hold_for: Duration,
     entries: HashMap<i64, Entry>,
     next_tick: Option<SpawnHandle>,
+    /// Promos whose stock changed since the last `promo.stock` frames.
+    stock_dirty: HashSet<i64>,
 }
 
 impl PromoRegistry {
@@ -96,6 +100,7 @@ impl PromoRegistry {
             hold_for,
             entries: HashMap::new(),
             next_tick: None,
+            stock_dirty: HashSet::new(),
         }
     }
 
@@ -231,6 +236,27 @@ impl PromoRegistry {
             .and_then(|instant| (instant - now).to_std().ok())
             .map_or(MAX_TICK, |delay| delay.min(MAX_TICK));
         self.next_tick = Some(ctx.run_later(delay, |registry, ctx| registry.reconcile(ctx)));
+    }
+
+    /// Sends one `promo.stock` frame per promo that changed since the last call.
+    fn send_stock_frames(&mut self) {
+        let now = Utc::now();
+        for promo_id in std::mem::take(&mut self.stock_dirty) {
+            let Some(entry) = self.entries.get(&promo_id) else {
+                continue;
+            };
+            let promo = counted(&entry.promo, now);
+            self.hub.do_send(StockFrame {
+                promo_id,
+                frame: ServerFrame::PromoStock {
+                    promo_id,
+                    available: promo.available,
+                    held: promo.held,
+                    sold: promo.sold,
+                    status: promo.status,
+                },
+            });
+        }
     }
 
     /// Entries whose promo runs now, without cloning any.
@@ -390,7 +416,7 @@ impl Handler<PromoRemoved> for PromoRegistry {
 impl Handler<StockChanged> for PromoRegistry {
     type Result = ();
 
-    fn handle(&mut self, message: StockChanged, _: &mut Self::Context) {
+    fn handle(&mut self, message: StockChanged, ctx: &mut Self::Context) {
         let Some(entry) = self.entries.get_mut(&message.promo_id) else {
             return;
         };
@@ -398,21 +424,20 @@ impl Handler<StockChanged> for PromoRegistry {
         entry.promo.held = message.held;
         entry.promo.sold = message.sold;
         let promo = counted(&entry.promo, Utc::now());
-        self.hub.do_send(StockFrame {
-            promo_id: promo.id,
-            frame: ServerFrame::PromoStock {
-                promo_id: promo.id,
-                available: promo.available,
-                held: promo.held,
-                sold: promo.sold,
-                status: promo.status,
-            },
-        });
+        // Watchers get the latest counts at most every STOCK_FRAME_EVERY per
+        // promo, however fast reservations commit.
+        if self.stock_dirty.insert(promo.id) && self.stock_dirty.len() == 1 {
+            ctx.run_later(STOCK_FRAME_EVERY, |registry, _| {
+                registry.send_stock_frames()
+            });
+        }
         if promo.status == PromoStatus::SoldOut {
-            tell_end_once(
-                &self.hub,
-                entry_end(&mut entry.end_told, promo.id, EndReason::SoldOut),
-            );
+            let end = entry_end(&mut entry.end_told, promo.id, EndReason::SoldOut);
+            if end.is_some() {
+                // The final counts go out before the watchers are let go.
+                self.send_stock_frames();
+            }
+            tell_end_once(&self.hub, end);
         } else if promo.status == PromoStatus::Running && entry.end_told {
             // Running again (restocked): its audience watches it again.
             entry.end_told = false;

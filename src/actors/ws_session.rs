@@ -121,7 +121,8 @@ impl WsSession {
                 .ok_or(ApiError::NotFound)?;
             crate::http::clients::relocate(&state, &current, Some(location)).await
         };
-        ctx.spawn(moved.into_actor(self).map(|moved, session, ctx| {
+        // One move at a time, in the order sent: a later frame waits for this one.
+        ctx.wait(moved.into_actor(self).map(|moved, session, ctx| {
             if let Err(error) = moved {
                 session.send(&error_frame(&error, None), ctx);
             }

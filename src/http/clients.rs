@@ -377,8 +377,8 @@ pub async fn refresh_watches(state: &AppState, user_id: i64) -> Result<(), ApiEr
     Ok(())
 }
 
-/// Geofence: when a move brings the shopper inside the radius of a running
-/// promo they may reserve (the nearest such), they are told as on a start,
+/// Geofence: when a move brings the shopper inside the radius of running
+/// promos they may reserve, they are told of the nearest one as on a start,
 /// still at most once a day (the notifier's daily claim decides).
 pub async fn notify_on_entry(
     state: &AppState,
@@ -389,20 +389,26 @@ pub async fn notify_on_entry(
     if member.location.is_none() {
         return Ok(());
     }
-    let window = PageWindow {
-        limit: 1,
+    let every = PageWindow {
+        limit: i64::MAX,
         offset: 0,
     };
-    let nearest = state
+    let eligible = state
         .engine
         .registry
-        .send(FindEligible { member, window })
+        .send(FindEligible {
+            member,
+            window: every,
+        })
         .await
         .map_err(unavailable)?;
-    let Some((promo, distance_km)) = nearest.items.into_iter().next() else {
-        return Ok(());
-    };
-    if check_eligibility(&promo, &AudienceMember::from(before)).is_err() {
+    // The nearest promo whose radius this move entered (nearest first).
+    let was = AudienceMember::from(before);
+    let entered = eligible
+        .items
+        .into_iter()
+        .find(|(promo, _)| check_eligibility(promo, &was).is_err());
+    if let Some((promo, distance_km)) = entered {
         state.engine.notifier.do_send(NotifyMember {
             user_id: after.user.id,
             promo_id: promo.id,

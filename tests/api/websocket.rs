@@ -394,3 +394,45 @@ async fn the_token_may_come_in_the_authorization_header() {
     let hello = next_json(&mut socket).await;
     assert_eq!(hello["user_id"], shopper.user_id);
 }
+
+#[actix_web::test]
+async fn selling_the_last_unit_sends_the_final_stock_then_the_end() {
+    let app = spawn_app().await;
+    let market = app.create_market_at(0.0, 0.0).await;
+    let promo = app.create_running_promo(&market, 1, json!({})).await;
+    let promo_id = promo["id"].as_i64().unwrap();
+    let buyer = app
+        .create_shopper("buyer", Some((0.0, 0.0)), &[market.segment_id])
+        .await;
+    let watcher = app
+        .create_shopper("watcher", Some((0.0, 0.0)), &[market.segment_id])
+        .await;
+    let mut socket = connect(&app, &watcher).await;
+    let held = app.reserve(&buyer, promo_id).await;
+    let bought = app
+        .post(
+            &format!(
+                "/api/promotions/promo-reservations/{}/complete/",
+                held.body["id"]
+            ),
+            &buyer.auth,
+            json!({}),
+        )
+        .await;
+    assert_eq!(bought.status, StatusCode::OK);
+    let last = loop {
+        let frame = next_json(&mut socket).await;
+        if frame["type"] == "promo.ended" {
+            panic!("the end came before the final counts");
+        }
+        if frame["type"] == "promo.stock" && frame["status"] == "sold_out" {
+            break frame;
+        }
+    };
+    assert_eq!(
+        (last["sold"].clone(), last["available"].clone()),
+        (json!(1), json!(0))
+    );
+    let ended = next_of(&mut socket, "promo.ended").await;
+    assert_eq!(ended["reason"], "sold_out");
+}
