@@ -139,8 +139,7 @@ async fn a_location_frame_moves_the_shopper_like_patch_me() {
     )
     .await;
     // Entering the radius is notified on this very socket.
-    let notification = next_json(&mut socket).await;
-    assert_eq!(notification["type"], "promo.notification");
+    next_of(&mut socket, "promo.notification").await;
     let profile = app
         .get("/api/users/clients-profiles/me/", &shopper.auth)
         .await;
