@@ -25,6 +25,7 @@ use crate::db::PageWindow;
 use crate::domain::eligibility::check_eligibility;
 use crate::domain::eligibility::AudienceMember;
 use crate::domain::entities::ClientProfile;
+use crate::domain::promo::FlashPromo;
 use crate::domain::secrets::hash_password;
 use crate::domain::{EmailAddress, GeoPoint, Latitude, Longitude, Password, Username};
 
@@ -116,8 +117,8 @@ pub async fn relocate(
     let profile = db::clients::update_location_of_user(&state.pool, current.user.id, location)
         .await?
         .ok_or(ApiError::NotFound)?;
-    publish_member(state, &profile).await?;
-    notify_on_entry(state, current, &profile).await?;
+    let eligible = publish_member(state, &profile).await?;
+    notify_on_entry(state, current, &profile, &eligible);
     Ok(profile)
 }
 
@@ -334,19 +335,28 @@ fn pair_location(form: &mut Form, latitude: f64, longitude: f64) -> Option<Optio
 
 /// Updates the in-memory audience before the client hears of the change, so
 /// eligibility follows a new location or segment at once, and with it the
-/// promos whose stock frames the user's sessions get.
-async fn publish_member(state: &AppState, profile: &ClientProfile) -> Result<(), ApiError> {
+/// promos whose stock frames the user's sessions get. Returns the running
+/// promos the shopper may now reserve, nearest first.
+async fn publish_member(
+    state: &AppState,
+    profile: &ClientProfile,
+) -> Result<Vec<(FlashPromo, f64)>, ApiError> {
     let member = AudienceMember::from(profile);
     state
         .engine
         .audience
-        .send(PutMember { member })
+        .send(PutMember {
+            member: member.clone(),
+        })
         .await
         .map_err(unavailable)?;
-    refresh_watches(state, profile.user.id).await
+    let eligible = eligible_promos(state, member).await?;
+    watch(state, profile.user.id, &eligible);
+    Ok(eligible)
 }
 
-/// Tells the session hub which running promos the user is eligible for now.
+/// Tells the session hub which running promos the user is eligible for now
+/// (a WebSocket session does this as it opens).
 pub async fn refresh_watches(state: &AppState, user_id: i64) -> Result<(), ApiError> {
     let member = state
         .engine
@@ -354,40 +364,26 @@ pub async fn refresh_watches(state: &AppState, user_id: i64) -> Result<(), ApiEr
         .send(GetMember { user_id })
         .await
         .map_err(unavailable)?;
-    let promo_ids = match member {
-        Some(member) => {
-            let every = PageWindow {
-                limit: i64::MAX,
-                offset: 0,
-            };
-            let eligible = state
-                .engine
-                .registry
-                .send(FindEligible {
-                    member,
-                    window: every,
-                })
-                .await
-                .map_err(unavailable)?;
-            eligible.items.iter().map(|(promo, _)| promo.id).collect()
-        }
+    let eligible = match member {
+        Some(member) => eligible_promos(state, member).await?,
         None => Vec::new(),
     };
-    state.engine.hub.do_send(SetWatches { user_id, promo_ids });
+    watch(state, user_id, &eligible);
     Ok(())
 }
 
-/// Geofence: when a move brings the shopper inside the radius of running
-/// promos they may reserve, they are told of the nearest one as on a start,
-/// still at most once a day (the notifier's daily claim decides).
-pub async fn notify_on_entry(
+fn watch(state: &AppState, user_id: i64, eligible: &[(FlashPromo, f64)]) {
+    let promo_ids = eligible.iter().map(|(promo, _)| promo.id).collect();
+    state.engine.hub.do_send(SetWatches { user_id, promo_ids });
+}
+
+/// Every running promo `member` may reserve, nearest first.
+async fn eligible_promos(
     state: &AppState,
-    before: &ClientProfile,
-    after: &ClientProfile,
-) -> Result<(), ApiError> {
-    let member = AudienceMember::from(after);
+    member: AudienceMember,
+) -> Result<Vec<(FlashPromo, f64)>, ApiError> {
     if member.location.is_none() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let every = PageWindow {
         limit: i64::MAX,
@@ -402,20 +398,29 @@ pub async fn notify_on_entry(
         })
         .await
         .map_err(unavailable)?;
-    // The nearest promo whose radius this move entered (nearest first).
+    Ok(eligible.items)
+}
+
+/// Geofence: when a move brings the shopper inside the radius of running
+/// promos they may reserve, they are told of the nearest one as on a start,
+/// still at most once a day (the notifier's daily claim decides).
+fn notify_on_entry(
+    state: &AppState,
+    before: &ClientProfile,
+    after: &ClientProfile,
+    eligible_now: &[(FlashPromo, f64)],
+) {
     let was = AudienceMember::from(before);
-    let entered = eligible
-        .items
-        .into_iter()
+    let entered = eligible_now
+        .iter()
         .find(|(promo, _)| check_eligibility(promo, &was).is_err());
     if let Some((promo, distance_km)) = entered {
         state.engine.notifier.do_send(NotifyMember {
             user_id: after.user.id,
             promo_id: promo.id,
-            distance_km,
+            distance_km: *distance_km,
         });
     }
-    Ok(())
 }
 
 async fn hash_off_executor(password: Password) -> Result<String, ApiError> {
