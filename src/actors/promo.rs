@@ -276,42 +276,34 @@ impl PromoActor {
                     let _ = reply.send(Ok(reservation));
                 }
                 Pending::Complete { hold, reply } => {
-                    let reservation = self.reservation(&hold, ReservationStatus::Completed, &promo);
-                    self.tell_holder(
-                        &hold,
-                        ServerFrame::ReservationCompleted { reservation },
-                        None,
-                    );
-                    self.row_ids.remove(&hold.reservation_id);
+                    self.settle(&hold, ReservationStatus::Completed, &promo);
                     let _ = reply.send(Ok(()));
                 }
                 Pending::Cancel { hold, reply } => {
-                    let reservation = self.reservation(&hold, ReservationStatus::Cancelled, &promo);
-                    self.tell_holder(
-                        &hold,
-                        ServerFrame::ReservationCancelled { reservation },
-                        None,
-                    );
-                    self.row_ids.remove(&hold.reservation_id);
+                    self.settle(&hold, ReservationStatus::Cancelled, &promo);
                     let _ = reply.send(Ok(()));
                 }
                 Pending::Revoke { hold } => {
-                    let reservation = self.reservation(&hold, ReservationStatus::Cancelled, &promo);
-                    self.tell_holder(
-                        &hold,
-                        ServerFrame::ReservationCancelled { reservation },
-                        None,
-                    );
-                    self.row_ids.remove(&hold.reservation_id);
+                    self.settle(&hold, ReservationStatus::Cancelled, &promo)
                 }
-                Pending::Expire { hold } => {
-                    let reservation = self.reservation(&hold, ReservationStatus::Expired, &promo);
-                    self.tell_holder(&hold, ServerFrame::ReservationExpired { reservation }, None);
-                    self.row_ids.remove(&hold.reservation_id);
-                }
+                Pending::Expire { hold } => self.settle(&hold, ReservationStatus::Expired, &promo),
             }
         }
         self.report(ctx);
+    }
+
+    /// A hold ended as `status` (committed): its holder is told, its row id forgotten.
+    fn settle(&mut self, hold: &Hold, status: ReservationStatus, promo: &FlashPromo) {
+        let reservation = self.reservation(hold, status, promo);
+        let frame = match status {
+            ReservationStatus::Completed => ServerFrame::ReservationCompleted { reservation },
+            ReservationStatus::Expired => ServerFrame::ReservationExpired { reservation },
+            ReservationStatus::Cancelled | ReservationStatus::Held => {
+                ServerFrame::ReservationCancelled { reservation }
+            }
+        };
+        self.tell_holder(hold, frame, None);
+        self.row_ids.remove(&hold.reservation_id);
     }
 
     fn reservation(
