@@ -12,6 +12,9 @@ use anyhow::Context;
 use actix::Actor;
 
 use crate::actors::audience::AudienceIndex;
+use crate::actors::campaign::CampaignLinks;
+use crate::actors::campaign_registry::CampaignRegistry;
+use crate::actors::mailer::Mailer;
 use crate::actors::notifier::Notifier;
 use crate::actors::promo_registry::PromoRegistry;
 use crate::actors::session_hub::SessionHub;
@@ -21,6 +24,7 @@ use crate::db::{self, DbPool};
 use crate::domain::secrets::{generate_password, hash_password, verify_password};
 use crate::domain::Password;
 use crate::http::credential_cache::{CredentialCache, CREDENTIAL_TTL};
+use crate::http::rate_limit::ClientRateLimit;
 use crate::http::{build_app, AppState};
 
 /// A built, not yet running, service.
@@ -47,6 +51,7 @@ impl Application {
             config: Arc::new(config.clone()),
             credentials: CredentialCache::new(CREDENTIAL_TTL),
             decoy_password_hash: decoy_hash().await?,
+            subscribe_limit: ClientRateLimit::per_minute(config.rate_limit_subscribe_per_minute),
         });
         let mut server = HttpServer::new(move || build_app(state.clone())).shutdown_timeout(10);
         if let Some(workers) = config.http_workers {
@@ -113,12 +118,31 @@ async fn start_engine(pool: &DbPool, config: &Config) -> anyhow::Result<Engine> 
         hub.clone(),
     )
     .start();
+    let mailer = Mailer::new(pool.clone(), config)?.start();
+    let campaigns = CampaignRegistry::new(CampaignLinks {
+        pool: pool.clone(),
+        hub: hub.clone(),
+        mailer: mailer.clone(),
+        verify_link_base: Arc::from(verify_link_base(&config.public_base_url)),
+    })
+    .start();
     Ok(Engine {
         registry,
         audience,
         notifier,
         hub,
+        campaigns,
+        mailer,
     })
+}
+
+/// The verification link of API.md without its code, under `PUBLIC_BASE_URL`
+/// (which may carry a path prefix).
+fn verify_link_base(public_base_url: &url::Url) -> String {
+    format!(
+        "{}/api/raffles/verify_subscriber/?code=",
+        public_base_url.as_str().trim_end_matches('/')
+    )
 }
 
 /// Creates the database if needed, opens the pool and applies migrations.

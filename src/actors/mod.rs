@@ -9,8 +9,16 @@
 //! - [`notifier::Notifier`] — tells a promo's audience it started, once a day each.
 //! - [`session_hub::SessionHub`] — the open WebSocket sessions, by user.
 //! - [`ws_session::WsSession`] — one WebSocket connection.
+//! - [`campaign_registry::CampaignRegistry`] — starts and stops one
+//!   [`campaign::CampaignActor`] per open raffle campaign and routes entries.
+//! - [`campaign::CampaignActor`] — the entered addresses of one open campaign,
+//!   its group-committed entries and live counts.
+//! - [`mailer::Mailer`] — delivers the durable email outbox.
 
 pub mod audience;
+pub mod campaign;
+pub mod campaign_registry;
+pub mod mailer;
 pub mod notifier;
 pub mod promo;
 pub mod promo_registry;
@@ -26,4 +34,6 @@ pub struct Engine {
     pub audience: Addr<audience::AudienceIndex>,
     pub notifier: Addr<notifier::Notifier>,
     pub hub: Addr<session_hub::SessionHub>,
+    pub campaigns: Addr<campaign_registry::CampaignRegistry>,
+    pub mailer: Addr<mailer::Mailer>,
 }

@@ -12,7 +12,8 @@
 //!
 //! Sent by: WsSession (connect, disconnect, watches), the Notifier
 //! (notifications, watchers of a starting promo), the registry (stock, ends),
-//! promo actors (reservation events).
+//! promo actors (reservation events), campaign actors (`raffle.stats`
+//! for admin sessions).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -46,6 +47,8 @@ pub struct SessionHub {
     sessions: HashMap<i64, HashMap<u64, SessionLink>>,
     watchers: HashMap<i64, HashSet<i64>>,
     watching: HashMap<i64, HashSet<i64>>,
+    /// Admins with at least one open session (they get `raffle.stats`).
+    admins: HashSet<i64>,
 }
 
 impl SessionHub {
@@ -81,6 +84,7 @@ impl SessionHub {
 
     fn forget_user(&mut self, user_id: i64) {
         self.sessions.remove(&user_id);
+        self.admins.remove(&user_id);
         for promo_id in self.watching.remove(&user_id).unwrap_or_default() {
             if let Some(watchers) = self.watchers.get_mut(&promo_id) {
                 watchers.remove(&user_id);
@@ -127,9 +131,29 @@ pub struct Origin {
 #[rtype(result = "()")]
 pub struct Connect {
     pub user_id: i64,
+    /// Admin sessions also get the raffle campaigns' live counts.
+    pub is_admin: bool,
     /// Chosen by the session, unique in the process.
     pub session_id: u64,
     pub link: SessionLink,
+}
+
+/// A frame for every open admin session.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PushToAdmins {
+    pub frame: Arc<str>,
+}
+
+impl Handler<PushToAdmins> for SessionHub {
+    type Result = ();
+
+    fn handle(&mut self, message: PushToAdmins, _: &mut Self::Context) {
+        let admins: Vec<i64> = self.admins.iter().copied().collect();
+        for user_id in admins {
+            self.push_to_user(user_id, &message.frame, None);
+        }
+    }
 }
 
 /// A session closed.
@@ -199,6 +223,9 @@ impl Handler<Connect> for SessionHub {
     type Result = ();
 
     fn handle(&mut self, message: Connect, _: &mut Self::Context) {
+        if message.is_admin {
+            self.admins.insert(message.user_id);
+        }
         self.sessions
             .entry(message.user_id)
             .or_default()

@@ -41,6 +41,7 @@ pub const OUTGOING_QUEUE: usize = 256;
 /// One connection.
 pub struct WsSession {
     user_id: i64,
+    is_admin: bool,
     session_id: u64,
     state: web::Data<AppState>,
     hub: Addr<SessionHub>,
@@ -49,10 +50,11 @@ pub struct WsSession {
 
 impl WsSession {
     /// A session for an authenticated user.
-    pub fn new(user_id: i64, state: web::Data<AppState>) -> WsSession {
+    pub fn new(user_id: i64, is_admin: bool, state: web::Data<AppState>) -> WsSession {
         let hub = state.engine.hub.clone();
         WsSession {
             user_id,
+            is_admin,
             session_id: NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed),
             state,
             hub,
@@ -215,12 +217,14 @@ impl Actor for WsSession {
             evict: ctx.address().recipient(),
         };
         let (hub, state, user_id) = (self.hub.clone(), self.state.clone(), self.user_id);
+        let is_admin = self.is_admin;
         let session_id = self.session_id;
         // Registered and watching before `hello`: a client that has its hello
         // misses no frame meant for it.
         let join = async move {
             hub.send(Connect {
                 user_id,
+                is_admin,
                 session_id,
                 link,
             })

@@ -5,10 +5,12 @@
 //! `prepare_cached` and parameters, never string formatting (the one exception is
 //! `CREATE DATABASE`, whose name cannot be a parameter and is quoted here).
 
+pub mod campaigns;
 pub mod clients;
 pub mod demo;
 pub mod error;
 pub mod notifications;
+pub mod outbox;
 pub mod products;
 pub mod promos;
 pub mod reservations;

@@ -74,6 +74,12 @@ pub enum ServerFrame {
     ReservationCompleted { reservation: Reservation },
     #[serde(rename = "reservation.cancelled")]
     ReservationCancelled { reservation: Reservation },
+    #[serde(rename = "raffle.stats")]
+    RaffleStats {
+        campaign_id: i64,
+        subscriber_count: i64,
+        verified_count: i64,
+    },
     #[serde(rename = "error")]
     Error {
         code: String,

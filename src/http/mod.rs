@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod campaigns;
 pub mod clients;
 pub mod credential_cache;
 pub mod error;
@@ -16,10 +17,12 @@ pub mod notifications;
 pub mod pagination;
 pub mod products;
 pub mod promos;
+pub mod rate_limit;
 pub mod reservations;
 pub mod segments;
 pub mod static_pages;
 pub mod stores;
+pub mod subscriptions;
 pub mod tokens;
 pub mod ws;
 
@@ -47,6 +50,8 @@ pub struct AppState {
     /// A real argon2 hash of a random password: an unknown username is checked
     /// against it so that it costs as much time as a known one.
     pub decoy_password_hash: String,
+    /// `add_subscriber` requests per client address; `None` when unlimited.
+    pub subscribe_limit: Option<rate_limit::ClientRateLimit>,
 }
 
 /// Registers every route and the app-wide extractor settings.
@@ -66,6 +71,8 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .configure(notifications::routes)
         .configure(promos::routes)
         .configure(reservations::routes)
+        .configure(campaigns::routes)
+        .configure(subscriptions::routes)
         .configure(ws::routes)
         .configure(static_pages::routes);
 }

@@ -32,5 +32,9 @@ async fn open_session(
         "Give a token as ?token= or in the Authorization header.",
     ))?;
     let account = authenticate(&state, credentials).await?;
-    ws::start(WsSession::new(account.id, state), &request, stream)
+    ws::start(
+        WsSession::new(account.id, account.is_admin, state),
+        &request,
+        stream,
+    )
 }

@@ -40,7 +40,10 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub admin: Auth,
     pub handle: Option<ServerHandle>,
+    /// Where the service writes `.eml` files (`DATA_DIR/mail`).
+    pub mail_dir: std::path::PathBuf,
     database: TestDatabase,
+    _data_dir: Arc<tempfile::TempDir>,
 }
 
 /// A shopper created through the API.
@@ -106,10 +109,25 @@ fn test_config(database_url: &str) -> Config {
     config.admin_username = ADMIN_USERNAME.into();
     config.admin_password = Some(ADMIN_PASSWORD.into());
     config.reservation_hold = Duration::from_secs(2);
+    // Tests send many sign-ups from one address; the limit has its own test.
+    config.rate_limit_subscribe_per_minute = 0;
     config
 }
 
-async fn start(config: Config, database: TestDatabase) -> TestApp {
+async fn start(mut config: Config, database: TestDatabase) -> TestApp {
+    let data_dir = Arc::new(tempfile::tempdir().expect("a data directory"));
+    if config.data_dir == Config::from_lookup(|_| None).expect("defaults").data_dir {
+        config.data_dir = data_dir.path().to_owned();
+    }
+    start_with_data_dir(config, database, data_dir).await
+}
+
+async fn start_with_data_dir(
+    config: Config,
+    database: TestDatabase,
+    data_dir: Arc<tempfile::TempDir>,
+) -> TestApp {
+    let mail_dir = config.data_dir.join("mail");
     let application = Application::build(config)
         .await
         .expect("the application builds");
@@ -126,7 +144,9 @@ async fn start(config: Config, database: TestDatabase) -> TestApp {
             .expect("http client"),
         admin: Auth::None,
         handle: Some(handle),
+        mail_dir,
         database,
+        _data_dir: data_dir,
     };
     app.admin = app.login(ADMIN_USERNAME, ADMIN_PASSWORD).await;
     app
@@ -575,6 +595,19 @@ impl ServiceProcess {
         hold_seconds: u64,
         extra_args: &[&str],
     ) -> ServiceProcess {
+        let data_dir = std::env::temp_dir().join("promo-engine-test-processes");
+        let data_dir = data_dir.to_string_lossy().into_owned();
+        let env = [("DATA_DIR", data_dir.as_str())];
+        ServiceProcess::start_with_env(database_url, hold_seconds, extra_args, &env).await
+    }
+
+    /// Starts `promo-engine serve <extra_args>` with extra environment variables.
+    pub async fn start_with_env(
+        database_url: &str,
+        hold_seconds: u64,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> ServiceProcess {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
             .expect("a free port")
@@ -589,6 +622,8 @@ impl ServiceProcess {
             .env("HTTP_WORKERS", "1")
             .env("DATABASE_POOL_SIZE", "4")
             .env("RUST_LOG", "warn")
+            .env("RATE_LIMIT_SUBSCRIBE_PER_MINUTE", "0")
+            .envs(env.iter().copied())
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("the service starts");
@@ -632,8 +667,23 @@ pub async fn spawn_process_app_with(
     hold_seconds: u64,
     extra_args: &[&str],
 ) -> (TestApp, ServiceProcess) {
+    spawn_process_app_with_env(hold_seconds, extra_args, &[]).await
+}
+
+/// A `TestApp` whose service is `serve <extra_args>` in a separate process,
+/// with extra environment variables (`DATA_DIR` is the app's own).
+pub async fn spawn_process_app_with_env(
+    hold_seconds: u64,
+    extra_args: &[&str],
+    env: &[(&str, &str)],
+) -> (TestApp, ServiceProcess) {
     let database = TestDatabase::new();
-    let process = ServiceProcess::start_with(&database.url(), hold_seconds, extra_args).await;
+    let data_dir = Arc::new(tempfile::tempdir().expect("a data directory"));
+    let data_path = data_dir.path().to_string_lossy().into_owned();
+    let mut env = env.to_vec();
+    env.push(("DATA_DIR", &data_path));
+    let process =
+        ServiceProcess::start_with_env(&database.url(), hold_seconds, extra_args, &env).await;
     let pool = promo_engine::db::create_pool(&database.url(), 2).expect("pool");
     let mut app = TestApp {
         address: process.address.clone(),
@@ -644,7 +694,9 @@ pub async fn spawn_process_app_with(
             .expect("http client"),
         admin: Auth::None,
         handle: None,
+        mail_dir: data_dir.path().join("mail"),
         database,
+        _data_dir: data_dir,
     };
     app.admin = app.login(ADMIN_USERNAME, ADMIN_PASSWORD).await;
     (app, process)

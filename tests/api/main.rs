@@ -8,10 +8,12 @@ mod errors;
 mod health;
 #[allow(dead_code)] // helpers serve every module; not each uses every one
 mod helpers;
+mod mail;
 mod notifications;
 mod pagination;
 mod products;
 mod promos;
+mod raffles;
 mod reservations;
 mod segments;
 mod stores;

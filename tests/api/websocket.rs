@@ -11,9 +11,9 @@ use tokio_tungstenite::{connect_async, MaybeTlsStream, WebSocketStream};
 
 use crate::helpers::{spawn_app, Auth, Shopper, TestApp};
 
-type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+pub(crate) type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
-fn ws_url(app: &TestApp, token: &str) -> String {
+pub(crate) fn ws_url(app: &TestApp, token: &str) -> String {
     format!(
         "{}/ws/?token={token}",
         app.address.replacen("http", "ws", 1)
@@ -38,7 +38,7 @@ async fn connect(app: &TestApp, shopper: &Shopper) -> Socket {
 }
 
 /// The next JSON text frame, within 5 s.
-async fn next_json(socket: &mut Socket) -> Value {
+pub(crate) async fn next_json(socket: &mut Socket) -> Value {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
         let message = tokio::time::timeout_at(deadline, socket.next())
@@ -53,7 +53,7 @@ async fn next_json(socket: &mut Socket) -> Value {
 }
 
 /// The next frame of type `kind`, skipping others, within 5 s.
-async fn next_of(socket: &mut Socket, kind: &str) -> Value {
+pub(crate) async fn next_of(socket: &mut Socket, kind: &str) -> Value {
     loop {
         let frame = next_json(socket).await;
         if frame["type"] == kind {
@@ -62,7 +62,7 @@ async fn next_of(socket: &mut Socket, kind: &str) -> Value {
     }
 }
 
-async fn send(socket: &mut Socket, frame: Value) {
+pub(crate) async fn send(socket: &mut Socket, frame: Value) {
     socket
         .send(Message::Text(frame.to_string()))
         .await

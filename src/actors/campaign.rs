@@ -1,0 +1,327 @@
+//! `CampaignActor`: the single gate of one open raffle campaign's entries.
+//!
+//! It keeps the set of normalised addresses that entered, so a duplicate is
+//! refused from memory without a database round trip (the unique index on
+//! `(campaign_id, lower(email))` stays the last line of defence). An address
+//! joins the set the moment it is accepted, so two requests racing with one
+//! address cannot both pass. Accepted entries are group-committed: while one
+//! batch is being written the next queues up, and each batch goes in one
+//! transaction with its verification emails and the campaign's new count.
+//! Each entry is answered only after its batch committed; a failed batch
+//! takes its addresses back out of the set and answers 503.
+//!
+//! It also keeps the campaign's live counts and pushes `raffle.stats` to the
+//! admin sessions, at most one frame per [`STATS_INTERVAL`].
+//!
+//! Sent by: the [`CampaignRegistry`]. Emits: `raffle.stats` to the hub,
+//! [`CampaignActorStopped`] to the registry.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use futures_util::future::ready;
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+use super::campaign_registry::{CampaignActorStopped, CampaignRegistry};
+use super::mailer::{Mailer, Wake};
+use super::session_hub::{PushToAdmins, SessionHub};
+use crate::db::campaigns::{EntryBatch, NewEntry};
+use crate::db::{self, DbError, DbPool};
+use crate::domain::frames::ServerFrame;
+use crate::domain::raffle::{CampaignStatus, Entry};
+use crate::domain::secrets::issue_token;
+
+/// The most entries written in one transaction.
+const MAX_BATCH: usize = 1_000;
+/// The longest a batch may take before it counts as failed.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The shortest gap between two `raffle.stats` frames of one campaign.
+pub const STATS_INTERVAL: Duration = Duration::from_millis(250);
+/// Messages that may wait in the mailbox before senders are slowed down.
+const MAILBOX_CAPACITY: usize = 16_384;
+
+/// Why an entry was not taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum EntryRefusal {
+    #[error("this address already entered the campaign")]
+    AlreadySubscribed,
+    #[error("the campaign is not open")]
+    CampaignClosed,
+    /// No actor runs this campaign here (unknown, finished, or not loaded yet).
+    #[error("no open campaign with this id is loaded")]
+    NotLoaded,
+    #[error("the entry could not be made durable")]
+    Unavailable,
+}
+
+/// Where the pieces an actor needs come from.
+#[derive(Clone)]
+pub struct CampaignLinks {
+    pub pool: DbPool,
+    pub hub: Addr<SessionHub>,
+    pub mailer: Addr<Mailer>,
+    /// The verification link without its code: `<base>/api/raffles/verify_subscriber/?code=`.
+    pub verify_link_base: Arc<str>,
+}
+
+/// The actor of one open campaign.
+pub struct CampaignActor {
+    campaign_id: i64,
+    links: CampaignLinks,
+    registry: Addr<CampaignRegistry>,
+    entered: HashSet<Box<str>>,
+    queue: Vec<Pending>,
+    writing: bool,
+    closing: bool,
+    subscriber_count: i64,
+    verified_count: i64,
+    stats_due: bool,
+}
+
+struct Pending {
+    entry: NewEntry,
+    reply: oneshot::Sender<Result<Entry, EntryRefusal>>,
+}
+
+impl CampaignActor {
+    /// An actor for campaign `campaign_id`; what it knows is loaded when it starts.
+    pub fn new(
+        campaign_id: i64,
+        links: CampaignLinks,
+        registry: Addr<CampaignRegistry>,
+    ) -> CampaignActor {
+        CampaignActor {
+            campaign_id,
+            links,
+            registry,
+            entered: HashSet::new(),
+            queue: Vec::new(),
+            writing: false,
+            closing: false,
+            subscriber_count: 0,
+            verified_count: 0,
+            stats_due: false,
+        }
+    }
+
+    /// Starts writing queued entries unless a batch is already in flight.
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        if self.writing || self.queue.is_empty() {
+            return;
+        }
+        self.writing = true;
+        let take = self.queue.len().min(MAX_BATCH);
+        let batch: Vec<Pending> = self.queue.drain(..take).collect();
+        let entries: Vec<NewEntry> = batch.iter().map(|pending| pending.entry.clone()).collect();
+        let (pool, campaign_id) = (self.links.pool.clone(), self.campaign_id);
+        let write = async move {
+            let writing = db::campaigns::add_entries(&pool, campaign_id, &entries);
+            tokio::time::timeout(WRITE_TIMEOUT, writing)
+                .await
+                .unwrap_or_else(|_| Err(DbError::Unavailable("entry write timed out".into())))
+        };
+        ctx.spawn(write.into_actor(self).map(move |result, actor, ctx| {
+            actor.writing = false;
+            actor.settle(batch, result, ctx);
+            actor.flush(ctx);
+            actor.stop_if_done(ctx);
+        }));
+    }
+
+    fn settle(
+        &mut self,
+        batch: Vec<Pending>,
+        result: Result<EntryBatch, DbError>,
+        ctx: &mut Context<Self>,
+    ) {
+        match result {
+            Ok(EntryBatch::Written {
+                ids,
+                subscriber_count,
+                verified_count,
+            }) => {
+                for (pending, id) in batch.into_iter().zip(ids) {
+                    let answer = id
+                        .map(|id| Entry {
+                            id,
+                            email: pending.entry.email.clone(),
+                            verified: false,
+                        })
+                        .ok_or(EntryRefusal::AlreadySubscribed);
+                    let _ = pending.reply.send(answer);
+                }
+                self.links.mailer.do_send(Wake);
+                self.update_counts(subscriber_count, verified_count, ctx);
+            }
+            Ok(EntryBatch::Closed) => {
+                self.closing = true;
+                self.refuse_all(batch, EntryRefusal::CampaignClosed);
+            }
+            Err(error) => {
+                tracing::warn!(campaign_id = self.campaign_id, %error, "entry batch failed");
+                self.refuse_all(batch, EntryRefusal::Unavailable);
+            }
+        }
+    }
+
+    /// Answers every entry of a batch that was not written with `refusal`;
+    /// their addresses may enter again.
+    fn refuse_all(&mut self, batch: Vec<Pending>, refusal: EntryRefusal) {
+        for pending in batch {
+            self.entered.remove(pending.entry.email.as_str());
+            let _ = pending.reply.send(Err(refusal));
+        }
+    }
+
+    /// Takes newer counts (counts only grow, so the larger is the newer) and
+    /// schedules a `raffle.stats` frame.
+    fn update_counts(&mut self, subscribers: i64, verified: i64, ctx: &mut Context<Self>) {
+        self.subscriber_count = self.subscriber_count.max(subscribers);
+        self.verified_count = self.verified_count.max(verified);
+        if self.stats_due {
+            return;
+        }
+        self.stats_due = true;
+        ctx.run_later(STATS_INTERVAL, |actor, _| {
+            actor.stats_due = false;
+            actor.push_stats();
+        });
+    }
+
+    fn push_stats(&self) {
+        push_stats(
+            &self.links.hub,
+            self.campaign_id,
+            self.subscriber_count,
+            self.verified_count,
+        );
+    }
+
+    fn stop_if_done(&mut self, ctx: &mut Context<Self>) {
+        if self.closing && self.queue.is_empty() && !self.writing {
+            ctx.stop();
+        }
+    }
+}
+
+/// Sends a campaign's counts to every open admin session.
+pub fn push_stats(hub: &Addr<SessionHub>, campaign_id: i64, subscribers: i64, verified: i64) {
+    let frame = ServerFrame::RaffleStats {
+        campaign_id,
+        subscriber_count: subscribers,
+        verified_count: verified,
+    };
+    hub.do_send(PushToAdmins {
+        frame: Arc::from(frame.to_text()),
+    });
+}
+
+impl Actor for CampaignActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
+        let (pool, campaign_id) = (self.links.pool.clone(), self.campaign_id);
+        let load = async move {
+            let campaign = db::campaigns::find_campaign(&pool, campaign_id).await?;
+            let entered = db::campaigns::load_entered(&pool, campaign_id).await?;
+            Ok::<_, DbError>((campaign, entered))
+        };
+        // No entry is judged before the entered set is known.
+        ctx.wait(load.into_actor(self).map(|loaded, actor, ctx| match loaded {
+            Ok((Some(campaign), entered)) if campaign.status == CampaignStatus::Open => {
+                tracing::info!(campaign_id = actor.campaign_id, entries = entered.len(), "campaign loaded");
+                actor.entered = entered;
+                actor.subscriber_count = campaign.subscriber_count;
+                actor.verified_count = campaign.verified_count;
+            }
+            Ok(_) => ctx.stop(),
+            Err(error) => {
+                tracing::warn!(campaign_id = actor.campaign_id, %error, "campaign actor could not load");
+                ctx.stop();
+            }
+        }));
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        for pending in self.queue.drain(..) {
+            let _ = pending.reply.send(Err(EntryRefusal::Unavailable));
+        }
+        self.registry.do_send(CampaignActorStopped {
+            campaign_id: self.campaign_id,
+        });
+    }
+}
+
+/// One address entering the campaign. `email` is already normalised.
+#[derive(Message)]
+#[rtype(result = "Result<Entry, EntryRefusal>")]
+pub struct Enter {
+    pub email: String,
+    pub data: Value,
+}
+
+impl Handler<Enter> for CampaignActor {
+    type Result = ResponseFuture<Result<Entry, EntryRefusal>>;
+
+    fn handle(&mut self, message: Enter, ctx: &mut Self::Context) -> Self::Result {
+        if self.closing {
+            return Box::pin(ready(Err(EntryRefusal::CampaignClosed)));
+        }
+        if !self.entered.insert(Box::from(message.email.as_str())) {
+            return Box::pin(ready(Err(EntryRefusal::AlreadySubscribed)));
+        }
+        // The code leaves the service only inside the email; the database keeps its hash.
+        let code = issue_token();
+        let verify_url = format!("{}{}", self.links.verify_link_base, code.text);
+        let (reply, answer) = oneshot::channel();
+        self.queue.push(Pending {
+            entry: NewEntry {
+                email: message.email,
+                data: message.data,
+                code_hash: code.hash,
+                verify_url,
+            },
+            reply,
+        });
+        self.flush(ctx);
+        Box::pin(async move { answer.await.unwrap_or(Err(EntryRefusal::Unavailable)) })
+    }
+}
+
+/// The campaign's counts after a committed change made elsewhere (a verification).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CountsChanged {
+    pub subscriber_count: i64,
+    pub verified_count: i64,
+}
+
+impl Handler<CountsChanged> for CampaignActor {
+    type Result = ();
+
+    fn handle(&mut self, message: CountsChanged, ctx: &mut Self::Context) {
+        self.update_counts(message.subscriber_count, message.verified_count, ctx);
+    }
+}
+
+/// The campaign was finished or deleted: refuse new entries, finish the
+/// batch in flight, then stop.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CloseCampaign;
+
+impl Handler<CloseCampaign> for CampaignActor {
+    type Result = ();
+
+    fn handle(&mut self, _: CloseCampaign, ctx: &mut Self::Context) {
+        self.closing = true;
+        if self.stats_due {
+            self.push_stats();
+        }
+        self.stop_if_done(ctx);
+    }
+}

@@ -1,0 +1,299 @@
+//! `Mailer`: delivers the durable `email_outbox`.
+//!
+//! Rows are queued by the transaction that caused them; the mailer claims due
+//! rows in batches (a claim is a lease, see `db::outbox`), sends them — over
+//! SMTP with lettre when `MAIL_TRANSPORT=smtp`, otherwise as `.eml` files
+//! under `DATA_DIR/mail` — and records each outcome. A failed attempt is
+//! retried with exponential backoff ([`retry_delay`]) for as long as it takes;
+//! only a permanent refusal (an SMTP 5xx) is given up on. Delivery is
+//! at-least-once: a crash between sending and recording sends again after the
+//! lease, with the same `Message-ID`, so a receiver can tell the copies apart.
+//!
+//! It wakes on [`Wake`] (sent after a commit that queued mail) and on its own
+//! every [`POLL_INTERVAL`], which is what picks up retries.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use anyhow::Context as _;
+use futures_util::{stream, StreamExt};
+use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+use crate::config::{Config, MailTransport};
+use crate::db::outbox::OutboxMessage;
+use crate::db::{self, DbError, DbPool};
+
+/// How often the outbox is checked without being woken.
+pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// Emails claimed at once.
+const BATCH: i64 = 64;
+/// Emails in flight at once.
+const CONCURRENCY: usize = 8;
+/// How long a claim keeps other mailers off a row: longer than a send can take.
+const LEASE: Duration = Duration::from_secs(120);
+/// The limit on one SMTP exchange.
+const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
+/// The first retry delay; each further failure doubles it up to [`MAX_RETRY_DELAY`].
+const FIRST_RETRY_DELAY: Duration = Duration::from_secs(1);
+/// The longest wait between two attempts.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(15 * 60);
+
+/// The wait before the next attempt after `attempts` failed ones.
+pub fn retry_delay(attempts: i32) -> Duration {
+    let doublings = u32::try_from(attempts.saturating_sub(1))
+        .unwrap_or(0)
+        .min(20);
+    FIRST_RETRY_DELAY
+        .saturating_mul(1 << doublings)
+        .min(MAX_RETRY_DELAY)
+}
+
+/// Where messages go.
+enum Outlet {
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    File {
+        transport: AsyncFileTransport<Tokio1Executor>,
+        directory: PathBuf,
+    },
+}
+
+/// A failed attempt.
+struct Failure {
+    reason: String,
+    permanent: bool,
+}
+
+/// What sends one message: the outlet, the sender and the `Message-ID` domain.
+struct Sender {
+    /// Always `Some` until dropped.
+    outlet: Option<Outlet>,
+    from: Mailbox,
+    domain: String,
+}
+
+impl Drop for Sender {
+    fn drop(&mut self) {
+        // lettre's SMTP pool closes its connections on a task it spawns when
+        // dropped; once the runtime is gone (the process or a test tearing
+        // down) that would panic, and there is nothing left to close politely.
+        if tokio::runtime::Handle::try_current().is_err() {
+            std::mem::forget(self.outlet.take());
+        }
+    }
+}
+
+impl Sender {
+    fn from_config(config: &Config) -> anyhow::Result<Sender> {
+        let from: Mailbox = config
+            .mail_from
+            .parse()
+            .with_context(|| format!("MAIL_FROM={:?} is not an address", config.mail_from))?;
+        let domain = from.email.domain().to_owned();
+        let outlet = match config.mail_transport {
+            MailTransport::Smtp => {
+                let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(&config.smtp_url)
+                    .with_context(|| format!("SMTP_URL={:?} is not usable", config.smtp_url))?
+                    .timeout(Some(SMTP_TIMEOUT))
+                    .build();
+                Outlet::Smtp(transport)
+            }
+            MailTransport::File => {
+                let directory = config.data_dir.join("mail");
+                std::fs::create_dir_all(&directory)
+                    .with_context(|| format!("cannot create {}", directory.display()))?;
+                Outlet::File {
+                    transport: AsyncFileTransport::new(&directory),
+                    directory,
+                }
+            }
+        };
+        Ok(Sender {
+            outlet: Some(outlet),
+            from,
+            domain,
+        })
+    }
+
+    fn compose(&self, queued: &OutboxMessage) -> Result<Message, Failure> {
+        let to: Mailbox = queued.recipient.parse().map_err(|error| Failure {
+            reason: format!("bad recipient {:?}: {error}", queued.recipient),
+            permanent: true,
+        })?;
+        let builder = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(queued.subject.clone())
+            .message_id(Some(format!("<outbox-{}@{}>", queued.id, self.domain)));
+        let text = queued.body_text.clone();
+        let built = match &queued.body_html {
+            Some(html) => builder.multipart(MultiPart::alternative_plain_html(text, html.clone())),
+            None => builder.singlepart(SinglePart::plain(text)),
+        };
+        built.map_err(|error| Failure {
+            reason: format!("cannot build the message: {error}"),
+            permanent: true,
+        })
+    }
+
+    async fn send(&self, queued: &OutboxMessage) -> Result<(), Failure> {
+        let message = self.compose(queued)?;
+        let Some(outlet) = &self.outlet else {
+            return Err(Failure {
+                reason: "the mailer is shutting down".into(),
+                permanent: false,
+            });
+        };
+        match outlet {
+            Outlet::Smtp(transport) => {
+                transport.send(message).await.map_err(|error| Failure {
+                    permanent: error.is_permanent(),
+                    reason: error.to_string(),
+                })?;
+                tracing::debug!(outbox_id = queued.id, "email sent over SMTP");
+            }
+            Outlet::File {
+                transport,
+                directory,
+            } => {
+                let file_id = transport.send(message).await.map_err(|error| Failure {
+                    permanent: false,
+                    reason: error.to_string(),
+                })?;
+                tracing::info!(
+                    outbox_id = queued.id,
+                    to = %queued.recipient,
+                    subject = %queued.subject,
+                    file = %directory.join(format!("{file_id}.eml")).display(),
+                    "email written"
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The mailer.
+pub struct Mailer {
+    pool: DbPool,
+    sender: Arc<Sender>,
+    draining: bool,
+    wake_again: bool,
+}
+
+impl Mailer {
+    /// A mailer configured by `config`; fails on a bad `MAIL_FROM` or `SMTP_URL`,
+    /// or a data directory that cannot be created.
+    pub fn new(pool: DbPool, config: &Config) -> anyhow::Result<Mailer> {
+        Ok(Mailer {
+            pool,
+            sender: Arc::new(Sender::from_config(config)?),
+            draining: false,
+            wake_again: false,
+        })
+    }
+
+    /// Delivers due emails, one batch at a time, until none is due.
+    fn drain(&mut self, ctx: &mut Context<Self>) {
+        if self.draining {
+            self.wake_again = true;
+            return;
+        }
+        self.draining = true;
+        self.wake_again = false;
+        let delivery = deliver_batch(self.pool.clone(), self.sender.clone());
+        ctx.spawn(delivery.into_actor(self).map(|claimed, mailer, ctx| {
+            mailer.draining = false;
+            match claimed {
+                Ok(count) if count > 0 => mailer.drain(ctx),
+                Ok(_) if mailer.wake_again => mailer.drain(ctx),
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "could not read the email outbox"),
+            }
+        }));
+    }
+}
+
+/// Claims one batch of due emails, sends them and records each outcome;
+/// returns how many were claimed.
+async fn deliver_batch(pool: DbPool, sender: Arc<Sender>) -> Result<usize, DbError> {
+    let due = db::outbox::claim_due(&pool, BATCH, LEASE).await?;
+    let outcomes: Vec<(&OutboxMessage, Result<(), Failure>)> = stream::iter(&due)
+        .map(|queued| {
+            let sender = sender.clone();
+            async move { (queued, sender.send(queued).await) }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    let mut sent = Vec::new();
+    for (queued, outcome) in outcomes {
+        match outcome {
+            Ok(()) => sent.push(queued.id),
+            Err(failure) => record_failure(&pool, queued, failure).await?,
+        }
+    }
+    db::outbox::mark_sent(&pool, &sent).await?;
+    Ok(due.len())
+}
+
+async fn record_failure(
+    pool: &DbPool,
+    queued: &OutboxMessage,
+    failure: Failure,
+) -> Result<(), DbError> {
+    let retry_in = (!failure.permanent).then(|| retry_delay(queued.attempts));
+    match retry_in {
+        Some(delay) => tracing::warn!(
+            outbox_id = queued.id,
+            attempts = queued.attempts,
+            retry_in_s = delay.as_secs(),
+            reason = %failure.reason,
+            "email not delivered; will retry"
+        ),
+        None => tracing::error!(
+            outbox_id = queued.id,
+            reason = %failure.reason,
+            "email refused for good; giving up"
+        ),
+    }
+    db::outbox::mark_failed(pool, queued.id, &failure.reason, retry_in).await
+}
+
+impl Actor for Mailer {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.drain(ctx);
+        ctx.run_interval(POLL_INTERVAL, |mailer, ctx| mailer.drain(ctx));
+    }
+}
+
+/// Mail was queued: deliver it now rather than at the next poll.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Wake;
+
+impl Handler<Wake> for Mailer {
+    type Result = ();
+
+    fn handle(&mut self, _: Wake, ctx: &mut Self::Context) {
+        self.drain(ctx);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_exponentially_up_to_a_cap() {
+        assert_eq!(retry_delay(1), Duration::from_secs(1));
+        assert_eq!(retry_delay(2), Duration::from_secs(2));
+        assert_eq!(retry_delay(5), Duration::from_secs(16));
+        assert_eq!(retry_delay(40), MAX_RETRY_DELAY);
+        assert_eq!(retry_delay(0), Duration::from_secs(1));
+    }
+}

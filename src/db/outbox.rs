@@ -1,0 +1,158 @@
+//! SQL for `email_outbox`: emails are queued inside the transaction of the
+//! change that caused them, then claimed, sent and marked by the mailer.
+//!
+//! A claim is a lease: claiming pushes `next_attempt_at` past the lease, so a
+//! mailer that dies mid-send leaves the row to be claimed again when the lease
+//! runs out (at-least-once delivery). A sent row keeps its envelope but loses
+//! its bodies, so a verification code lives in plain text only until its
+//! email has left.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
+
+use super::{DbError, DbPool};
+use crate::domain::raffle::OutgoingEmail;
+
+/// A queued email, as claimed for one delivery attempt.
+#[derive(Debug, Clone)]
+pub struct OutboxMessage {
+    pub id: i64,
+    pub recipient: String,
+    pub subject: String,
+    pub body_text: String,
+    pub body_html: Option<String>,
+    /// Attempts so far, this one included.
+    pub attempts: i32,
+}
+
+/// Queues `emails` through `client` (normally the transaction that caused them).
+pub async fn enqueue(client: &impl GenericClient, emails: &[OutgoingEmail]) -> Result<(), DbError> {
+    if emails.is_empty() {
+        return Ok(());
+    }
+    let statement = client
+        .prepare_cached(
+            "INSERT INTO email_outbox (recipient, subject, body_text, body_html) \
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])",
+        )
+        .await?;
+    let column =
+        |field: fn(&OutgoingEmail) -> &str| -> Vec<&str> { emails.iter().map(field).collect() };
+    client
+        .execute(
+            &statement,
+            &[
+                &column(|email| &email.recipient),
+                &column(|email| &email.subject),
+                &column(|email| &email.body_text),
+                &column(|email| &email.body_html),
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Claims up to `limit` due emails for `lease`, oldest due first. Rows another
+/// mailer is claiming at the same moment are skipped, not waited for.
+#[tracing::instrument(skip(pool))]
+pub async fn claim_due(
+    pool: &DbPool,
+    limit: i64,
+    lease: Duration,
+) -> Result<Vec<OutboxMessage>, DbError> {
+    let client = pool.get().await?;
+    let statement = client
+        .prepare_cached(
+            "UPDATE email_outbox SET attempts = attempts + 1, \
+                    next_attempt_at = now() + make_interval(secs => $2) \
+             WHERE id IN (SELECT id FROM email_outbox \
+                          WHERE sent_at IS NULL AND abandoned_at IS NULL AND next_attempt_at <= now() \
+                          ORDER BY next_attempt_at, id LIMIT $1 FOR UPDATE SKIP LOCKED) \
+             RETURNING id, recipient, subject, body_text, body_html, attempts",
+        )
+        .await?;
+    let rows = client
+        .query(&statement, &[&limit, &lease.as_secs_f64()])
+        .await?;
+    let mut messages: Vec<OutboxMessage> = rows
+        .iter()
+        .map(|row| OutboxMessage {
+            id: row.get("id"),
+            recipient: row.get("recipient"),
+            subject: row.get("subject"),
+            body_text: row.get("body_text"),
+            body_html: row.get("body_html"),
+            attempts: row.get("attempts"),
+        })
+        .collect();
+    messages.sort_by_key(|message| message.id);
+    Ok(messages)
+}
+
+/// Records delivered emails and drops their bodies.
+#[tracing::instrument(skip(pool))]
+pub async fn mark_sent(pool: &DbPool, ids: &[i64]) -> Result<(), DbError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let client = pool.get().await?;
+    let statement = client
+        .prepare_cached(
+            "UPDATE email_outbox SET sent_at = now(), last_error = NULL, \
+                    body_text = '', body_html = NULL \
+             WHERE id = ANY($1)",
+        )
+        .await?;
+    client.execute(&statement, &[&ids]).await?;
+    Ok(())
+}
+
+/// Records a failed attempt: retried after `retry_in`, or given up on when
+/// `None` (the server refused the message for good).
+#[tracing::instrument(skip(pool, error))]
+pub async fn mark_failed(
+    pool: &DbPool,
+    id: i64,
+    error: &str,
+    retry_in: Option<Duration>,
+) -> Result<(), DbError> {
+    let client = pool.get().await?;
+    let statement = client
+        .prepare_cached(
+            "UPDATE email_outbox SET last_error = $2, \
+                    next_attempt_at = now() + make_interval(secs => coalesce($3::float8, 0)), \
+                    abandoned_at = CASE WHEN $3::float8 IS NULL THEN now() END \
+             WHERE id = $1",
+        )
+        .await?;
+    let retry_in = retry_in.map(|delay| delay.as_secs_f64());
+    client
+        .execute(&statement, &[&id, &error, &retry_in])
+        .await?;
+    Ok(())
+}
+
+/// When the next queued email falls due, if any is queued.
+pub async fn next_due_at(pool: &DbPool) -> Result<Option<DateTime<Utc>>, DbError> {
+    let client = pool.get().await?;
+    let statement = client
+        .prepare_cached(
+            "SELECT min(next_attempt_at) FROM email_outbox \
+             WHERE sent_at IS NULL AND abandoned_at IS NULL",
+        )
+        .await?;
+    Ok(client.query_one(&statement, &[]).await?.get(0))
+}
+
+/// Emails waiting to be delivered (the backlog).
+pub async fn backlog(pool: &DbPool) -> Result<i64, DbError> {
+    let client = pool.get().await?;
+    let statement = client
+        .prepare_cached(
+            "SELECT count(*) FROM email_outbox WHERE sent_at IS NULL AND abandoned_at IS NULL",
+        )
+        .await?;
+    Ok(client.query_one(&statement, &[]).await?.get(0))
+}

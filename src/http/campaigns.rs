@@ -1,0 +1,215 @@
+//! `/api/raffles/campaigns/`: the admin's campaign CRUD, a campaign's
+//! subscribers, and `finish_campaign/` (the draw).
+//!
+//! Creating a campaign starts its `CampaignActor`; finishing or deleting one
+//! closes it. Edits need no message: each batch of entries reads the
+//! campaign's subject and template inside its own transaction.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::auth::AdminCaller;
+use super::body::JsonBody;
+use super::error::ApiError;
+use super::form::{checked, text, Form, Presence};
+use super::pagination::PageRequest;
+use super::{resource, AppState};
+use crate::actors::campaign_registry::{CampaignClosed, OpenCampaign};
+use crate::actors::mailer::Wake;
+use crate::db;
+use crate::db::campaigns::{CampaignFields, Finish};
+use crate::domain::raffle::{parse_description, parse_subject, parse_template, Campaign, Winner};
+use crate::domain::{EmailAddress, Name};
+
+/// Registers the campaign routes.
+pub fn routes(config: &mut web::ServiceConfig) {
+    config
+        .service(
+            resource("/api/raffles/campaigns")
+                .route(web::get().to(list_campaigns))
+                .route(web::post().to(create_campaign)),
+        )
+        .service(
+            resource("/api/raffles/campaigns/{id:\\d+}")
+                .route(web::get().to(get_campaign))
+                .route(web::put().to(replace_campaign))
+                .route(web::patch().to(update_campaign))
+                .route(web::delete().to(delete_campaign)),
+        )
+        .service(
+            resource("/api/raffles/campaigns/{id:\\d+}/subscribers")
+                .route(web::get().to(list_subscribers)),
+        )
+        .service(
+            resource("/api/raffles/campaigns/{id:\\d+}/finish_campaign")
+                .route(web::get().to(finish_campaign))
+                .route(web::post().to(finish_campaign)),
+        );
+}
+
+async fn list_campaigns(
+    _admin: AdminCaller,
+    page: PageRequest,
+    state: web::Data<AppState>,
+    request: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let listing = db::campaigns::list_campaigns(&state.pool, page.window()).await?;
+    page.respond(&request, listing)
+}
+
+async fn get_campaign(
+    _admin: AdminCaller,
+    path: web::Path<i64>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let campaign = db::campaigns::find_campaign(&state.pool, path.into_inner())
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(HttpResponse::Ok().json(campaign))
+}
+
+async fn create_campaign(
+    _admin: AdminCaller,
+    state: web::Data<AppState>,
+    body: JsonBody,
+) -> Result<HttpResponse, ApiError> {
+    let fields = read_campaign(body.parse()?, Presence::Required)?;
+    let campaign = db::campaigns::insert_campaign(&state.pool, &fields).await?;
+    state.engine.campaigns.do_send(OpenCampaign {
+        campaign_id: campaign.id,
+    });
+    Ok(HttpResponse::Created().json(campaign))
+}
+
+async fn replace_campaign(
+    admin: AdminCaller,
+    path: web::Path<i64>,
+    state: web::Data<AppState>,
+    body: JsonBody,
+) -> Result<HttpResponse, ApiError> {
+    write_campaign(admin, path, state, body, Presence::Required).await
+}
+
+async fn update_campaign(
+    admin: AdminCaller,
+    path: web::Path<i64>,
+    state: web::Data<AppState>,
+    body: JsonBody,
+) -> Result<HttpResponse, ApiError> {
+    write_campaign(admin, path, state, body, Presence::Optional).await
+}
+
+async fn write_campaign(
+    _admin: AdminCaller,
+    path: web::Path<i64>,
+    state: web::Data<AppState>,
+    body: JsonBody,
+    presence: Presence,
+) -> Result<HttpResponse, ApiError> {
+    let fields = read_campaign(body.parse()?, presence)?;
+    let campaign = db::campaigns::update_campaign(&state.pool, path.into_inner(), &fields)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(HttpResponse::Ok().json(campaign))
+}
+
+async fn delete_campaign(
+    _admin: AdminCaller,
+    path: web::Path<i64>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let campaign_id = path.into_inner();
+    if !db::campaigns::delete_campaign(&state.pool, campaign_id).await? {
+        return Err(ApiError::NotFound);
+    }
+    state
+        .engine
+        .campaigns
+        .do_send(CampaignClosed { campaign_id });
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn list_subscribers(
+    _admin: AdminCaller,
+    path: web::Path<i64>,
+    page: PageRequest,
+    state: web::Data<AppState>,
+    request: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let listing = db::campaigns::list_subscribers(&state.pool, path.into_inner(), page.window())
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    page.respond(&request, listing)
+}
+
+#[derive(Serialize)]
+struct FinishBody {
+    campaign: Campaign,
+    winner: Winner,
+}
+
+/// Draws the winner (or answers the one drawn before).
+async fn finish_campaign(
+    _admin: AdminCaller,
+    path: web::Path<i64>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let campaign_id = path.into_inner();
+    match db::campaigns::finish(&state.pool, campaign_id).await? {
+        Finish::NotFound => Err(ApiError::NotFound),
+        Finish::NoVerified => Err(ApiError::Conflict {
+            code: "no_verified_subscribers",
+            detail: "No subscriber of this campaign has verified their address yet; \
+                     the campaign stays open."
+                .into(),
+        }),
+        Finish::Finished {
+            campaign,
+            winner,
+            drawn_now,
+        } => {
+            if drawn_now {
+                tracing::info!(campaign_id, winner_id = winner.id, "raffle drawn");
+                state
+                    .engine
+                    .campaigns
+                    .do_send(CampaignClosed { campaign_id });
+                state.engine.mailer.do_send(Wake);
+            }
+            Ok(HttpResponse::Ok().json(FinishBody {
+                campaign: *campaign,
+                winner,
+            }))
+        }
+    }
+}
+
+/// Reads a campaign body: every field but `description` for create and
+/// replace, any for patch.
+fn read_campaign(body: Value, presence: Presence) -> Result<CampaignFields, ApiError> {
+    let mut form = Form::new(body)?;
+    let name = form.field("name", presence, |value| {
+        checked(Name::parse(text(value)?)).map(|name| name.as_str().to_owned())
+    });
+    let description = form.field("description", Presence::Optional, |value| {
+        checked(parse_description(text(value)?))
+    });
+    let admin_email = form.field("admin_email", presence, |value| {
+        checked(EmailAddress::parse(text(value)?)).map(|email| email.as_str().to_owned())
+    });
+    let email_subject = form.field("email_subject", presence, |value| {
+        checked(parse_subject(text(value)?))
+    });
+    let email_template = form.field("email_template", presence, |value| {
+        checked(parse_template(text(value)?))
+    });
+    form.finish()?;
+    Ok(CampaignFields {
+        name,
+        description,
+        admin_email,
+        email_subject,
+        email_template,
+    })
+}

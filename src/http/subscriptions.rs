@@ -1,0 +1,223 @@
+//! The public raffle endpoints: `add_subscriber/` (an address enters a
+//! campaign) and `verify_subscriber/` (the link from the confirmation email).
+//!
+//! Entries are rate limited per client address before anything else is
+//! looked at, then go to the campaign's actor, which refuses duplicates from
+//! memory and answers once the entry and its email are committed. The
+//! verification link answers a small HTML page to a browser and JSON to
+//! everything else; the page sends no referrer, so the code in its URL does
+//! not leak to whatever the visitor opens next.
+
+use actix_web::http::header::{self, Accept, Header};
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::{json, Value};
+use url::form_urlencoded;
+
+use super::body::JsonBody;
+use super::error::ApiError;
+use super::form::{checked, text, Form, Presence};
+use super::{resource, AppState};
+use crate::actors::campaign::EntryRefusal;
+use crate::actors::campaign_registry::{CampaignCounts, OpenCampaign, RouteEntry};
+use crate::db;
+use crate::db::campaigns::Verification;
+use crate::domain::raffle::{parse_data, CampaignStatus, Entry};
+use crate::domain::secrets::hash_token;
+use crate::domain::EmailAddress;
+
+/// Longer than any code the service issues; longer ones are not looked up.
+const MAX_CODE_CHARS: usize = 128;
+
+/// Registers the public raffle routes.
+pub fn routes(config: &mut web::ServiceConfig) {
+    config
+        .service(
+            resource("/api/raffles/campaigns/{id:\\d+}/add_subscriber")
+                .route(web::post().to(add_subscriber)),
+        )
+        .service(
+            resource("/api/raffles/verify_subscriber").route(web::get().to(verify_subscriber)),
+        );
+}
+
+async fn add_subscriber(
+    path: web::Path<i64>,
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    body: JsonBody,
+) -> Result<HttpResponse, ApiError> {
+    if let (Some(limit), Some(peer)) = (&state.subscribe_limit, request.peer_addr()) {
+        limit.check(peer.ip())?;
+    }
+    let (email, data) = read_entry(body.parse()?)?;
+    let campaign_id = path.into_inner();
+    let entered = match enter(&state, campaign_id, &email, &data).await {
+        Err(EntryRefusal::NotLoaded) => retry_after_loading(&state, campaign_id, email, data).await,
+        other => other,
+    };
+    match entered {
+        Ok(entry) => Ok(HttpResponse::Created().json(entry)),
+        Err(refusal) => Err(refusal_error(refusal)),
+    }
+}
+
+async fn enter(
+    state: &AppState,
+    campaign_id: i64,
+    email: &str,
+    data: &Value,
+) -> Result<Entry, EntryRefusal> {
+    let route = RouteEntry {
+        campaign_id,
+        email: email.to_owned(),
+        data: data.clone(),
+    };
+    state
+        .engine
+        .campaigns
+        .send(route)
+        .await
+        .unwrap_or(Err(EntryRefusal::Unavailable))
+}
+
+/// No actor had the campaign: find out why from the database, and if it is
+/// open after all (created a moment ago elsewhere), start its actor and retry.
+async fn retry_after_loading(
+    state: &AppState,
+    campaign_id: i64,
+    email: String,
+    data: Value,
+) -> Result<Entry, EntryRefusal> {
+    let campaign = db::campaigns::find_campaign(&state.pool, campaign_id)
+        .await
+        .map_err(|_| EntryRefusal::Unavailable)?;
+    match campaign.map(|campaign| campaign.status) {
+        None => Err(EntryRefusal::NotLoaded),
+        Some(CampaignStatus::Finished) => Err(EntryRefusal::CampaignClosed),
+        Some(CampaignStatus::Open) => {
+            let open = OpenCampaign { campaign_id };
+            if state.engine.campaigns.send(open).await.is_err() {
+                return Err(EntryRefusal::Unavailable);
+            }
+            match enter(state, campaign_id, &email, &data).await {
+                Err(EntryRefusal::NotLoaded) => Err(EntryRefusal::Unavailable),
+                other => other,
+            }
+        }
+    }
+}
+
+fn refusal_error(refusal: EntryRefusal) -> ApiError {
+    match refusal {
+        EntryRefusal::AlreadySubscribed => ApiError::Conflict {
+            code: "already_subscribed",
+            detail: "This address has already entered this campaign.".into(),
+        },
+        EntryRefusal::CampaignClosed => ApiError::Conflict {
+            code: "campaign_closed",
+            detail: "This campaign is finished and takes no more entries.".into(),
+        },
+        EntryRefusal::NotLoaded => ApiError::NotFound,
+        EntryRefusal::Unavailable => ApiError::Unavailable("campaign entry not written".into()),
+    }
+}
+
+/// Reads `{"email", "data"}`: the address normalised (trimmed, lower-cased),
+/// `data` an object of at most 4 KiB (absent or null: `{}`).
+fn read_entry(body: Value) -> Result<(String, Value), ApiError> {
+    let mut form = Form::new(body)?;
+    let email = form.field("email", Presence::Required, |value| {
+        checked(EmailAddress::parse(text(value)?)).map(|email| email.normalized())
+    });
+    let data = form.field("data", Presence::Optional, |value| match value {
+        Value::Null => Ok(json!({})),
+        other => checked(parse_data(other)),
+    });
+    form.finish()?;
+    let email = email.ok_or_else(|| ApiError::field("email", "this field is required"))?;
+    Ok((email, data.unwrap_or_else(|| json!({}))))
+}
+
+async fn verify_subscriber(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let wants_html = names_html(&request);
+    let code = form_urlencoded::parse(request.query_string().as_bytes())
+        .find(|(name, _)| name == "code")
+        .map(|(_, code)| code.trim().to_owned())
+        .filter(|code| !code.is_empty() && code.len() <= MAX_CODE_CHARS);
+    let verification = match code {
+        Some(code) => db::campaigns::verify(&state.pool, &hash_token(&code)).await?,
+        None => None,
+    };
+    let Some(verification) = verification else {
+        return match wants_html {
+            true => Ok(page(HttpResponse::NotFound(), &unknown_code_page())),
+            false => Err(ApiError::NotFound),
+        };
+    };
+    if verification.newly_verified {
+        state.engine.campaigns.do_send(CampaignCounts {
+            campaign_id: verification.campaign_id,
+            subscriber_count: verification.subscriber_count,
+            verified_count: verification.verified_count,
+        });
+    }
+    if wants_html {
+        return Ok(page(HttpResponse::Ok(), &verified_page(&verification)));
+    }
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(json!({"verified": true, "campaign_id": verification.campaign_id})))
+}
+
+/// True when the `Accept` header names `text/html`.
+fn names_html(request: &HttpRequest) -> bool {
+    Accept::parse(request)
+        .map(|accept| {
+            accept
+                .iter()
+                .any(|item| item.item.essence_str() == actix_web::mime::TEXT_HTML.essence_str())
+        })
+        .unwrap_or(false)
+}
+
+fn page(mut response: actix_web::HttpResponseBuilder, html: &str) -> HttpResponse {
+    response
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::REFERRER_POLICY, "no-referrer"))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .body(html.to_owned())
+}
+
+fn verified_page(verification: &Verification) -> String {
+    let name = html_escape::encode_text(&verification.campaign_name);
+    let message = match verification.campaign_status {
+        CampaignStatus::Open => {
+            format!("Your entry to <strong>{name}</strong> is confirmed. Good luck in the draw!")
+        }
+        CampaignStatus::Finished => format!(
+            "Your address is confirmed, but the draw for <strong>{name}</strong> has already \
+             taken place."
+        ),
+    };
+    html_page("Entry confirmed", &message)
+}
+
+fn unknown_code_page() -> String {
+    html_page(
+        "Link not recognised",
+        "This confirmation link is not valid. Check that you opened the whole link from the email.",
+    )
+}
+
+fn html_page(title: &str, message: &str) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{title}</title></head>\n<body style=\"font-family: sans-serif; max-width: 36em; \
+         margin: 3em auto; padding: 0 1em\">\n<h1>{title}</h1>\n<p>{message}</p>\n</body></html>\n"
+    )
+}
