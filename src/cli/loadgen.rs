@@ -9,6 +9,11 @@
 //!   service's memory per idle session.
 //! - `eligible`: P running promos around one spot and C clients asking
 //!   `eligible/` for a fixed time: requests per second and latency percentiles.
+//! - `subscribe`: N distinct addresses entering one new raffle campaign with C
+//!   requests in flight: durable entries per second through HTTP, then how
+//!   long the mailer takes to deliver their confirmation emails.
+//! - `finish`: a campaign of N verified subscribers (written straight into
+//!   the database), then the time `finish_campaign/` takes to draw.
 //!
 //! It sets up its own data: stores, products, a segment and promos through the
 //! admin API (`ADMIN_USERNAME`/`ADMIN_PASSWORD`), and shoppers with tokens
@@ -72,6 +77,26 @@ pub enum Scenario {
         #[arg(long, default_value_t = 10)]
         seconds: u64,
     },
+    /// Raffle entries per second through HTTP (run the service with
+    /// `RATE_LIMIT_SUBSCRIBE_PER_MINUTE=0`: every request comes from one address).
+    Subscribe {
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// Distinct addresses entering the campaign.
+        #[arg(long, default_value_t = 20_000)]
+        entries: usize,
+        /// Requests in flight.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+    },
+    /// The draw over a large campaign.
+    Finish {
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// Verified subscribers in the campaign.
+        #[arg(long, default_value_t = 1_000_000)]
+        subscribers: usize,
+    },
 }
 
 /// Runs a scenario against the service at its `--url`.
@@ -103,6 +128,24 @@ pub async fn run(config: &Config, pool: &DbPool, scenario: Scenario) -> anyhow::
             let target = Target::connect(config, url).await?;
             let duration = Duration::from_secs(seconds.clamp(1, 300));
             eligible(&target, pool, promos.max(1), concurrency.max(1), duration).await
+        }
+        Scenario::Subscribe {
+            url,
+            entries,
+            concurrency,
+        } => {
+            let target = Target::connect(config, url).await?;
+            subscribe(
+                &target,
+                pool,
+                entries.clamp(1, 10_000_000),
+                concurrency.max(1),
+            )
+            .await
+        }
+        Scenario::Finish { url, subscribers } => {
+            let target = Target::connect(config, url).await?;
+            finish(&target, pool, subscribers.clamp(1, 50_000_000)).await
         }
     }
 }
@@ -358,6 +401,124 @@ async fn eligible(
         .collect();
     report("eligible", &samples, started.elapsed());
     println!("each answer listed {listed} eligible promos");
+    Ok(())
+}
+
+/// A new campaign for a load run.
+async fn campaign(target: &Target) -> anyhow::Result<i64> {
+    target
+        .create(
+            "/api/raffles/campaigns/",
+            json!({
+                "name": format!("loadgen {}", target.tag),
+                "admin_email": "loadgen-admin@example.com",
+                "email_subject": "Confirm your entry",
+                "email_template": "Confirm: {{verify_url}}",
+            }),
+        )
+        .await
+}
+
+async fn subscribe(
+    target: &Target,
+    pool: &DbPool,
+    entries: usize,
+    concurrency: usize,
+) -> anyhow::Result<()> {
+    let campaign_id = campaign(target).await?;
+    let backlog_before = db::outbox::backlog(pool).await?;
+    let next = Arc::new(AtomicUsize::new(0));
+    println!("entering {entries} addresses in campaign {campaign_id} with {concurrency} requests in flight…");
+    let path = format!(
+        "{}/api/raffles/campaigns/{campaign_id}/add_subscriber/",
+        target.url
+    );
+    let started = Instant::now();
+    let workers = (0..concurrency).map(|_| {
+        let (next, path) = (next.clone(), &path);
+        async move {
+            let mut samples = Vec::new();
+            loop {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                if index >= entries {
+                    break samples;
+                }
+                let email = format!("loadgen-{}-{index}@example.com", target.tag);
+                let sent = Instant::now();
+                let status = target
+                    .http
+                    .post(path)
+                    .json(&json!({"email": email, "data": {"n": index}}))
+                    .send()
+                    .await
+                    .map(|response| response.status().as_u16())
+                    .unwrap_or(0);
+                samples.push((status, sent.elapsed()));
+            }
+        }
+    });
+    let samples: Vec<(u16, Duration)> = join_all(workers).await.into_iter().flatten().collect();
+    let elapsed = started.elapsed();
+    let created = samples.iter().filter(|(status, _)| *status == 201).count();
+    report("add_subscriber", &samples, elapsed);
+    println!(
+        "durable entries: {created} in {elapsed:.2?} = {:.0}/s",
+        created as f64 / elapsed.as_secs_f64()
+    );
+    let drain_deadline = Instant::now() + Duration::from_secs(300);
+    let mut backlog = db::outbox::backlog(pool).await?;
+    while backlog > backlog_before && Instant::now() < drain_deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        backlog = db::outbox::backlog(pool).await?;
+    }
+    println!(
+        "confirmation emails delivered {:.2?} after the first entry (outbox backlog now {backlog})",
+        started.elapsed()
+    );
+    Ok(())
+}
+
+async fn finish(target: &Target, pool: &DbPool, subscribers: usize) -> anyhow::Result<()> {
+    let campaign_id = campaign(target).await?;
+    println!("writing {subscribers} verified subscribers into campaign {campaign_id}…");
+    let loading = Instant::now();
+    let client = pool.get().await?;
+    let count = i64::try_from(subscribers)?;
+    client
+        .execute(
+            "INSERT INTO subscribers (campaign_id, email, verified, verified_at, verification_code_hash) \
+             SELECT $1::bigint, 'finish-' || $1::bigint || '-' || n || '@example.com', true, now(), \
+                    sha256(($1::bigint || '/' || n)::text::bytea) \
+             FROM generate_series(1, $2::bigint) n",
+            &[&campaign_id, &count],
+        )
+        .await?;
+    client
+        .execute(
+            "UPDATE campaigns SET subscriber_count = $2, verified_count = $2 WHERE id = $1",
+            &[&campaign_id, &count],
+        )
+        .await?;
+    client.batch_execute("VACUUM ANALYZE subscribers").await?;
+    println!("loaded and vacuumed in {:.2?}; drawing…", loading.elapsed());
+    let started = Instant::now();
+    let response = target
+        .http
+        .post(format!(
+            "{}/api/raffles/campaigns/{campaign_id}/finish_campaign/",
+            target.url
+        ))
+        .bearer_auth(&target.admin)
+        .send()
+        .await?;
+    let elapsed = started.elapsed();
+    let status = response.status();
+    let body: Value = response.json().await?;
+    ensure!(status == StatusCode::OK, "finish answered {status}: {body}");
+    println!(
+        "finish_campaign over {subscribers} verified subscribers: {elapsed:.2?} (winner {})",
+        body["winner"]["email"]
+    );
     Ok(())
 }
 
