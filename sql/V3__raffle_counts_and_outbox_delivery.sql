@@ -4,6 +4,9 @@
 ALTER TABLE campaigns
     ADD COLUMN subscriber_count bigint NOT NULL DEFAULT 0 CHECK (subscriber_count >= 0),
     ADD COLUMN verified_count   bigint NOT NULL DEFAULT 0 CHECK (verified_count >= 0);
+UPDATE campaigns c SET
+    subscriber_count = (SELECT count(*) FROM subscribers s WHERE s.campaign_id = c.id),
+    verified_count = (SELECT count(*) FROM subscribers s WHERE s.campaign_id = c.id AND s.verified);
 
 -- Subscribers are listed, and verified ones drawn, in id order per campaign.
 DROP INDEX subscribers_verified_idx;

@@ -7,8 +7,10 @@
 //! address cannot both pass. Accepted entries are group-committed: while one
 //! batch is being written the next queues up, and each batch goes in one
 //! transaction with its verification emails and the campaign's new count.
-//! Each entry is answered only after its batch committed; a failed batch
-//! takes its addresses back out of the set and answers 503.
+//! Each entry is answered only after its batch committed. A batch whose
+//! commit went unheard is reconciled by looking its codes up; a batch the
+//! database refused is retried one entry at a time, so one bad entry cannot
+//! sink the others. Entries that were not written leave the set again.
 //!
 //! It also keeps the campaign's live counts and pushes `raffle.stats` to the
 //! admin sessions, at most one frame per [`STATS_INTERVAL`].
@@ -28,7 +30,7 @@ use tokio::sync::oneshot;
 use super::campaign_registry::{CampaignActorStopped, CampaignRegistry};
 use super::mailer::{Mailer, Wake};
 use super::session_hub::{PushToAdmins, SessionHub};
-use crate::db::campaigns::{EntryBatch, NewEntry};
+use crate::db::subscribers::{EntryBatch, NewEntry};
 use crate::db::{self, DbError, DbPool};
 use crate::domain::frames::ServerFrame;
 use crate::domain::raffle::{CampaignStatus, Entry};
@@ -55,6 +57,9 @@ pub enum EntryRefusal {
     NotLoaded,
     #[error("the entry could not be made durable")]
     Unavailable,
+    /// The database refused this entry for a reason no check foresaw (a bug).
+    #[error("the database refused the entry")]
+    Failed,
 }
 
 /// Where the pieces an actor needs come from.
@@ -76,6 +81,8 @@ pub struct CampaignActor {
     queue: Vec<Pending>,
     writing: bool,
     closing: bool,
+    /// Entries still to be written one per transaction, after a batch failed.
+    one_at_a_time: usize,
     subscriber_count: i64,
     verified_count: i64,
     stats_due: bool,
@@ -101,6 +108,7 @@ impl CampaignActor {
             queue: Vec::new(),
             writing: false,
             closing: false,
+            one_at_a_time: 0,
             subscriber_count: 0,
             verified_count: 0,
             stats_due: false,
@@ -113,12 +121,16 @@ impl CampaignActor {
             return;
         }
         self.writing = true;
-        let take = self.queue.len().min(MAX_BATCH);
+        let take = match self.one_at_a_time {
+            0 => self.queue.len().min(MAX_BATCH),
+            _ => 1,
+        };
+        self.one_at_a_time = self.one_at_a_time.saturating_sub(1);
         let batch: Vec<Pending> = self.queue.drain(..take).collect();
         let entries: Vec<NewEntry> = batch.iter().map(|pending| pending.entry.clone()).collect();
         let (pool, campaign_id) = (self.links.pool.clone(), self.campaign_id);
         let write = async move {
-            let writing = db::campaigns::add_entries(&pool, campaign_id, &entries);
+            let writing = db::subscribers::insert_entries(&pool, campaign_id, &entries);
             tokio::time::timeout(WRITE_TIMEOUT, writing)
                 .await
                 .unwrap_or_else(|_| Err(DbError::Unavailable("entry write timed out".into())))
@@ -143,28 +155,85 @@ impl CampaignActor {
                 subscriber_count,
                 verified_count,
             }) => {
-                for (pending, id) in batch.into_iter().zip(ids) {
-                    let answer = id
-                        .map(|id| Entry {
-                            id,
-                            email: pending.entry.email.clone(),
-                            verified: false,
-                        })
-                        .ok_or(EntryRefusal::AlreadySubscribed);
-                    let _ = pending.reply.send(answer);
-                }
-                self.links.mailer.do_send(Wake);
+                self.answer_written(batch, ids);
                 self.update_counts(subscriber_count, verified_count, ctx);
             }
             Ok(EntryBatch::Closed) => {
                 self.closing = true;
                 self.refuse_all(batch, EntryRefusal::CampaignClosed);
             }
+            Ok(EntryBatch::Gone) => {
+                self.closing = true;
+                self.refuse_all(batch, EntryRefusal::NotLoaded);
+            }
+            Err(DbError::Unavailable(cause)) => {
+                tracing::warn!(campaign_id = self.campaign_id, %cause, "entry batch not confirmed");
+                self.reconcile(batch, ctx);
+            }
+            Err(error) if batch.len() > 1 => {
+                // Something in this batch is refused by the database: write its
+                // entries one by one so the others are not refused with it.
+                tracing::warn!(campaign_id = self.campaign_id, %error, "entry batch failed; retrying its entries singly");
+                self.one_at_a_time += batch.len();
+                let mut retry = batch;
+                retry.append(&mut self.queue);
+                self.queue = retry;
+            }
             Err(error) => {
-                tracing::warn!(campaign_id = self.campaign_id, %error, "entry batch failed");
-                self.refuse_all(batch, EntryRefusal::Unavailable);
+                tracing::error!(campaign_id = self.campaign_id, %error, "entry refused by the database");
+                self.refuse_all(batch, EntryRefusal::Failed);
             }
         }
+    }
+
+    /// Answers each entry of a committed batch: its subscriber, or a duplicate
+    /// the database knew of and this actor did not.
+    fn answer_written(&mut self, batch: Vec<Pending>, ids: Vec<Option<i64>>) {
+        for (pending, id) in batch.into_iter().zip(ids) {
+            let answer = id
+                .map(|id| Entry {
+                    id,
+                    email: pending.entry.email.clone(),
+                    verified: false,
+                })
+                .ok_or(EntryRefusal::AlreadySubscribed);
+            let _ = pending.reply.send(answer);
+        }
+        self.links.mailer.do_send(Wake);
+    }
+
+    /// A batch whose commit was not heard (the connection broke or timed
+    /// out): asks the database which of its entries it holds, by their code,
+    /// and answers those as written; the rest are refused 503. If even that
+    /// cannot be asked, all are refused; the unique index still stops a retry
+    /// of an entry that did commit from entering twice.
+    fn reconcile(&mut self, batch: Vec<Pending>, ctx: &mut Context<Self>) {
+        self.writing = true;
+        let pool = self.links.pool.clone();
+        let hashes: Vec<Vec<u8>> = batch.iter().map(|p| p.entry.code_hash.clone()).collect();
+        let lookup = async move {
+            let hashes: Vec<&[u8]> = hashes.iter().map(Vec::as_slice).collect();
+            let finding = db::subscribers::find_by_code_hashes(&pool, &hashes);
+            tokio::time::timeout(WRITE_TIMEOUT, finding)
+                .await
+                .ok()?
+                .ok()
+        };
+        ctx.spawn(lookup.into_actor(self).map(move |found, actor, ctx| {
+            actor.writing = false;
+            let found = found.unwrap_or_default();
+            let (written, lost): (Vec<Pending>, Vec<Pending>) = batch
+                .into_iter()
+                .partition(|pending| found.contains_key(&pending.entry.code_hash));
+            let ids = written
+                .iter()
+                .map(|p| found.get(&p.entry.code_hash).copied())
+                .collect();
+            actor.answer_written(written, ids);
+            actor.refuse_all(lost, EntryRefusal::Unavailable);
+            actor.flush(ctx);
+            actor.stop_if_done(ctx);
+        }));
     }
 
     /// Answers every entry of a batch that was not written with `refusal`;
@@ -227,7 +296,7 @@ impl Actor for CampaignActor {
         let (pool, campaign_id) = (self.links.pool.clone(), self.campaign_id);
         let load = async move {
             let campaign = db::campaigns::find_campaign(&pool, campaign_id).await?;
-            let entered = db::campaigns::load_entered(&pool, campaign_id).await?;
+            let entered = db::subscribers::load_entered(&pool, campaign_id).await?;
             Ok::<_, DbError>((campaign, entered))
         };
         // No entry is judged before the entered set is known.

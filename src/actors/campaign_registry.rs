@@ -29,6 +29,9 @@ const RESYNC_INTERVAL: Duration = Duration::from_secs(30);
 pub struct CampaignRegistry {
     links: CampaignLinks,
     actors: HashMap<i64, Addr<CampaignActor>>,
+    /// Counts the campaigns opened by message: a resync that read the
+    /// database before the latest one may not close anything.
+    opened: u64,
 }
 
 impl CampaignRegistry {
@@ -37,6 +40,7 @@ impl CampaignRegistry {
         CampaignRegistry {
             links,
             actors: HashMap::new(),
+            opened: 0,
         }
     }
 
@@ -50,28 +54,37 @@ impl CampaignRegistry {
 
     fn resync(&mut self, ctx: &mut Context<Self>) {
         let pool = self.links.pool.clone();
+        let opened_before = self.opened;
         let load = async move { db::campaigns::open_campaign_ids(&pool).await };
         ctx.spawn(
             load.into_actor(self)
-                .map(|loaded, registry, ctx| match loaded {
-                    Ok(open) => {
-                        let open: HashSet<i64> = open.into_iter().collect();
-                        for campaign_id in &open {
-                            registry.open(*campaign_id, ctx);
-                        }
-                        let gone: Vec<i64> = registry
-                            .actors
-                            .keys()
-                            .filter(|id| !open.contains(id))
-                            .copied()
-                            .collect();
-                        for campaign_id in gone {
-                            registry.close(campaign_id);
-                        }
-                    }
+                .map(move |loaded, registry, ctx| match loaded {
+                    Ok(open) => registry.match_open(open, opened_before, ctx),
                     Err(error) => tracing::warn!(%error, "could not list the open campaigns"),
                 }),
         );
+    }
+
+    /// Starts an actor for each open campaign and closes those of campaigns
+    /// no longer open, unless a campaign was opened since the list was read
+    /// (it may be missing from `open`).
+    fn match_open(&mut self, open: Vec<i64>, opened_before: u64, ctx: &mut Context<Self>) {
+        let open: HashSet<i64> = open.into_iter().collect();
+        for campaign_id in &open {
+            self.open(*campaign_id, ctx);
+        }
+        if self.opened != opened_before {
+            return;
+        }
+        let gone: Vec<i64> = self
+            .actors
+            .keys()
+            .filter(|id| !open.contains(id))
+            .copied()
+            .collect();
+        for campaign_id in gone {
+            self.close(campaign_id);
+        }
     }
 
     fn close(&mut self, campaign_id: i64) {
@@ -101,6 +114,7 @@ impl Handler<OpenCampaign> for CampaignRegistry {
     type Result = ();
 
     fn handle(&mut self, message: OpenCampaign, ctx: &mut Self::Context) {
+        self.opened += 1;
         self.open(message.campaign_id, ctx);
     }
 }

@@ -5,7 +5,9 @@
 //! SMTP with lettre when `MAIL_TRANSPORT=smtp`, otherwise as `.eml` files
 //! under `DATA_DIR/mail` — and records each outcome. A failed attempt is
 //! retried with exponential backoff ([`retry_delay`]) for as long as it takes;
-//! only a permanent refusal (an SMTP 5xx) is given up on. Delivery is
+//! a message the server keeps refusing (an SMTP 5xx, 20 times over about 2.5
+//! hours) or that cannot be built is given up on, logged, and kept in the
+//! table (`abandoned_at`) so it can be queued again by hand. Delivery is
 //! at-least-once: a crash between sending and recording sends again after the
 //! lease, with the same `Message-ID`, so a receiver can tell the copies apart.
 //!
@@ -29,13 +31,17 @@ use crate::db::{self, DbError, DbPool};
 /// How often the outbox is checked without being woken.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// Emails claimed at once.
-const BATCH: i64 = 64;
+const BATCH: i64 = 32;
 /// Emails in flight at once.
 const CONCURRENCY: usize = 8;
-/// How long a claim keeps other mailers off a row: longer than a send can take.
+/// The limit on each step of one SMTP exchange.
+const SMTP_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a claim keeps other mailers off a row: longer than a whole batch
+/// of slow sends takes (`BATCH / CONCURRENCY` rounds of timeouts), so a row is
+/// only claimed again when its mailer is gone.
 const LEASE: Duration = Duration::from_secs(120);
-/// The limit on one SMTP exchange.
-const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Attempts a message refused with a 5xx gets (about 2.5 hours of backoff).
+const REFUSALS_BEFORE_GIVING_UP: i32 = 20;
 /// The first retry delay; each further failure doubles it up to [`MAX_RETRY_DELAY`].
 const FIRST_RETRY_DELAY: Duration = Duration::from_secs(1);
 /// The longest wait between two attempts.
@@ -61,9 +67,35 @@ enum Outlet {
 }
 
 /// A failed attempt.
-struct Failure {
-    reason: String,
-    permanent: bool,
+enum Failure {
+    /// Worth retrying as it is (connection refused, timeout, 4xx).
+    Transient(String),
+    /// The server refused it (5xx): retried a few times, since a
+    /// misconfigured relay answers 5xx too, then given up on.
+    Refused(String),
+    /// It cannot be built (a stored recipient that is not an address).
+    Unsendable(String),
+}
+
+impl Failure {
+    /// When to try again after `attempts` attempts; `None` to give up.
+    fn retry_in(&self, attempts: i32) -> Option<Duration> {
+        match self {
+            Failure::Transient(_) => Some(retry_delay(attempts)),
+            Failure::Refused(_) if attempts < REFUSALS_BEFORE_GIVING_UP => {
+                Some(retry_delay(attempts))
+            }
+            Failure::Refused(_) | Failure::Unsendable(_) => None,
+        }
+    }
+
+    fn reason(&self) -> &str {
+        match self {
+            Failure::Transient(reason) | Failure::Refused(reason) | Failure::Unsendable(reason) => {
+                reason
+            }
+        }
+    }
 }
 
 /// What sends one message: the outlet, the sender and the `Message-ID` domain.
@@ -118,9 +150,8 @@ impl Sender {
     }
 
     fn compose(&self, queued: &OutboxMessage) -> Result<Message, Failure> {
-        let to: Mailbox = queued.recipient.parse().map_err(|error| Failure {
-            reason: format!("bad recipient {:?}: {error}", queued.recipient),
-            permanent: true,
+        let to: Mailbox = queued.recipient.parse().map_err(|error| {
+            Failure::Unsendable(format!("bad recipient {:?}: {error}", queued.recipient))
         })?;
         let builder = Message::builder()
             .from(self.from.clone())
@@ -132,36 +163,33 @@ impl Sender {
             Some(html) => builder.multipart(MultiPart::alternative_plain_html(text, html.clone())),
             None => builder.singlepart(SinglePart::plain(text)),
         };
-        built.map_err(|error| Failure {
-            reason: format!("cannot build the message: {error}"),
-            permanent: true,
-        })
+        built.map_err(|error| Failure::Unsendable(format!("cannot build the message: {error}")))
     }
 
     async fn send(&self, queued: &OutboxMessage) -> Result<(), Failure> {
         let message = self.compose(queued)?;
         let Some(outlet) = &self.outlet else {
-            return Err(Failure {
-                reason: "the mailer is shutting down".into(),
-                permanent: false,
-            });
+            return Err(Failure::Transient("the mailer is shutting down".into()));
         };
         match outlet {
             Outlet::Smtp(transport) => {
-                transport.send(message).await.map_err(|error| Failure {
-                    permanent: error.is_permanent(),
-                    reason: error.to_string(),
-                })?;
+                transport
+                    .send(message)
+                    .await
+                    .map_err(|error| match error.is_permanent() {
+                        true => Failure::Refused(error.to_string()),
+                        false => Failure::Transient(error.to_string()),
+                    })?;
                 tracing::debug!(outbox_id = queued.id, "email sent over SMTP");
             }
             Outlet::File {
                 transport,
                 directory,
             } => {
-                let file_id = transport.send(message).await.map_err(|error| Failure {
-                    permanent: false,
-                    reason: error.to_string(),
-                })?;
+                let file_id = transport
+                    .send(message)
+                    .await
+                    .map_err(|error| Failure::Transient(error.to_string()))?;
                 tracing::info!(
                     outbox_id = queued.id,
                     to = %queued.recipient,
@@ -228,38 +256,46 @@ async fn deliver_batch(pool: DbPool, sender: Arc<Sender>) -> Result<usize, DbErr
         .buffer_unordered(CONCURRENCY)
         .collect()
         .await;
-    let mut sent = Vec::new();
-    for (queued, outcome) in outcomes {
-        match outcome {
-            Ok(()) => sent.push(queued.id),
-            Err(failure) => record_failure(&pool, queued, failure).await?,
+    let (sent, failed): (Vec<_>, Vec<_>) = outcomes
+        .into_iter()
+        .partition(|(_, outcome)| outcome.is_ok());
+    let sent: Vec<i64> = sent.iter().map(|(queued, _)| queued.id).collect();
+    // Sent ones first: recording a failure must not hold them up (they would
+    // be sent again after the lease).
+    db::outbox::mark_sent(&pool, &sent).await?;
+    for (queued, outcome) in failed {
+        if let Err(failure) = outcome {
+            if let Err(error) = record_failure(&pool, queued, &failure).await {
+                tracing::warn!(outbox_id = queued.id, %error, "could not record a failed attempt");
+            }
         }
     }
-    db::outbox::mark_sent(&pool, &sent).await?;
     Ok(due.len())
 }
 
 async fn record_failure(
     pool: &DbPool,
     queued: &OutboxMessage,
-    failure: Failure,
+    failure: &Failure,
 ) -> Result<(), DbError> {
-    let retry_in = (!failure.permanent).then(|| retry_delay(queued.attempts));
+    let retry_in = failure.retry_in(queued.attempts);
+    let reason = failure.reason();
     match retry_in {
         Some(delay) => tracing::warn!(
             outbox_id = queued.id,
             attempts = queued.attempts,
             retry_in_s = delay.as_secs(),
-            reason = %failure.reason,
+            %reason,
             "email not delivered; will retry"
         ),
         None => tracing::error!(
             outbox_id = queued.id,
-            reason = %failure.reason,
+            attempts = queued.attempts,
+            %reason,
             "email refused for good; giving up"
         ),
     }
-    db::outbox::mark_failed(pool, queued.id, &failure.reason, retry_in).await
+    db::outbox::mark_failed(pool, queued.id, reason, retry_in).await
 }
 
 impl Actor for Mailer {
@@ -287,6 +323,16 @@ impl Handler<Wake> for Mailer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_refusals_and_unsendable_mail_are_given_up_on() {
+        let transient = Failure::Transient("refused connection".into());
+        assert_eq!(transient.retry_in(500), Some(MAX_RETRY_DELAY));
+        let refused = Failure::Refused("550 no such user".into());
+        assert_eq!(refused.retry_in(1), Some(Duration::from_secs(1)));
+        assert_eq!(refused.retry_in(REFUSALS_BEFORE_GIVING_UP), None);
+        assert_eq!(Failure::Unsendable("bad address".into()).retry_in(1), None);
+    }
 
     #[test]
     fn retries_back_off_exponentially_up_to_a_cap() {

@@ -1,25 +1,19 @@
-//! SQL for `campaigns` and `subscribers`: the admin's CRUD, entries, their
-//! verification and the draw.
+//! SQL for `campaigns`: the admin's CRUD and the draw.
 //!
 //! Every write that changes who may win takes the campaign row's lock first
-//! (`FOR UPDATE` or an `UPDATE` of it): a batch of entries, a verification
+//! (`FOR UPDATE`): a batch of entries and a verification (`db::subscribers`),
 //! and the draw. The draw therefore sees a set of verified subscribers that
 //! nothing can change under it, two draws of one campaign run one after the
 //! other (the second finds the first's winner), and the live counts on the
 //! campaign row stay exact.
 
-use std::collections::HashSet;
-
 use deadpool_postgres::GenericClient;
-use futures_util::{pin_mut, TryStreamExt};
 use rand::rngs::OsRng;
-use serde_json::Value;
 use tokio_postgres::Row;
 
 use super::{outbox, DbError, DbPool, Listing, PageWindow};
 use crate::domain::raffle::{
-    admin_result_email, draw, verification_email, winner_email, Campaign, CampaignStatus,
-    OutgoingEmail, Subscriber, Winner,
+    admin_result_email, draw, winner_email, Campaign, CampaignStatus, Winner,
 };
 
 const CAMPAIGN_COLUMNS: &str = "c.id, c.name, c.description, c.status, c.admin_email, \
@@ -159,48 +153,8 @@ pub async fn delete_campaign(pool: &DbPool, campaign_id: i64) -> Result<bool, Db
     Ok(client.execute(&statement, &[&campaign_id]).await? == 1)
 }
 
-/// One page of a campaign's subscribers in id order; `None` when the
-/// campaign does not exist. The total is the campaign's live count.
-#[tracing::instrument(skip(pool))]
-pub async fn list_subscribers(
-    pool: &DbPool,
-    campaign_id: i64,
-    window: PageWindow,
-) -> Result<Option<Listing<Subscriber>>, DbError> {
-    let client = pool.get().await?;
-    let count = client
-        .prepare_cached("SELECT subscriber_count FROM campaigns WHERE id = $1")
-        .await?;
-    let Some(count) = client.query_opt(&count, &[&campaign_id]).await? else {
-        return Ok(None);
-    };
-    let page = client
-        .prepare_cached(
-            "SELECT id, email, data, verified, created_at, verified_at FROM subscribers \
-             WHERE campaign_id = $1 ORDER BY id LIMIT $2 OFFSET $3",
-        )
-        .await?;
-    let rows = client
-        .query(&page, &[&campaign_id, &window.limit, &window.offset])
-        .await?;
-    let items = rows
-        .iter()
-        .map(|row| Subscriber {
-            id: row.get("id"),
-            email: row.get("email"),
-            data: row.get("data"),
-            verified: row.get("verified"),
-            created_at: row.get("created_at"),
-            verified_at: row.get("verified_at"),
-        })
-        .collect();
-    Ok(Some(Listing {
-        total: count.get(0),
-        items,
-    }))
-}
-
 /// The ids of the campaigns that take entries.
+#[tracing::instrument(skip_all)]
 pub async fn open_campaign_ids(pool: &DbPool) -> Result<Vec<i64>, DbError> {
     let client = pool.get().await?;
     let statement = client
@@ -208,195 +162,6 @@ pub async fn open_campaign_ids(pool: &DbPool) -> Result<Vec<i64>, DbError> {
         .await?;
     let rows = client.query(&statement, &[]).await?;
     Ok(rows.iter().map(|row| row.get(0)).collect())
-}
-
-/// The normalised addresses that entered a campaign, streamed so a large
-/// campaign never sits in memory twice.
-#[tracing::instrument(skip(pool))]
-pub async fn load_entered(pool: &DbPool, campaign_id: i64) -> Result<HashSet<Box<str>>, DbError> {
-    let client = pool.get().await?;
-    let statement = client
-        .prepare_cached("SELECT lower(email) FROM subscribers WHERE campaign_id = $1")
-        .await?;
-    let rows = client.query_raw(&statement, [&campaign_id]).await?;
-    pin_mut!(rows);
-    let mut entered = HashSet::new();
-    while let Some(row) = rows.try_next().await? {
-        let email: &str = row.get(0);
-        entered.insert(Box::from(email));
-    }
-    Ok(entered)
-}
-
-/// One entry of a batch: the normalised address, its data, its code's hash
-/// and the link the verification email carries.
-#[derive(Debug, Clone)]
-pub struct NewEntry {
-    pub email: String,
-    pub data: Value,
-    pub code_hash: Vec<u8>,
-    pub verify_url: String,
-}
-
-/// What became of a batch of entries.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EntryBatch {
-    /// The campaign is finished or gone: nothing was written.
-    Closed,
-    /// Written. Per entry, in order: its subscriber id, or `None` when the
-    /// address had already entered. Then the campaign's new counts.
-    Written {
-        ids: Vec<Option<i64>>,
-        subscriber_count: i64,
-        verified_count: i64,
-    },
-}
-
-/// Adds `entries` to an open campaign with their verification emails, in
-/// one transaction under the campaign row's lock.
-#[tracing::instrument(skip(pool, entries), fields(entries = entries.len()))]
-pub async fn add_entries(
-    pool: &DbPool,
-    campaign_id: i64,
-    entries: &[NewEntry],
-) -> Result<EntryBatch, DbError> {
-    let mut client = pool.get().await?;
-    let transaction = client.transaction().await?;
-    let lock = transaction
-        .prepare_cached(
-            "SELECT status, email_subject, email_template, subscriber_count, verified_count \
-             FROM campaigns WHERE id = $1 FOR UPDATE",
-        )
-        .await?;
-    let Some(campaign) = transaction.query_opt(&lock, &[&campaign_id]).await? else {
-        return Ok(EntryBatch::Closed);
-    };
-    if campaign.get::<_, &str>("status") != "open" {
-        return Ok(EntryBatch::Closed);
-    }
-    let (subject, template): (&str, &str) = (
-        campaign.get("email_subject"),
-        campaign.get("email_template"),
-    );
-    let insert = transaction
-        .prepare_cached(
-            "INSERT INTO subscribers (campaign_id, email, data, verification_code_hash) \
-             SELECT $1, * FROM unnest($2::text[], $3::jsonb[], $4::bytea[]) \
-             ON CONFLICT DO NOTHING RETURNING id, email",
-        )
-        .await?;
-    let emails: Vec<&str> = entries.iter().map(|entry| entry.email.as_str()).collect();
-    let data: Vec<&Value> = entries.iter().map(|entry| &entry.data).collect();
-    let hashes: Vec<&[u8]> = entries
-        .iter()
-        .map(|entry| entry.code_hash.as_slice())
-        .collect();
-    let inserted = transaction
-        .query(&insert, &[&campaign_id, &emails, &data, &hashes])
-        .await?;
-    let ids = match_ids(entries, &inserted);
-    let mails: Vec<OutgoingEmail> = entries
-        .iter()
-        .zip(&ids)
-        .filter(|(_, id)| id.is_some())
-        .map(|(entry, _)| verification_email(&entry.email, subject, template, &entry.verify_url))
-        .collect();
-    outbox::enqueue(&transaction, &mails).await?;
-    let count = transaction
-        .prepare_cached(
-            "UPDATE campaigns SET subscriber_count = subscriber_count + $2 WHERE id = $1 \
-             RETURNING subscriber_count, verified_count",
-        )
-        .await?;
-    let added = i64::try_from(mails.len()).unwrap_or(i64::MAX);
-    let counts = transaction
-        .query_one(&count, &[&campaign_id, &added])
-        .await?;
-    transaction.commit().await?;
-    Ok(EntryBatch::Written {
-        ids,
-        subscriber_count: counts.get(0),
-        verified_count: counts.get(1),
-    })
-}
-
-/// Each entry's new id, by address (addresses are unique within a batch).
-fn match_ids(entries: &[NewEntry], inserted: &[Row]) -> Vec<Option<i64>> {
-    let by_email: std::collections::HashMap<&str, i64> = inserted
-        .iter()
-        .map(|row| (row.get::<_, &str>("email"), row.get::<_, i64>("id")))
-        .collect();
-    entries
-        .iter()
-        .map(|entry| by_email.get(entry.email.as_str()).copied())
-        .collect()
-}
-
-/// A followed verification link.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Verification {
-    pub campaign_id: i64,
-    pub campaign_name: String,
-    pub campaign_status: CampaignStatus,
-    /// False when the code had been used before (nothing changed).
-    pub newly_verified: bool,
-    pub subscriber_count: i64,
-    pub verified_count: i64,
-}
-
-/// Marks the subscriber holding the code whose hash is `code_hash` verified;
-/// `None` for an unknown code. Repeating it changes nothing.
-#[tracing::instrument(skip_all)]
-pub async fn verify(pool: &DbPool, code_hash: &[u8]) -> Result<Option<Verification>, DbError> {
-    let mut client = pool.get().await?;
-    let find = client
-        .prepare_cached("SELECT id, campaign_id FROM subscribers WHERE verification_code_hash = $1")
-        .await?;
-    let Some(subscriber) = client.query_opt(&find, &[&code_hash]).await? else {
-        return Ok(None);
-    };
-    let (subscriber_id, campaign_id): (i64, i64) = (subscriber.get(0), subscriber.get(1));
-    let transaction = client.transaction().await?;
-    // The campaign's lock first, as every writer of its subscribers takes it.
-    let lock = transaction
-        .prepare_cached(
-            "SELECT name, status, subscriber_count, verified_count FROM campaigns \
-             WHERE id = $1 FOR UPDATE",
-        )
-        .await?;
-    let Some(campaign) = transaction.query_opt(&lock, &[&campaign_id]).await? else {
-        return Ok(None);
-    };
-    let mark = transaction
-        .prepare_cached(
-            "UPDATE subscribers SET verified = true, verified_at = now() \
-             WHERE id = $1 AND NOT verified",
-        )
-        .await?;
-    let newly_verified = transaction.execute(&mark, &[&subscriber_id]).await? == 1;
-    let (mut subscriber_count, mut verified_count): (i64, i64) = (
-        campaign.get("subscriber_count"),
-        campaign.get("verified_count"),
-    );
-    if newly_verified {
-        let count = transaction
-            .prepare_cached(
-                "UPDATE campaigns SET verified_count = verified_count + 1 WHERE id = $1 \
-                 RETURNING subscriber_count, verified_count",
-            )
-            .await?;
-        let counts = transaction.query_one(&count, &[&campaign_id]).await?;
-        (subscriber_count, verified_count) = (counts.get(0), counts.get(1));
-    }
-    transaction.commit().await?;
-    Ok(Some(Verification {
-        campaign_id,
-        campaign_name: campaign.get("name"),
-        campaign_status: stored_status(campaign.get("status"))?,
-        newly_verified,
-        subscriber_count,
-        verified_count,
-    }))
 }
 
 /// What a call to finish a campaign came to.
@@ -420,7 +185,7 @@ pub enum Finish {
 /// the admin's emails, in one transaction; a finished campaign answers its
 /// recorded winner.
 #[tracing::instrument(skip(pool))]
-pub async fn finish(pool: &DbPool, campaign_id: i64) -> Result<Finish, DbError> {
+pub async fn finish_campaign(pool: &DbPool, campaign_id: i64) -> Result<Finish, DbError> {
     let mut client = pool.get().await?;
     let transaction = client.transaction().await?;
     let lock = transaction
@@ -432,21 +197,12 @@ pub async fn finish(pool: &DbPool, campaign_id: i64) -> Result<Finish, DbError> 
     let drawn_now = locked.get::<_, &str>("status") == "open";
     let mut verified_in_draw = 0;
     if drawn_now {
-        let candidates = transaction
-            .prepare_cached(
-                "SELECT coalesce(array_agg(id), '{}') FROM subscribers \
-                 WHERE campaign_id = $1 AND verified",
-            )
-            .await?;
-        let ids: Vec<i64> = transaction
-            .query_one(&candidates, &[&campaign_id])
-            .await?
-            .get(0);
-        let Some(winner_id) = draw(&ids, &mut OsRng) else {
+        let candidates = verified_ids(&transaction, campaign_id).await?;
+        let Some(winner_id) = draw(&candidates, &mut OsRng) else {
             return Ok(Finish::NoVerified);
         };
         record_winner(&transaction, campaign_id, winner_id).await?;
-        verified_in_draw = i64::try_from(ids.len()).unwrap_or(i64::MAX);
+        verified_in_draw = i64::try_from(candidates.len()).unwrap_or(i64::MAX);
     }
     let campaign = find_campaign_with(&transaction, campaign_id)
         .await?
@@ -470,6 +226,18 @@ pub async fn finish(pool: &DbPool, campaign_id: i64) -> Result<Finish, DbError> 
     })
 }
 
+/// The ids of a campaign's verified subscribers, read in one pass over the
+/// partial index `(campaign_id, id) WHERE verified`.
+async fn verified_ids(client: &impl GenericClient, campaign_id: i64) -> Result<Vec<i64>, DbError> {
+    let statement = client
+        .prepare_cached(
+            "SELECT coalesce(array_agg(id), '{}') FROM subscribers \
+             WHERE campaign_id = $1 AND verified",
+        )
+        .await?;
+    Ok(client.query_one(&statement, &[&campaign_id]).await?.get(0))
+}
+
 async fn record_winner(
     client: &impl GenericClient,
     campaign_id: i64,
@@ -487,7 +255,7 @@ async fn record_winner(
     Ok(())
 }
 
-fn stored_status(text: &str) -> Result<CampaignStatus, DbError> {
+pub(super) fn stored_status(text: &str) -> Result<CampaignStatus, DbError> {
     CampaignStatus::from_stored(text)
         .ok_or_else(|| DbError::Corrupt(format!("campaign status {text:?}")))
 }

@@ -16,6 +16,7 @@ pub mod promos;
 pub mod reservations;
 pub mod segments;
 pub mod stores;
+pub mod subscribers;
 pub mod users;
 
 use std::time::Duration;

@@ -5,11 +5,11 @@
 //! mailer that dies mid-send leaves the row to be claimed again when the lease
 //! runs out (at-least-once delivery). A sent row keeps its envelope but loses
 //! its bodies, so a verification code lives in plain text only until its
-//! email has left.
+//! email has left. A row given up on (`abandoned_at`) keeps them, so it can
+//! be queued again by clearing `abandoned_at`.
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 
 use super::{DbError, DbPool};
@@ -28,6 +28,7 @@ pub struct OutboxMessage {
 }
 
 /// Queues `emails` through `client` (normally the transaction that caused them).
+#[tracing::instrument(skip_all, fields(emails = emails.len()))]
 pub async fn enqueue(client: &impl GenericClient, emails: &[OutgoingEmail]) -> Result<(), DbError> {
     if emails.is_empty() {
         return Ok(());
@@ -134,19 +135,8 @@ pub async fn mark_failed(
     Ok(())
 }
 
-/// When the next queued email falls due, if any is queued.
-pub async fn next_due_at(pool: &DbPool) -> Result<Option<DateTime<Utc>>, DbError> {
-    let client = pool.get().await?;
-    let statement = client
-        .prepare_cached(
-            "SELECT min(next_attempt_at) FROM email_outbox \
-             WHERE sent_at IS NULL AND abandoned_at IS NULL",
-        )
-        .await?;
-    Ok(client.query_one(&statement, &[]).await?.get(0))
-}
-
 /// Emails waiting to be delivered (the backlog).
+#[tracing::instrument(skip_all)]
 pub async fn backlog(pool: &DbPool) -> Result<i64, DbError> {
     let client = pool.get().await?;
     let statement = client

@@ -1,7 +1,8 @@
 //! `Name`: a display name of a store, product or segment.
 //!
 //! Surrounding whitespace is trimmed (as the original's serializers did) and the
-//! trimmed text must have 1 to 100 characters.
+//! trimmed text must have 1 to 100 characters, none of them a control
+//! character (a name is one line: it also ends up in email subjects).
 
 use std::fmt;
 
@@ -19,6 +20,8 @@ pub enum NameError {
     Blank,
     #[error("must have at most {MAX_NAME_CHARS} characters")]
     TooLong,
+    #[error("may not contain line breaks or control characters")]
+    ControlCharacters,
 }
 
 impl Name {
@@ -30,6 +33,9 @@ impl Name {
         }
         if trimmed.chars().count() > MAX_NAME_CHARS {
             return Err(NameError::TooLong);
+        }
+        if trimmed.chars().any(char::is_control) {
+            return Err(NameError::ControlCharacters);
         }
         Ok(Name(trimmed.to_owned()))
     }
@@ -65,5 +71,14 @@ mod tests {
     fn length_is_counted_in_characters_not_bytes() {
         assert!(Name::parse(&"í".repeat(100)).is_ok());
         assert_eq!(Name::parse(&"a".repeat(101)), Err(NameError::TooLong));
+    }
+
+    #[test]
+    fn control_characters_are_refused() {
+        assert_eq!(Name::parse("Tech\nShop"), Err(NameError::ControlCharacters));
+        assert_eq!(
+            Name::parse("Tech\u{0}Shop"),
+            Err(NameError::ControlCharacters)
+        );
     }
 }

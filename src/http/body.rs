@@ -1,6 +1,9 @@
 //! `JsonBody`: a request body read with the 64 KiB limit, parsed once the
 //! handler asks for it.
 //!
+//! Text with U+0000 is refused here, once for every endpoint: PostgreSQL
+//! cannot store it, and letting it reach a statement would be a 500.
+//!
 //! Reading and parsing are split on purpose: extractors run concurrently, and
 //! a caller must learn they are unauthenticated (401) before being told their
 //! JSON is malformed (400), as the original did.
@@ -28,9 +31,43 @@ impl JsonBody {
         if self.0.iter().all(u8::is_ascii_whitespace) {
             return Ok(Value::Object(Default::default()));
         }
-        serde_json::from_slice(&self.0).map_err(|error| ApiError::BadJson(error.to_string()))
+        let value: Value = serde_json::from_slice(&self.0)
+            .map_err(|error| ApiError::BadJson(error.to_string()))?;
+        refuse_nul_characters(&value)?;
+        Ok(value)
     }
 }
+
+/// PostgreSQL text and `jsonb` cannot hold U+0000: a body that carries it
+/// anywhere (a key or a string, however deep) is refused, naming the
+/// top-level field, before it can reach a statement.
+fn refuse_nul_characters(body: &Value) -> Result<(), ApiError> {
+    fn carries_nul(value: &Value) -> bool {
+        match value {
+            Value::String(text) => text.contains('\0'),
+            Value::Array(items) => items.iter().any(carries_nul),
+            Value::Object(fields) => fields
+                .iter()
+                .any(|(key, value)| key.contains('\0') || carries_nul(value)),
+            _ => false,
+        }
+    }
+    let Value::Object(fields) = body else {
+        return match carries_nul(body) {
+            true => Err(ApiError::field("non_field_errors", NUL_MESSAGE)),
+            false => Ok(()),
+        };
+    };
+    match fields
+        .iter()
+        .find(|(key, value)| key.contains('\0') || carries_nul(value))
+    {
+        Some((key, _)) => Err(ApiError::field(&key.replace('\0', ""), NUL_MESSAGE)),
+        None => Ok(()),
+    }
+}
+
+const NUL_MESSAGE: &str = "may not contain the NUL character (U+0000)";
 
 impl FromRequest for JsonBody {
     type Error = ApiError;
@@ -84,4 +121,32 @@ fn has_json_content_type(request: &HttpRequest) -> bool {
         .trim()
         .to_ascii_lowercase();
     essence == "application/json" || essence.ends_with("+json")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn refused_field(body: Value) -> Option<String> {
+        match refuse_nul_characters(&body) {
+            Err(ApiError::Validation(fields)) => fields.keys().next().cloned(),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_nul_anywhere_is_refused_by_its_top_level_field() {
+        assert_eq!(
+            refused_field(json!({"name": "a\u{0}b"})).as_deref(),
+            Some("name")
+        );
+        let deep = json!({"data": {"list": [{"k": "\u{0}"}]}});
+        assert_eq!(refused_field(deep).as_deref(), Some("data"));
+        assert_eq!(
+            refused_field(json!({"data": {"\u{0}": 1}})).as_deref(),
+            Some("data")
+        );
+        assert_eq!(refused_field(json!({"name": "fine", "n": 1})), None);
+    }
 }

@@ -137,7 +137,7 @@ async fn list_subscribers(
     state: web::Data<AppState>,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let listing = db::campaigns::list_subscribers(&state.pool, path.into_inner(), page.window())
+    let listing = db::subscribers::list_subscribers(&state.pool, path.into_inner(), page.window())
         .await?
         .ok_or(ApiError::NotFound)?;
     page.respond(&request, listing)
@@ -156,7 +156,7 @@ async fn finish_campaign(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let campaign_id = path.into_inner();
-    match db::campaigns::finish(&state.pool, campaign_id).await? {
+    match db::campaigns::finish_campaign(&state.pool, campaign_id).await? {
         Finish::NotFound => Err(ApiError::NotFound),
         Finish::NoVerified => Err(ApiError::Conflict {
             code: "no_verified_subscribers",
@@ -205,6 +205,8 @@ fn read_campaign(body: Value, presence: Presence) -> Result<CampaignFields, ApiE
         checked(parse_template(text(value)?))
     });
     form.finish()?;
+    // Create and replace set every field: a description left out is empty.
+    let description = description.or_else(|| (presence == Presence::Required).then(String::new));
     Ok(CampaignFields {
         name,
         description,

@@ -20,7 +20,7 @@ use super::{resource, AppState};
 use crate::actors::campaign::EntryRefusal;
 use crate::actors::campaign_registry::{CampaignCounts, OpenCampaign, RouteEntry};
 use crate::db;
-use crate::db::campaigns::Verification;
+use crate::db::subscribers::Verification;
 use crate::domain::raffle::{parse_data, CampaignStatus, Entry};
 use crate::domain::secrets::hash_token;
 use crate::domain::EmailAddress;
@@ -119,6 +119,7 @@ fn refusal_error(refusal: EntryRefusal) -> ApiError {
         },
         EntryRefusal::NotLoaded => ApiError::NotFound,
         EntryRefusal::Unavailable => ApiError::Unavailable("campaign entry not written".into()),
+        EntryRefusal::Failed => ApiError::Internal(anyhow::anyhow!("campaign entry refused")),
     }
 }
 
@@ -148,7 +149,7 @@ async fn verify_subscriber(
         .map(|(_, code)| code.trim().to_owned())
         .filter(|code| !code.is_empty() && code.len() <= MAX_CODE_CHARS);
     let verification = match code {
-        Some(code) => db::campaigns::verify(&state.pool, &hash_token(&code)).await?,
+        Some(code) => db::subscribers::mark_verified(&state.pool, &hash_token(&code)).await?,
         None => None,
     };
     let Some(verification) = verification else {

@@ -74,11 +74,20 @@ pub struct SmtpSink {
 #[derive(Clone)]
 struct Collector {
     inbox: Arc<Mutex<Vec<Mail>>>,
+    /// Recipients containing this text are refused with 550.
+    refuse: Option<String>,
     to: Vec<String>,
     data: Vec<u8>,
 }
 
 impl Handler for Collector {
+    fn rcpt(&mut self, to: &str) -> Response {
+        match &self.refuse {
+            Some(refused) if to.contains(refused.as_str()) => response::NO_MAILBOX,
+            _ => response::OK,
+        }
+    }
+
     fn data_start(&mut self, _domain: &str, _from: &str, _is8bit: bool, to: &[String]) -> Response {
         self.to = to.to_vec();
         self.data.clear();
@@ -104,19 +113,29 @@ impl Handler for Collector {
 impl SmtpSink {
     /// A sink on a free port.
     pub fn start() -> SmtpSink {
-        SmtpSink::start_on(TcpListener::bind("127.0.0.1:0").expect("a free port"))
+        SmtpSink::start_on(TcpListener::bind("127.0.0.1:0").expect("a free port"), None)
+    }
+
+    /// A sink on a free port that refuses (550) recipients containing `refused`.
+    pub fn refusing(refused: &str) -> SmtpSink {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
+        SmtpSink::start_on(listener, Some(refused.to_owned()))
     }
 
     /// A sink on `port` (which must be free now).
     pub fn start_on_port(port: u16) -> SmtpSink {
-        SmtpSink::start_on(TcpListener::bind(("127.0.0.1", port)).expect("the port is free"))
+        SmtpSink::start_on(
+            TcpListener::bind(("127.0.0.1", port)).expect("the port is free"),
+            None,
+        )
     }
 
-    fn start_on(listener: TcpListener) -> SmtpSink {
+    fn start_on(listener: TcpListener, refuse: Option<String>) -> SmtpSink {
         let port = listener.local_addr().expect("local address").port();
         let inbox = Arc::new(Mutex::new(Vec::new()));
         let collector = Collector {
             inbox: inbox.clone(),
+            refuse,
             to: Vec::new(),
             data: Vec::new(),
         };

@@ -255,7 +255,13 @@ async fn one_address_enters_once_whatever_its_case_or_spacing() {
             &[&campaign_id],
         )
         .await;
-    assert!(sneaked.is_err(), "the unique index on lower(email) holds");
+    let refused = sneaked.expect_err("the unique index on lower(email) holds");
+    let refused = refused.as_db_error().expect("a server error");
+    assert_eq!(
+        refused.code(),
+        &tokio_postgres::error::SqlState::UNIQUE_VIOLATION
+    );
+    assert_eq!(refused.constraint(), Some("subscribers_campaign_email_key"));
 }
 
 #[actix_web::test]
@@ -306,7 +312,8 @@ async fn finishing_without_a_verified_subscriber_leaves_the_campaign_open() {
     let answer = app.finish(campaign_id).await;
     assert_eq!(answer.status, StatusCode::CONFLICT);
     assert_eq!(answer.code(), "no_verified_subscribers");
-    app.subscribe(campaign_id, "unconfirmed@example.com").await;
+    let unconfirmed = app.subscribe(campaign_id, "unconfirmed@example.com").await;
+    assert_eq!(unconfirmed.status, StatusCode::CREATED);
     let answer = app.finish(campaign_id).await;
     assert_eq!(answer.code(), "no_verified_subscribers");
     let campaign = app.campaign(campaign_id).await;
@@ -792,5 +799,175 @@ async fn entries_arriving_together_get_distinct_codes_and_one_email_each() {
         links.insert(mail.verify_link().expect("link"), recipient);
     }
     assert_eq!(links.len(), 50, "every code is different");
+    assert_eq!(
+        app.count_rows("email_outbox").await,
+        50,
+        "one email per entry"
+    );
+    assert_eq!(read_mail_files(&app.mail_dir).len(), 50);
     assert_eq!(app.campaign(campaign_id).await["subscriber_count"], 50);
+}
+
+#[actix_web::test]
+async fn data_up_to_4_kib_is_kept_and_nul_characters_are_refused() {
+    let app = spawn_app().await;
+    let campaign_id = app.create_campaign("Data raffle").await;
+    let path = format!("/api/raffles/campaigns/{campaign_id}/add_subscriber/");
+    // {"blob":"…"} serialises to 11 bytes around the text.
+    let fits = json!({"email": "max@example.com", "data": {"blob": "x".repeat(4096 - 11)}});
+    let answer = app.post(&path, &Auth::None, fits).await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{:?}", answer.body);
+    let over = json!({"email": "over@example.com", "data": {"blob": "x".repeat(4096 - 10)}});
+    assert_eq!(
+        app.post(&path, &Auth::None, over).await.status,
+        StatusCode::BAD_REQUEST
+    );
+
+    let nul = json!({"email": "nul@example.com", "data": {"notes": [{"k": "a\u{0}b"}]}});
+    let answer = app.post(&path, &Auth::None, nul).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert!(
+        answer.body["fields"]["data"].is_array(),
+        "{:?}",
+        answer.body
+    );
+    let nul_name = json!({"name": "Tech\u{0}Shop", "latitude": 1.0, "longitude": 1.0});
+    let answer = app.post("/api/market/stores/", &app.admin, nul_name).await;
+    assert_eq!(
+        answer.status,
+        StatusCode::BAD_REQUEST,
+        "every endpoint refuses NUL"
+    );
+    assert_eq!(app.count_rows("subscribers").await, 1);
+    assert_eq!(app.count_rows("email_outbox").await, 1);
+}
+
+#[actix_web::test]
+async fn a_campaign_written_by_another_instance_takes_entries() {
+    let app = spawn_app().await;
+    let client = app.pool.get().await.expect("connection");
+    let campaign_id: i64 = client
+        .query_one(
+            "INSERT INTO campaigns (name, admin_email, email_subject, email_template) \
+             VALUES ('Elsewhere', 'boss@example.com', 'Confirm', 'Go: {{verify_url}}') RETURNING id",
+            &[],
+        )
+        .await
+        .expect("campaign")
+        .get(0);
+    let answer = app.subscribe(campaign_id, "lea@example.com").await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{:?}", answer.body);
+    let again = app.subscribe(campaign_id, "LEA@example.com").await;
+    assert_eq!(again.code(), "already_subscribed");
+}
+
+#[actix_web::test]
+async fn verifying_after_the_draw_confirms_the_address_but_changes_no_winner() {
+    let app = spawn_app().await;
+    let campaign_id = app.create_campaign("Late raffle").await;
+    app.subscribe_verified(campaign_id, "first@example.com")
+        .await;
+    app.subscribe(campaign_id, "late@example.com").await;
+    let finished = app.finish(campaign_id).await;
+    assert_eq!(finished.body["winner"]["email"], "first@example.com");
+    let mail = app.mail_files_to("late@example.com", 1).await.remove(0);
+    let link = app.local_link(&mail.verify_link().expect("link"));
+    let (status, page) = app.follow(&link, "text/html").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("already taken place"), "{page}");
+    let campaign = app.campaign(campaign_id).await;
+    assert_eq!(
+        campaign["verified_count"], 2,
+        "the count is of confirmed addresses"
+    );
+    assert_eq!(campaign["winner"]["email"], "first@example.com");
+
+    // Deleting a finished campaign takes its subscribers and their links.
+    let path = format!("/api/raffles/campaigns/{campaign_id}/");
+    assert_eq!(
+        app.delete(&path, &app.admin).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(app.follow(&link, "*/*").await.0, StatusCode::NOT_FOUND);
+}
+
+#[actix_web::test]
+async fn shoppers_cannot_change_or_draw_a_campaign() {
+    let app = spawn_app().await;
+    let campaign_id = app.create_campaign("Guarded raffle").await;
+    let shopper = app.create_shopper("nina", Some((19.43, -99.13)), &[]).await;
+    let path = format!("/api/raffles/campaigns/{campaign_id}/");
+    let body = json!({"name": "Mine now"});
+    assert_eq!(
+        app.put(&path, &shopper.auth, body.clone()).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        app.patch(&path, &shopper.auth, body).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        app.delete(&path, &shopper.auth).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let finish = format!("{path}finish_campaign/");
+    assert_eq!(
+        app.post(&finish, &shopper.auth, json!({})).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(app.campaign(campaign_id).await["name"], "Guarded raffle");
+}
+
+#[actix_web::test]
+async fn a_refused_recipient_is_retried_without_holding_up_the_others() {
+    let sink = SmtpSink::refusing("bounce");
+    let app = spawn_app_with(smtp_to(sink.url())).await;
+    let campaign_id = app.create_campaign("Bouncy raffle").await;
+    app.subscribe(campaign_id, "bounce@example.com").await;
+    app.subscribe(campaign_id, "fine@example.com").await;
+    sink.wait_for("fine@example.com", 1).await;
+    let client = app.pool.get().await.expect("connection");
+    let retried = wait_until(Duration::from_secs(20), || async {
+        let row = client
+            .query_one(
+                "SELECT attempts, last_error, abandoned_at IS NULL, sent_at IS NULL \
+                 FROM email_outbox WHERE recipient = 'bounce@example.com'",
+                &[],
+            )
+            .await
+            .expect("outbox row");
+        let error: Option<String> = row.get(1);
+        row.get::<_, i32>(0) >= 2
+            && error.is_some_and(|error| error.contains("550"))
+            && row.get::<_, bool>(2)
+            && row.get::<_, bool>(3)
+    })
+    .await;
+    assert!(
+        retried,
+        "a 5xx is retried (a relay may be misconfigured), not dropped at once"
+    );
+}
+
+#[actix_web::test]
+async fn an_entry_that_cannot_be_written_is_answered_503_and_may_be_sent_again() {
+    let proxy = crate::helpers::DbProxy::start().await;
+    let app = crate::helpers::spawn_app_through(&proxy).await;
+    let campaign_id = app.create_campaign("Shaky raffle").await;
+    // The actor has loaded its campaign once the first entry is answered.
+    assert_eq!(
+        app.subscribe(campaign_id, "first@example.com").await.status,
+        StatusCode::CREATED
+    );
+
+    proxy.cut();
+    let refused = app.subscribe(campaign_id, "olga@example.com").await;
+    assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(refused.code(), "unavailable");
+    proxy.restore();
+
+    let retried = app.subscribe(campaign_id, "olga@example.com").await;
+    assert_eq!(retried.status, StatusCode::CREATED, "{:?}", retried.body);
+    assert_eq!(app.count_rows("subscribers").await, 2);
+    assert_eq!(app.count_rows("email_outbox").await, 2);
 }
