@@ -22,6 +22,7 @@ use actix::prelude::*;
 use anyhow::Context as _;
 use futures_util::{stream, StreamExt};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::transport::smtp::PoolConfig;
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use crate::config::{Config, MailTransport};
@@ -31,9 +32,12 @@ use crate::db::{self, DbError, DbPool};
 /// How often the outbox is checked without being woken.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// Emails claimed at once.
-const BATCH: i64 = 32;
-/// Emails in flight at once.
-const CONCURRENCY: usize = 8;
+const BATCH: i64 = 64;
+/// Emails in flight at once, each on its own pooled SMTP connection. lettre
+/// 0.11.23 leaves Nagle on, so each message waits out the server's delayed
+/// ACK (about 40 ms on Linux) before its final `.`: a connection sends about
+/// 20 messages a second, and parallel connections are what add up.
+const CONCURRENCY: usize = 16;
 /// The limit on each step of one SMTP exchange.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a claim keeps other mailers off a row: longer than a whole batch
@@ -129,6 +133,7 @@ impl Sender {
                 let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(&config.smtp_url)
                     .with_context(|| format!("SMTP_URL={:?} is not usable", config.smtp_url))?
                     .timeout(Some(SMTP_TIMEOUT))
+                    .pool_config(PoolConfig::new().max_size(CONCURRENCY as u32))
                     .build();
                 Outlet::Smtp(transport)
             }
