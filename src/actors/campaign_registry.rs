@@ -166,16 +166,16 @@ impl Handler<RouteEntry> for CampaignRegistry {
 /// A campaign's counts after a committed verification.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct CampaignCounts {
+pub struct CampaignCountsChanged {
     pub campaign_id: i64,
     pub subscriber_count: i64,
     pub verified_count: i64,
 }
 
-impl Handler<CampaignCounts> for CampaignRegistry {
+impl Handler<CampaignCountsChanged> for CampaignRegistry {
     type Result = ();
 
-    fn handle(&mut self, message: CampaignCounts, _: &mut Self::Context) {
+    fn handle(&mut self, message: CampaignCountsChanged, _: &mut Self::Context) {
         match self.actors.get(&message.campaign_id) {
             Some(actor) => actor.do_send(CountsChanged {
                 subscriber_count: message.subscriber_count,

@@ -312,6 +312,25 @@ mod tests {
     }
 
     #[test]
+    fn draws_are_uniform_over_the_candidates() {
+        const DRAWS: usize = 60_000;
+        let candidates = [10, 20, 30, 40, 50, 60];
+        let mut wins = [0usize; 6];
+        for _ in 0..DRAWS {
+            let picked = draw(&candidates, &mut OsRng).unwrap();
+            wins[candidates.iter().position(|c| *c == picked).unwrap()] += 1;
+        }
+        // Chi-square, 5 degrees of freedom: a fair draw exceeds 35.9 once in
+        // a million runs.
+        let expected = DRAWS as f64 / 6.0;
+        let chi_square: f64 = wins
+            .iter()
+            .map(|&observed| (observed as f64 - expected).powi(2) / expected)
+            .sum();
+        assert!(chi_square < 35.9, "wins {wins:?}, chi-square {chi_square}");
+    }
+
+    #[test]
     fn a_draw_picks_a_candidate_and_none_from_nothing() {
         assert_eq!(draw(&[], &mut OsRng), None);
         assert_eq!(draw(&[7], &mut OsRng), Some(7));

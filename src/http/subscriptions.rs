@@ -18,7 +18,7 @@ use super::error::ApiError;
 use super::form::{checked, text, Form, Presence};
 use super::{resource, AppState};
 use crate::actors::campaign::EntryRefusal;
-use crate::actors::campaign_registry::{CampaignCounts, OpenCampaign, RouteEntry};
+use crate::actors::campaign_registry::{CampaignCountsChanged, OpenCampaign, RouteEntry};
 use crate::db;
 use crate::db::subscribers::Verification;
 use crate::domain::raffle::{parse_data, CampaignStatus, Entry};
@@ -159,7 +159,7 @@ async fn verify_subscriber(
         };
     };
     if verification.newly_verified {
-        state.engine.campaigns.do_send(CampaignCounts {
+        state.engine.campaigns.do_send(CampaignCountsChanged {
             campaign_id: verification.campaign_id,
             subscriber_count: verification.subscriber_count,
             verified_count: verification.verified_count,
