@@ -338,7 +338,8 @@ impl Handler<Enter> for CampaignActor {
 
     fn handle(&mut self, message: Enter, ctx: &mut Self::Context) -> Self::Result {
         if self.closing {
-            return Box::pin(ready(Err(EntryRefusal::CampaignClosed)));
+            // Finished or deleted: the caller asks the database which (409 or 404).
+            return Box::pin(ready(Err(EntryRefusal::NotLoaded)));
         }
         if !self.entered.insert(Box::from(message.email.as_str())) {
             return Box::pin(ready(Err(EntryRefusal::AlreadySubscribed)));

@@ -32,6 +32,9 @@ pub struct CampaignRegistry {
     /// Counts the campaigns opened by message: a resync that read the
     /// database before the latest one may not close anything.
     opened: u64,
+    /// A resync is reading the database (resyncs never overlap, so an older
+    /// list can never be applied after a newer one).
+    resyncing: bool,
 }
 
 impl CampaignRegistry {
@@ -41,6 +44,7 @@ impl CampaignRegistry {
             links,
             actors: HashMap::new(),
             opened: 0,
+            resyncing: false,
         }
     }
 
@@ -53,16 +57,20 @@ impl CampaignRegistry {
     }
 
     fn resync(&mut self, ctx: &mut Context<Self>) {
+        if self.resyncing {
+            return;
+        }
+        self.resyncing = true;
         let pool = self.links.pool.clone();
         let opened_before = self.opened;
         let load = async move { db::campaigns::open_campaign_ids(&pool).await };
-        ctx.spawn(
-            load.into_actor(self)
-                .map(move |loaded, registry, ctx| match loaded {
-                    Ok(open) => registry.match_open(open, opened_before, ctx),
-                    Err(error) => tracing::warn!(%error, "could not list the open campaigns"),
-                }),
-        );
+        ctx.spawn(load.into_actor(self).map(move |loaded, registry, ctx| {
+            registry.resyncing = false;
+            match loaded {
+                Ok(open) => registry.match_open(open, opened_before, ctx),
+                Err(error) => tracing::warn!(%error, "could not list the open campaigns"),
+            }
+        }));
     }
 
     /// Starts an actor for each open campaign and closes those of campaigns

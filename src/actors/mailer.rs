@@ -40,9 +40,11 @@ const BATCH: i64 = 64;
 const CONCURRENCY: usize = 16;
 /// The limit on each step of one SMTP exchange.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(15);
+/// The limit on sending one message, all steps together.
+const SEND_TIMEOUT: Duration = Duration::from_secs(25);
 /// How long a claim keeps other mailers off a row: longer than a whole batch
-/// of slow sends takes (`BATCH / CONCURRENCY` rounds of timeouts), so a row is
-/// only claimed again when its mailer is gone.
+/// takes at worst (`BATCH / CONCURRENCY` rounds of [`SEND_TIMEOUT`]), so a
+/// row is only claimed again when its mailer is gone.
 const LEASE: Duration = Duration::from_secs(120);
 /// Attempts a message refused with a 5xx gets (about 2.5 hours of backoff).
 const REFUSALS_BEFORE_GIVING_UP: i32 = 20;
@@ -178,13 +180,14 @@ impl Sender {
         };
         match outlet {
             Outlet::Smtp(transport) => {
-                transport
-                    .send(message)
+                let sending = tokio::time::timeout(SEND_TIMEOUT, transport.send(message));
+                let sent = sending
                     .await
-                    .map_err(|error| match error.is_permanent() {
-                        true => Failure::Refused(error.to_string()),
-                        false => Failure::Transient(error.to_string()),
-                    })?;
+                    .map_err(|_| Failure::Transient("the SMTP exchange timed out".into()))?;
+                sent.map_err(|error| match error.is_permanent() {
+                    true => Failure::Refused(error.to_string()),
+                    false => Failure::Transient(error.to_string()),
+                })?;
                 tracing::debug!(outbox_id = queued.id, "email sent over SMTP");
             }
             Outlet::File {
@@ -265,9 +268,12 @@ async fn deliver_batch(pool: DbPool, sender: Arc<Sender>) -> Result<usize, DbErr
         .into_iter()
         .partition(|(_, outcome)| outcome.is_ok());
     let sent: Vec<i64> = sent.iter().map(|(queued, _)| queued.id).collect();
-    // Sent ones first: recording a failure must not hold them up (they would
-    // be sent again after the lease).
-    db::outbox::mark_sent(&pool, &sent).await?;
+    // Each outcome is recorded on its own: one that cannot be written must
+    // not keep the others from being written. (An unrecorded send goes again
+    // after the lease: at least once.)
+    if let Err(error) = db::outbox::mark_sent(&pool, &sent).await {
+        tracing::warn!(%error, emails = sent.len(), "could not record sent emails");
+    }
     for (queued, outcome) in failed {
         if let Err(failure) = outcome {
             if let Err(error) = record_failure(&pool, queued, &failure).await {
@@ -300,7 +306,7 @@ async fn record_failure(
             "email refused for good; giving up"
         ),
     }
-    db::outbox::mark_failed(pool, queued.id, reason, retry_in).await
+    db::outbox::mark_failed(pool, queued, reason, retry_in).await
 }
 
 impl Actor for Mailer {
