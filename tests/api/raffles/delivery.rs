@@ -18,7 +18,7 @@ async fn the_whole_flow_sends_every_email_over_smtp() {
         config.public_base_url = "https://raffles.example/promo".parse().expect("url");
     })
     .await;
-    let campaign_id = app.create_campaign("Valentine stay").await;
+    let campaign_id = app.create_campaign("Estancia de San Valentín ♥").await;
 
     let entered = app.subscribe(campaign_id, "  Ana.Lopez@Example.COM ").await;
     assert_eq!(entered.status, StatusCode::CREATED, "{:?}", entered.body);
@@ -68,7 +68,9 @@ async fn the_whole_flow_sends_every_email_over_smtp() {
         .iter()
         .find(|mail| mail.subject.contains("won"))
         .expect("winner email");
-    assert!(winner_mail.text.contains("Valentine stay"));
+    // Non-ASCII names survive the trip, in the encoded subject and the body.
+    assert_eq!(winner_mail.subject, "You won: Estancia de San Valentín ♥");
+    assert!(winner_mail.text.contains("Estancia de San Valentín ♥"));
     let admin_mail = sink.wait_for("marketing@example.com", 1).await.remove(0);
     assert!(admin_mail.text.contains("ana.lopez@example.com"));
     assert!(admin_mail.text.contains("1 verified entry"));
@@ -175,8 +177,20 @@ async fn accepted_mail_survives_a_crash_of_the_service() {
         ("SMTP_URL", smtp_url.as_str()),
         ("DATA_DIR", data_dir.as_str()),
     ];
-    let _restarted = ServiceProcess::start_with_env(&app.database_url(), 60, &[], &env).await;
+    let restarted = ServiceProcess::start_with_env(&app.database_url(), 60, &[], &env).await;
     let mail = sink.wait_for("eve@example.com", 1).await.remove(0);
+    // The restarted service reloaded who entered: a duplicate is still refused.
+    let again = app
+        .http
+        .post(format!(
+            "{}/api/raffles/campaigns/{campaign_id}/add_subscriber/",
+            restarted.address
+        ))
+        .json(&serde_json::json!({"email": " EVE@example.com"}))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(again.status(), StatusCode::CONFLICT);
     assert!(mail.verify_link().is_some());
     assert!(
         mail.message_id.starts_with("<outbox-"),
