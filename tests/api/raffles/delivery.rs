@@ -27,6 +27,11 @@ async fn the_whole_flow_sends_every_email_over_smtp() {
 
     let mail = sink.wait_for("ana.lopez@example.com", 1).await.remove(0);
     assert_eq!(mail.subject, "Confirm your entry");
+    assert!(
+        mail.text.starts_with("Hi! Confirm your entry: http"),
+        "the campaign template: {}",
+        mail.text
+    );
     let link = mail.verify_link().expect("the link is in the text part");
     let base = "https://raffles.example/promo/api/raffles/verify_subscriber/?code=";
     assert!(
