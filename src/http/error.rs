@@ -63,9 +63,23 @@ pub enum ApiError {
     /// The body is not declared as JSON.
     #[error("unsupported media type")]
     UnsupportedMediaType,
-    /// The database (or an actor) cannot answer now; nothing was changed.
-    #[error("service unavailable: {0}")]
+    /// The database cannot be reached now; nothing was changed.
+    #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// A part of the engine (a promo's or campaign's actor) is starting,
+    /// stopping or not answering its mailbox; nothing was changed.
+    #[error("engine unavailable: {0}")]
+    EngineUnavailable(String),
+    /// A bounded queue is full (password checks, queued work); nothing was
+    /// changed. `detail` is safe to show the client.
+    #[error("overloaded: {detail}")]
+    Overloaded { detail: &'static str },
+    /// A write was sent but its commit was not confirmed within the request's
+    /// deadline: it may or may not have happened. The service settles it and
+    /// the outcome shows in the caller's lists; a retry with the same
+    /// `Idempotency-Key` returns it.
+    #[error("outcome unknown; retry in {retry_after} s")]
+    OutcomeUnknown { retry_after: u64 },
     /// A bug or an unexpected failure.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -103,7 +117,10 @@ impl ApiError {
             | ApiError::RetryLater { code, .. } => code,
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
-            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Unavailable(_)
+            | ApiError::EngineUnavailable(_)
+            | ApiError::Overloaded { .. } => "unavailable",
+            ApiError::OutcomeUnknown { .. } => "outcome_unknown",
             ApiError::Internal(_) => "internal_error",
         }
     }
@@ -131,6 +148,13 @@ impl ApiError {
             ApiError::Unavailable(_) => {
                 "The service cannot reach its database; nothing was changed. Retry shortly.".into()
             }
+            ApiError::EngineUnavailable(_) => {
+                "This part of the engine is restarting; nothing was changed. Retry shortly.".into()
+            }
+            ApiError::Overloaded { detail } => (*detail).into(),
+            ApiError::OutcomeUnknown { .. } => "The database did not confirm in time whether the \
+                change was made. Retry with the same Idempotency-Key to learn the outcome."
+                .into(),
             ApiError::Internal(_) => "Internal server error.".into(),
         }
     }
@@ -153,7 +177,10 @@ impl ResponseError for ApiError {
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_)
+            | ApiError::EngineUnavailable(_)
+            | ApiError::Overloaded { .. }
+            | ApiError::OutcomeUnknown { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -162,6 +189,8 @@ impl ResponseError for ApiError {
         match self {
             ApiError::Internal(cause) => tracing::error!(error = ?cause, "request failed"),
             ApiError::Unavailable(cause) => tracing::warn!(%cause, "database unavailable"),
+            ApiError::EngineUnavailable(cause) => tracing::warn!(%cause, "engine unavailable"),
+            ApiError::OutcomeUnknown { .. } => tracing::warn!("write outcome unknown"),
             _ => {}
         }
         let detail = self.detail();
@@ -174,7 +203,10 @@ impl ResponseError for ApiError {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"api\""));
         }
         let retry_after = match self {
-            ApiError::RetryLater { retry_after, .. } => Some(*retry_after),
+            ApiError::RetryLater { retry_after, .. } | ApiError::OutcomeUnknown { retry_after } => {
+                Some(*retry_after)
+            }
+            ApiError::Overloaded { .. } => Some(1),
             _ => None,
         };
         if let Some(seconds) = retry_after {

@@ -357,5 +357,5 @@ impl PromoFields {
 
 /// A mailbox error: the actor is gone or overloaded.
 pub fn unavailable(error: actix::MailboxError) -> ApiError {
-    ApiError::Unavailable(format!("actor mailbox: {error}"))
+    ApiError::EngineUnavailable(format!("actor mailbox: {error}"))
 }

@@ -104,7 +104,7 @@ async fn without_actor(state: &AppState, promo_id: i64) -> ApiError {
         Ok(None) => ApiError::NotFound,
         // Running but its actor is (re)starting: a moment's wait fixes it.
         Ok(Some(promo)) if matches!(promo.status, PromoStatus::Running | PromoStatus::SoldOut) => {
-            ApiError::Unavailable("the promo's actor is starting".into())
+            ApiError::EngineUnavailable("the promo's actor is starting".into())
         }
         Ok(Some(_)) => refusal_error(PromoRefusal::NotRunning),
     }
