@@ -7,8 +7,11 @@
 //! address cannot both pass. Accepted entries are group-committed: while one
 //! batch is being written the next queues up, and each batch goes in one
 //! transaction with its verification emails and the campaign's new count.
-//! Each entry is answered only after its batch committed. A batch whose
-//! commit went unheard is reconciled by looking its codes up; a batch the
+//! Each entry is answered only after its batch committed. Batches are fenced
+//! ([`db::fence`]): a batch whose commit went unheard stays in the set (no
+//! address of it can enter twice) and is settled by its fence before any other
+//! batch is written, meanwhile new entries are refused 503 at once (nothing
+//! changed); once settled it is answered with its real outcome. A batch the
 //! database refused is retried one entry at a time, so one bad entry cannot
 //! sink the others. Entries that were not written leave the set again.
 //!
@@ -26,10 +29,12 @@ use actix::prelude::*;
 use futures_util::future::ready;
 use serde_json::Value;
 use tokio::sync::oneshot;
+use uuid::Uuid;
 
 use super::campaign_registry::{CampaignActorStopped, CampaignRegistry};
 use super::mailer::{Mailer, Wake};
 use super::session_hub::{PushToAdmins, SessionHub};
+use crate::db::fence::{Settled, WriteFailure};
 use crate::db::subscribers::{EntryBatch, NewEntry};
 use crate::db::{self, DbError, DbPool};
 use crate::domain::frames::ServerFrame;
@@ -38,8 +43,10 @@ use crate::domain::secrets::issue_token;
 
 /// The most entries written in one transaction.
 const MAX_BATCH: usize = 1_000;
-/// The longest a batch may take before it counts as failed.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest a batch may take before its outcome counts as in doubt.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Pause between attempts to settle a batch whose commit went unheard.
+const SETTLE_RETRY_DELAY: Duration = Duration::from_millis(500);
 /// The shortest gap between two `raffle.stats` frames of one campaign.
 pub const STATS_INTERVAL: Duration = Duration::from_millis(250);
 /// Messages that may wait in the mailbox before senders are slowed down.
@@ -57,6 +64,12 @@ pub enum EntryRefusal {
     NotLoaded,
     #[error("the entry could not be made durable")]
     Unavailable,
+    /// An earlier batch's outcome is being settled; nothing changed.
+    #[error("the campaign is settling an unconfirmed write")]
+    Settling,
+    /// The entry's write was sent but its outcome is not known.
+    #[error("the outcome of the entry is unknown")]
+    OutcomeUnknown,
     /// The database refused this entry for a reason no check foresaw (a bug).
     #[error("the database refused the entry")]
     Failed,
@@ -80,6 +93,8 @@ pub struct CampaignActor {
     entered: HashSet<Box<str>>,
     queue: Vec<Pending>,
     writing: bool,
+    /// A batch's commit went unheard and is being settled.
+    in_doubt: bool,
     closing: bool,
     /// Entries still to be written one per transaction, after a batch failed.
     one_at_a_time: usize,
@@ -107,6 +122,7 @@ impl CampaignActor {
             entered: HashSet::new(),
             queue: Vec::new(),
             writing: false,
+            in_doubt: false,
             closing: false,
             one_at_a_time: 0,
             subscriber_count: 0,
@@ -117,7 +133,7 @@ impl CampaignActor {
 
     /// Starts writing queued entries unless a batch is already in flight.
     fn flush(&mut self, ctx: &mut Context<Self>) {
-        if self.writing || self.queue.is_empty() {
+        if self.writing || self.in_doubt || self.queue.is_empty() {
             return;
         }
         self.writing = true;
@@ -130,10 +146,7 @@ impl CampaignActor {
         let entries: Vec<NewEntry> = batch.iter().map(|pending| pending.entry.clone()).collect();
         let (pool, campaign_id) = (self.links.pool.clone(), self.campaign_id);
         let write = async move {
-            let writing = db::subscribers::insert_entries(&pool, campaign_id, &entries);
-            tokio::time::timeout(WRITE_TIMEOUT, writing)
-                .await
-                .unwrap_or_else(|_| Err(DbError::Unavailable("entry write timed out".into())))
+            db::subscribers::insert_entries(&pool, campaign_id, entries, WRITE_TIMEOUT).await
         };
         ctx.spawn(write.into_actor(self).map(move |result, actor, ctx| {
             actor.writing = false;
@@ -146,7 +159,7 @@ impl CampaignActor {
     fn settle(
         &mut self,
         batch: Vec<Pending>,
-        result: Result<EntryBatch, DbError>,
+        result: Result<EntryBatch, WriteFailure>,
         ctx: &mut Context<Self>,
     ) {
         match result {
@@ -166,9 +179,14 @@ impl CampaignActor {
                 self.closing = true;
                 self.refuse_all(batch, EntryRefusal::NotLoaded);
             }
-            Err(DbError::Unavailable(cause)) => {
-                tracing::warn!(campaign_id = self.campaign_id, %cause, "entry batch not confirmed");
-                self.reconcile(batch, ctx);
+            Err(WriteFailure::InDoubt { token, cause }) => {
+                tracing::warn!(campaign_id = self.campaign_id, %cause, "entry batch in doubt; settling it");
+                self.in_doubt = true;
+                self.settle_in_doubt(batch, token, ctx);
+            }
+            Err(WriteFailure::NotCommitted(DbError::Unavailable(cause))) => {
+                tracing::warn!(campaign_id = self.campaign_id, %cause, "entry batch not written");
+                self.refuse_all(batch, EntryRefusal::Unavailable);
             }
             Err(error) if batch.len() > 1 => {
                 // Something in this batch is refused by the database: write its
@@ -202,35 +220,43 @@ impl CampaignActor {
         self.links.mailer.do_send(Wake);
     }
 
-    /// A batch whose commit was not heard (the connection broke or timed
-    /// out): asks the database which of its entries it holds, by their code,
-    /// and answers those as written; the rest are refused 503. If even that
-    /// cannot be asked, all are refused; the unique index still stops a retry
-    /// of an entry that did commit from entering twice.
-    fn reconcile(&mut self, batch: Vec<Pending>, ctx: &mut Context<Self>) {
-        self.writing = true;
+    /// Asks the fence whether the batch of `token` committed, until the
+    /// database answers. Committed: each entry is answered with its row, found
+    /// by its code (an address that had already entered has none). Not
+    /// committed: every entry is refused `unavailable`, which is then true.
+    fn settle_in_doubt(&mut self, batch: Vec<Pending>, token: Uuid, ctx: &mut Context<Self>) {
         let pool = self.links.pool.clone();
         let hashes: Vec<Vec<u8>> = batch.iter().map(|p| p.entry.code_hash.clone()).collect();
-        let lookup = async move {
-            let hashes: Vec<&[u8]> = hashes.iter().map(Vec::as_slice).collect();
-            let finding = db::subscribers::find_by_code_hashes(&pool, &hashes);
-            tokio::time::timeout(WRITE_TIMEOUT, finding)
-                .await
-                .ok()?
-                .ok()
+        let settling = async move {
+            match db::fence::settle(&pool, token).await? {
+                Settled::NotCommitted => Ok::<_, DbError>(None),
+                Settled::Committed => {
+                    let hashes: Vec<&[u8]> = hashes.iter().map(Vec::as_slice).collect();
+                    Ok(Some(
+                        db::subscribers::find_by_code_hashes(&pool, &hashes).await?,
+                    ))
+                }
+            }
         };
-        ctx.spawn(lookup.into_actor(self).map(move |found, actor, ctx| {
-            actor.writing = false;
-            let found = found.unwrap_or_default();
-            let (written, lost): (Vec<Pending>, Vec<Pending>) = batch
-                .into_iter()
-                .partition(|pending| found.contains_key(&pending.entry.code_hash));
-            let ids = written
-                .iter()
-                .map(|p| found.get(&p.entry.code_hash).copied())
-                .collect();
-            actor.answer_written(written, ids);
-            actor.refuse_all(lost, EntryRefusal::Unavailable);
+        ctx.spawn(settling.into_actor(self).map(move |settled, actor, ctx| {
+            match settled {
+                Err(error) => {
+                    tracing::debug!(campaign_id = actor.campaign_id, %error, "not settled yet");
+                    ctx.run_later(SETTLE_RETRY_DELAY, move |actor, ctx| {
+                        actor.settle_in_doubt(batch, token, ctx)
+                    });
+                    return;
+                }
+                Ok(Some(found)) => {
+                    let ids = batch
+                        .iter()
+                        .map(|p| found.get(&p.entry.code_hash).copied())
+                        .collect();
+                    actor.answer_written(batch, ids);
+                }
+                Ok(None) => actor.refuse_all(batch, EntryRefusal::Unavailable),
+            }
+            actor.in_doubt = false;
             actor.flush(ctx);
             actor.stop_if_done(ctx);
         }));
@@ -270,7 +296,7 @@ impl CampaignActor {
     }
 
     fn stop_if_done(&mut self, ctx: &mut Context<Self>) {
-        if self.closing && self.queue.is_empty() && !self.writing {
+        if self.closing && self.queue.is_empty() && !self.writing && !self.in_doubt {
             ctx.stop();
         }
     }
@@ -341,6 +367,9 @@ impl Handler<Enter> for CampaignActor {
             // Finished or deleted: the caller asks the database which (409 or 404).
             return Box::pin(ready(Err(EntryRefusal::NotLoaded)));
         }
+        if self.in_doubt {
+            return Box::pin(ready(Err(EntryRefusal::Settling)));
+        }
         if !self.entered.insert(Box::from(message.email.as_str())) {
             return Box::pin(ready(Err(EntryRefusal::AlreadySubscribed)));
         }
@@ -358,7 +387,8 @@ impl Handler<Enter> for CampaignActor {
             reply,
         });
         self.flush(ctx);
-        Box::pin(async move { answer.await.unwrap_or(Err(EntryRefusal::Unavailable)) })
+        // Dropped unanswered: the actor stopped with the batch in flight.
+        Box::pin(async move { answer.await.unwrap_or(Err(EntryRefusal::OutcomeUnknown)) })
     }
 }
 

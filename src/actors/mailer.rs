@@ -269,11 +269,8 @@ async fn deliver_batch(pool: DbPool, sender: Arc<Sender>) -> Result<usize, DbErr
         .partition(|(_, outcome)| outcome.is_ok());
     let sent: Vec<i64> = sent.iter().map(|(queued, _)| queued.id).collect();
     // Each outcome is recorded on its own: one that cannot be written must
-    // not keep the others from being written. (An unrecorded send goes again
-    // after the lease: at least once.)
-    if let Err(error) = db::outbox::mark_sent(&pool, &sent).await {
-        tracing::warn!(%error, emails = sent.len(), "could not record sent emails");
-    }
+    // not keep the others from being written.
+    record_sent(&pool, &sent).await;
     for (queued, outcome) in failed {
         if let Err(failure) = outcome {
             if let Err(error) = record_failure(&pool, queued, &failure).await {
@@ -282,6 +279,29 @@ async fn deliver_batch(pool: DbPool, sender: Arc<Sender>) -> Result<usize, DbErr
         }
     }
     Ok(due.len())
+}
+
+/// Records sent emails, again and again while half the claim's lease lasts:
+/// the update is idempotent, so a write whose answer was lost (or that
+/// failed) is simply made again. Only a send still unrecorded when the lease
+/// ends goes out a second time (at least once, same `Message-ID`).
+async fn record_sent(pool: &DbPool, ids: &[i64]) {
+    const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+    const PAUSE: Duration = Duration::from_millis(500);
+    let give_up = tokio::time::Instant::now() + LEASE / 2;
+    loop {
+        let attempt = tokio::time::timeout(ATTEMPT_TIMEOUT, db::outbox::mark_sent(pool, ids)).await;
+        let error = match attempt {
+            Ok(Ok(())) => return,
+            Ok(Err(error)) => error.to_string(),
+            Err(_) => "timed out".to_owned(),
+        };
+        if tokio::time::Instant::now() + PAUSE >= give_up {
+            tracing::warn!(%error, emails = ids.len(), "could not record sent emails");
+            return;
+        }
+        tokio::time::sleep(PAUSE).await;
+    }
 }
 
 async fn record_failure(

@@ -5,8 +5,21 @@
 //! held before the next message is read), then made durable, and only then
 //! answered. Writes are group-committed: while one batch is being written, new
 //! decisions queue up and go together in the next transaction, so the actor
-//! never sits idle waiting on the database. If a batch fails, its decisions
-//! are undone in reverse order and answered 503; expiries are retried instead.
+//! never sits idle waiting on the database.
+//!
+//! Every batch is a fenced transaction ([`db::fence`]) with three outcomes:
+//! committed (answer everyone); not committed (holds are undone and answered
+//! `unavailable`, which is then true; releases are undone where that is still
+//! consistent, otherwise retried; a batch the database refused is retried one
+//! decision per transaction, so only the offending decision fails); or in
+//! doubt (its commit went unheard). In doubt, nothing of the batch is undone:
+//! its units stay as decided, no new decision is taken (requests are answered
+//! 503 at once, nothing changed) and no further batch is written until the
+//! fence says whether it committed, so no unit can go to a second shopper
+//! while the first may hold it. Waiting callers then get the real outcome.
+//!
+//! Completes and cancels of a hold whose release is still being written wait
+//! for that write and get its answer, so same-instant repeats agree.
 //!
 //! Each hold is released at its `expires_at` by one alarm per actor, set for
 //! the earliest deadline of an ordered set: a timer per hold would make the
@@ -32,6 +45,7 @@ use std::sync::Arc;
 
 use super::promo_registry::{PromoActorStopped, PromoRegistry, StockChanged};
 use super::session_hub::{Origin, PromoEnded, PushToUser, SessionHub};
+use crate::db::fence::{Settled, WriteFailure};
 use crate::db::reservations::StockWrite;
 use crate::db::{self, DbError, DbPool};
 use crate::domain::eligibility::{check_eligibility, AudienceMember, Ineligible};
@@ -43,9 +57,11 @@ use crate::domain::stock::{Hold, PromoStock, QuantityBelowCommitted, ReleaseErro
 /// How long to wait before retrying writes that must not be dropped (expiries)
 /// after a failed batch.
 const WRITE_RETRY_DELAY: Duration = Duration::from_secs(1);
-/// The longest a batch may take before it counts as failed, so a hung
-/// connection cannot freeze the promo.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest a batch may take before its outcome counts as in doubt, so a
+/// hung connection cannot freeze the promo.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Pause between attempts to settle a batch whose commit went unheard.
+const SETTLE_RETRY_DELAY: Duration = Duration::from_millis(500);
 /// Messages that may wait in the mailbox before senders are slowed down.
 const MAILBOX_CAPACITY: usize = 16_384;
 
@@ -60,9 +76,24 @@ pub enum PromoRefusal {
     Stock(#[from] ReserveError),
     #[error(transparent)]
     Release(#[from] ReleaseError),
+    /// Nothing was written (the database is unreachable); nothing changed.
     #[error("the decision could not be made durable")]
     Unavailable,
+    /// The database refused this one decision; nothing changed.
+    #[error("the database refused the decision")]
+    Refused,
+    /// An earlier write's outcome is being settled; nothing changed.
+    #[error("the promo is settling an unconfirmed write")]
+    Settling,
+    /// The decision's write was sent but its outcome is not known.
+    #[error("the outcome of the decision is unknown")]
+    OutcomeUnknown,
 }
+
+/// The answer to a complete or cancel: the reservation as it now stands.
+pub type ReleaseAnswer = Result<Reservation, PromoRefusal>;
+/// Where a complete or cancel (or a repeat of one) is answered.
+type ReleaseReply = oneshot::Sender<ReleaseAnswer>;
 
 /// The actor of one promo.
 pub struct PromoActor {
@@ -81,6 +112,13 @@ pub struct PromoActor {
     alarm: Option<(DateTime<Utc>, SpawnHandle)>,
     queue: Vec<Pending>,
     writing: bool,
+    /// A batch's commit went unheard and is being settled.
+    in_doubt: bool,
+    /// Decisions still to be written one per transaction (after a refusal).
+    one_at_a_time: usize,
+    /// Holds whose release (sale, cancel, expiry, revoke) is being written, and
+    /// the repeats of the request waiting for that write's answer.
+    settling: HashMap<Uuid, Vec<ReleaseReply>>,
     closing: bool,
 }
 
@@ -93,19 +131,33 @@ enum Pending {
     },
     Complete {
         hold: Hold,
-        reply: oneshot::Sender<Result<(), PromoRefusal>>,
+        reply: ReleaseReply,
     },
     Cancel {
         hold: Hold,
-        reply: oneshot::Sender<Result<(), PromoRefusal>>,
+        reply: ReleaseReply,
     },
     /// A hold that ran out: written eventually, never undone.
-    Expire { hold: Hold },
+    Expire {
+        hold: Hold,
+    },
     /// A hold released because the promo was switched off: written eventually.
-    Revoke { hold: Hold },
+    Revoke {
+        hold: Hold,
+    },
 }
 
 impl Pending {
+    fn hold(&self) -> &Hold {
+        match self {
+            Pending::Reserve { hold, .. }
+            | Pending::Complete { hold, .. }
+            | Pending::Cancel { hold, .. }
+            | Pending::Expire { hold }
+            | Pending::Revoke { hold } => hold,
+        }
+    }
+
     fn write(&self) -> StockWrite {
         match self {
             Pending::Reserve { hold, .. } => StockWrite::InsertHold { hold: hold.clone() },
@@ -147,6 +199,9 @@ impl PromoActor {
             alarm: None,
             queue: Vec::new(),
             writing: false,
+            in_doubt: false,
+            one_at_a_time: 0,
+            settling: HashMap::new(),
             closing: false,
         }
     }
@@ -214,6 +269,7 @@ impl PromoActor {
             self.deadlines.pop_first();
             self.deadline_of.remove(&reservation_id);
             if let Some(hold) = self.stock.expire(&reservation_id, now) {
+                self.settling.entry(hold.reservation_id).or_default();
                 self.queue.push(Pending::Expire { hold });
             }
         }
@@ -222,31 +278,96 @@ impl PromoActor {
     }
 
     fn enqueue(&mut self, pending: Pending, ctx: &mut Context<Self>) {
+        if !matches!(pending, Pending::Reserve { .. }) {
+            self.settling
+                .entry(pending.hold().reservation_id)
+                .or_default();
+        }
         self.queue.push(pending);
         self.flush(ctx);
     }
 
-    /// Starts writing the queued decisions unless a batch is already in flight.
+    /// Starts writing the queued decisions unless a batch is already in
+    /// flight or in doubt.
     fn flush(&mut self, ctx: &mut Context<Self>) {
-        if self.writing || self.queue.is_empty() {
+        if self.writing || self.in_doubt || self.queue.is_empty() {
             return;
         }
         self.writing = true;
-        let batch = std::mem::take(&mut self.queue);
-        let writes: Vec<StockWrite> = batch.iter().map(|pending| pending.write()).collect();
+        let take = if self.one_at_a_time > 0 {
+            self.one_at_a_time -= 1;
+            1
+        } else {
+            self.queue.len()
+        };
+        let batch: Vec<Pending> = self.queue.drain(..take).collect();
+        let writes: Vec<StockWrite> = batch.iter().map(Pending::write).collect();
         let pool = self.pool.clone();
         let promo_id = self.promo.id;
         let write = async move {
-            let writing = db::reservations::apply_stock_writes(&pool, promo_id, &writes);
-            tokio::time::timeout(WRITE_TIMEOUT, writing)
-                .await
-                .unwrap_or_else(|_| Err(DbError::Unavailable("stock write timed out".into())))
+            db::reservations::apply_stock_writes(&pool, promo_id, writes, WRITE_TIMEOUT).await
         };
         ctx.spawn(write.into_actor(self).map(move |result, actor, ctx| {
             actor.writing = false;
             match result {
                 Ok(row_ids) => actor.confirm(batch, row_ids, ctx),
-                Err(error) => actor.undo(batch, error, ctx),
+                Err(WriteFailure::InDoubt { token, cause }) => {
+                    tracing::warn!(promo_id = actor.promo.id, %cause, "stock write in doubt; settling it");
+                    actor.in_doubt = true;
+                    actor.settle_in_doubt(batch, token, ctx);
+                }
+                Err(failure) => actor.not_committed(batch, failure, ctx),
+            }
+            actor.flush(ctx);
+            actor.stop_if_done(ctx);
+        }));
+    }
+
+    /// Asks the fence whether the batch of `token` committed, until the
+    /// database answers; then confirms or undoes it.
+    fn settle_in_doubt(&mut self, batch: Vec<Pending>, token: Uuid, ctx: &mut Context<Self>) {
+        let pool = self.pool.clone();
+        let inserted: Vec<Uuid> = batch
+            .iter()
+            .filter(|pending| matches!(pending, Pending::Reserve { .. }))
+            .map(|pending| pending.hold().reservation_id)
+            .collect();
+        let settling = async move {
+            match db::fence::settle(&pool, token).await? {
+                Settled::Committed => {
+                    let ids = db::reservations::find_row_ids(&pool, &inserted).await?;
+                    Ok(Some(ids))
+                }
+                Settled::NotCommitted => Ok::<_, DbError>(None),
+            }
+        };
+        ctx.spawn(settling.into_actor(self).map(move |settled, actor, ctx| {
+            match settled {
+                Err(error) => {
+                    tracing::debug!(promo_id = actor.promo.id, %error, "not settled yet");
+                    ctx.run_later(SETTLE_RETRY_DELAY, move |actor, ctx| {
+                        actor.settle_in_doubt(batch, token, ctx)
+                    });
+                    return;
+                }
+                Ok(Some(ids)) => {
+                    actor.in_doubt = false;
+                    let row_ids = batch
+                        .iter()
+                        .map(|pending| match pending {
+                            Pending::Reserve { hold, .. } => ids.get(&hold.reservation_id).copied(),
+                            _ => None,
+                        })
+                        .collect();
+                    actor.confirm(batch, row_ids, ctx);
+                }
+                Ok(None) => {
+                    actor.in_doubt = false;
+                    let failure = WriteFailure::NotCommitted(DbError::Unavailable(
+                        "an unconfirmed commit did not happen".into(),
+                    ));
+                    actor.not_committed(batch, failure, ctx);
+                }
             }
             actor.flush(ctx);
             actor.stop_if_done(ctx);
@@ -276,36 +397,62 @@ impl PromoActor {
                     let _ = reply.send(Ok(reservation));
                 }
                 Pending::Complete { hold, reply } => {
-                    self.settle(&hold, ReservationStatus::Completed, &promo);
-                    let _ = reply.send(Ok(()));
+                    self.settle(&hold, ReservationStatus::Completed, &promo, Some(reply))
                 }
                 Pending::Cancel { hold, reply } => {
-                    self.settle(&hold, ReservationStatus::Cancelled, &promo);
-                    let _ = reply.send(Ok(()));
+                    self.settle(&hold, ReservationStatus::Cancelled, &promo, Some(reply))
                 }
                 Pending::Revoke { hold } => {
-                    self.settle(&hold, ReservationStatus::Cancelled, &promo)
+                    self.settle(&hold, ReservationStatus::Cancelled, &promo, None)
                 }
-                Pending::Expire { hold } => self.settle(&hold, ReservationStatus::Expired, &promo),
+                Pending::Expire { hold } => {
+                    self.settle(&hold, ReservationStatus::Expired, &promo, None)
+                }
             }
         }
         self.report(ctx);
     }
 
-    /// A hold ended as `status` (committed): its holder is told, its row id forgotten.
-    fn settle(&mut self, hold: &Hold, status: ReservationStatus, promo: &FlashPromo) {
+    /// A hold ended as `status` (committed): its holder is told, the request
+    /// and its repeats are answered, its row id forgotten.
+    fn settle(
+        &mut self,
+        hold: &Hold,
+        status: ReservationStatus,
+        promo: &FlashPromo,
+        reply: Option<ReleaseReply>,
+    ) {
         let reservation = self.reservation(hold, status, promo);
         let frame = match status {
-            ReservationStatus::Completed => ServerFrame::ReservationCompleted { reservation },
-            ReservationStatus::Expired => ServerFrame::ReservationExpired { reservation },
+            ReservationStatus::Completed => ServerFrame::ReservationCompleted {
+                reservation: reservation.clone(),
+            },
+            ReservationStatus::Expired => ServerFrame::ReservationExpired {
+                reservation: reservation.clone(),
+            },
             ReservationStatus::Cancelled | ReservationStatus::Held => {
-                ServerFrame::ReservationCancelled { reservation }
+                ServerFrame::ReservationCancelled {
+                    reservation: reservation.clone(),
+                }
             }
         };
         self.tell_holder(hold, frame, None);
+        self.answer_release(&hold.reservation_id, reply, Ok(reservation));
         self.row_ids.remove(&hold.reservation_id);
     }
 
+    /// Answers a release request and every repeat waiting on it.
+    fn answer_release(
+        &mut self,
+        reservation_id: &Uuid,
+        reply: Option<ReleaseReply>,
+        answer: ReleaseAnswer,
+    ) {
+        let waiting = self.settling.remove(reservation_id).unwrap_or_default();
+        for waiter in reply.into_iter().chain(waiting) {
+            let _ = waiter.send(answer.clone());
+        }
+    }
     fn reservation(
         &self,
         hold: &Hold,
@@ -342,58 +489,107 @@ impl PromoActor {
         });
     }
 
-    /// Reverts a failed batch, newest decision first, and answers 503; expiries
-    /// and revocations go back in the queue to be retried.
-    ///
-    /// A sale or release can only be undone while its unit is still free and its
-    /// user holds nothing else; otherwise it stands in memory, and the database
-    /// is brought in line by a retried expiry or revocation.
-    fn undo(&mut self, batch: Vec<Pending>, error: DbError, ctx: &mut Context<Self>) {
-        tracing::warn!(promo_id = self.promo.id, %error, "stock write failed; decisions undone");
+    /// A batch that did not commit. A batch the database refused is retried
+    /// one decision per transaction; otherwise its decisions are undone,
+    /// newest first, where that stays consistent, and answered `unavailable`
+    /// (nothing was written); the rest go back to the front of the queue.
+    fn not_committed(
+        &mut self,
+        batch: Vec<Pending>,
+        failure: WriteFailure,
+        ctx: &mut Context<Self>,
+    ) {
+        if failure.is_refusal() && batch.len() > 1 {
+            tracing::warn!(promo_id = self.promo.id, %failure, "stock batch refused; retrying its decisions singly");
+            self.one_at_a_time += batch.len();
+            self.requeue(batch);
+            return;
+        }
+        let refused = failure.is_refusal();
+        tracing::warn!(promo_id = self.promo.id, %failure, "stock write not committed; decisions undone");
         let mut retry = Vec::new();
         for pending in batch.into_iter().rev() {
-            match pending {
-                Pending::Reserve { hold, reply, .. } => {
-                    self.disarm_timer(&hold.reservation_id, ctx);
-                    self.stock.undo_reserve(&hold.reservation_id);
-                    let _ = reply.send(Err(PromoRefusal::Unavailable));
-                }
-                Pending::Complete { hold, reply } => {
-                    if self.stock.undo_complete(hold.clone()) {
-                        self.arm_timer(&hold, ctx);
-                    } else {
-                        retry.push(Pending::Expire { hold });
-                    }
-                    let _ = reply.send(Err(PromoRefusal::Unavailable));
-                }
-                Pending::Cancel { hold, reply } => {
-                    if self.stock.undo_release(hold.clone()) {
-                        self.arm_timer(&hold, ctx);
-                    } else {
-                        retry.push(Pending::Revoke { hold });
-                    }
-                    let _ = reply.send(Err(PromoRefusal::Unavailable));
-                }
-                again @ (Pending::Expire { .. } | Pending::Revoke { .. }) => retry.push(again),
+            if let Some(again) = self.undo(pending, refused, ctx) {
+                retry.push(again);
             }
         }
-        if matches!(error, DbError::Corrupt(_)) {
-            // Memory and the database disagree (a commit whose success was never
-            // heard): stop, and let the registry start a fresh actor that
-            // reloads the truth.
+        if matches!(failure, WriteFailure::NotCommitted(DbError::Corrupt(_))) {
+            // Memory and the database disagree: stop, and let the registry
+            // start a fresh actor that reloads the truth.
             tracing::error!(promo_id = self.promo.id, "reloading the promo's stock");
             ctx.stop();
             return;
         }
         if !retry.is_empty() {
             retry.reverse();
-            retry.append(&mut self.queue);
-            self.queue = retry;
+            self.requeue(retry);
             self.writing = true;
             ctx.run_later(WRITE_RETRY_DELAY, |actor, ctx| {
                 actor.writing = false;
                 actor.flush(ctx);
             });
+        }
+    }
+
+    /// Puts decisions back at the front of the queue, in their order.
+    fn requeue(&mut self, mut decisions: Vec<Pending>) {
+        decisions.append(&mut self.queue);
+        self.queue = decisions;
+    }
+
+    /// Undoes one decision that was not written, or hands it back to be
+    /// written again. A sale or release is undone only while its unit is still
+    /// free and its user holds nothing else; otherwise it stands and is
+    /// retried (its caller keeps waiting). A `refused` expiry or revoke is
+    /// dropped: retrying it would only be refused again, and the row is
+    /// settled when the promo's stock is next loaded.
+    fn undo(
+        &mut self,
+        pending: Pending,
+        refused: bool,
+        ctx: &mut Context<Self>,
+    ) -> Option<Pending> {
+        let answer = if refused {
+            PromoRefusal::Refused
+        } else {
+            PromoRefusal::Unavailable
+        };
+        match pending {
+            Pending::Reserve { hold, reply, .. } => {
+                let reservation_id = hold.reservation_id;
+                self.disarm_timer(&reservation_id, ctx);
+                self.stock.undo_reserve(&reservation_id);
+                // An expiry decided meanwhile would end a hold that never was.
+                self.queue
+                    .retain(|queued| queued.hold().reservation_id != reservation_id);
+                self.answer_release(&reservation_id, None, Err(answer.clone()));
+                let _ = reply.send(Err(answer));
+                None
+            }
+            Pending::Complete { hold, reply } => {
+                if self.stock.undo_complete(hold.clone()) {
+                    self.arm_timer(&hold, ctx);
+                    self.answer_release(&hold.reservation_id, Some(reply), Err(answer));
+                    None
+                } else {
+                    Some(Pending::Complete { hold, reply })
+                }
+            }
+            Pending::Cancel { hold, reply } => {
+                if self.stock.undo_release(hold.clone()) {
+                    self.arm_timer(&hold, ctx);
+                    self.answer_release(&hold.reservation_id, Some(reply), Err(answer));
+                    None
+                } else {
+                    Some(Pending::Cancel { hold, reply })
+                }
+            }
+            again @ (Pending::Expire { .. } | Pending::Revoke { .. }) if !refused => Some(again),
+            dropped => {
+                tracing::error!(promo_id = self.promo.id, reservation_id = %dropped.hold().reservation_id, "release refused by the database");
+                self.answer_release(&dropped.hold().reservation_id, None, Err(answer));
+                None
+            }
         }
     }
 
@@ -407,7 +603,8 @@ impl PromoActor {
     }
 
     fn stop_if_done(&mut self, ctx: &mut Context<Self>) {
-        if self.closing && self.stock.held() == 0 && self.queue.is_empty() && !self.writing {
+        let idle = self.queue.is_empty() && !self.writing && !self.in_doubt;
+        if self.closing && self.stock.held() == 0 && idle {
             ctx.stop();
         }
     }
@@ -454,13 +651,20 @@ impl Actor for PromoActor {
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
-        for pending in self.queue.drain(..) {
+        // Queued decisions were never sent: nothing of them was written. The
+        // callers of a batch still in flight or in doubt hear nothing, which
+        // they report as an unknown outcome.
+        for pending in std::mem::take(&mut self.queue) {
+            let reservation_id = pending.hold().reservation_id;
+            let unavailable = Err(PromoRefusal::Unavailable);
             match pending {
-                Pending::Reserve { reply, .. } => drop(reply.send(Err(PromoRefusal::Unavailable))),
+                Pending::Reserve { reply, .. } => drop(reply.send(unavailable)),
                 Pending::Complete { reply, .. } | Pending::Cancel { reply, .. } => {
-                    drop(reply.send(Err(PromoRefusal::Unavailable)))
+                    self.answer_release(&reservation_id, Some(reply), unavailable)
                 }
-                Pending::Expire { .. } | Pending::Revoke { .. } => {}
+                Pending::Expire { .. } | Pending::Revoke { .. } => {
+                    self.answer_release(&reservation_id, None, unavailable)
+                }
             }
         }
         self.registry.do_send(PromoActorStopped {
@@ -498,16 +702,17 @@ fn with_request_id(frame: &ServerFrame, request_id: serde_json::Value) -> Server
     }
 }
 
-/// Buys the unit a hold keeps.
+/// Buys the unit a hold keeps; answered with the reservation once the sale
+/// (or the release that got there first) is durable.
 #[derive(Message)]
-#[rtype(result = "Result<(), PromoRefusal>")]
+#[rtype(result = "ReleaseAnswer")]
 pub struct Complete {
     pub reservation_id: Uuid,
 }
 
-/// Releases a hold at its holder's request.
+/// Releases a hold at its holder's request; answered like [`Complete`].
 #[derive(Message)]
-#[rtype(result = "Result<(), PromoRefusal>")]
+#[rtype(result = "ReleaseAnswer")]
 pub struct Cancel {
     pub reservation_id: Uuid,
 }
@@ -569,6 +774,9 @@ impl Handler<Reserve> for PromoActor {
 
 impl PromoActor {
     fn decide_reserve(&mut self, message: &Reserve) -> Result<Hold, PromoRefusal> {
+        if self.in_doubt {
+            return Err(PromoRefusal::Settling);
+        }
         if !self.is_running_now() {
             return Err(PromoRefusal::NotRunning);
         }
@@ -591,7 +799,16 @@ impl PromoActor {
         reservation_id: Uuid,
         ctx: &mut Context<Self>,
         sell: bool,
-    ) -> ResponseFuture<Result<(), PromoRefusal>> {
+    ) -> ResponseFuture<ReleaseAnswer> {
+        let (reply, answer) = oneshot::channel();
+        if let Some(waiting) = self.settling.get_mut(&reservation_id) {
+            // A release of this hold is being written: its answer is ours.
+            waiting.push(reply);
+            return answered(answer);
+        }
+        if self.in_doubt {
+            return Box::pin(ready(Err(PromoRefusal::Settling)));
+        }
         let now = Utc::now();
         let decided = if sell {
             self.stock.complete(&reservation_id, now)
@@ -601,7 +818,6 @@ impl PromoActor {
         self.disarm_timer(&reservation_id, ctx);
         match decided {
             Ok(hold) => {
-                let (reply, answer) = oneshot::channel();
                 let pending = if sell {
                     Pending::Complete { hold, reply }
                 } else {
@@ -624,11 +840,13 @@ impl PromoActor {
 fn answered<T: 'static>(
     answer: oneshot::Receiver<Result<T, PromoRefusal>>,
 ) -> ResponseFuture<Result<T, PromoRefusal>> {
-    Box::pin(async move { answer.await.unwrap_or(Err(PromoRefusal::Unavailable)) })
+    // A reply dropped unanswered: the actor stopped while the write was in
+    // flight, so whether it happened is not known here.
+    Box::pin(async move { answer.await.unwrap_or(Err(PromoRefusal::OutcomeUnknown)) })
 }
 
 impl Handler<Complete> for PromoActor {
-    type Result = ResponseFuture<Result<(), PromoRefusal>>;
+    type Result = ResponseFuture<ReleaseAnswer>;
 
     fn handle(&mut self, message: Complete, ctx: &mut Self::Context) -> Self::Result {
         self.release(message.reservation_id, ctx, true)
@@ -636,7 +854,7 @@ impl Handler<Complete> for PromoActor {
 }
 
 impl Handler<Cancel> for PromoActor {
-    type Result = ResponseFuture<Result<(), PromoRefusal>>;
+    type Result = ResponseFuture<ReleaseAnswer>;
 
     fn handle(&mut self, message: Cancel, ctx: &mut Self::Context) -> Self::Result {
         self.release(message.reservation_id, ctx, false)
@@ -687,6 +905,7 @@ impl Handler<Deactivate> for PromoActor {
         self.closing = true;
         for hold in self.stock.release_all() {
             self.disarm_timer(&hold.reservation_id, ctx);
+            self.settling.entry(hold.reservation_id).or_default();
             self.queue.push(Pending::Revoke { hold });
         }
         self.flush(ctx);

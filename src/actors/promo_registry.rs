@@ -346,7 +346,7 @@ pub struct ReserveUnit {
 
 /// Routes a completion or cancellation to the promo's actor.
 #[derive(Message)]
-#[rtype(result = "Result<(), RoutedRefusal>")]
+#[rtype(result = "Result<Reservation, RoutedRefusal>")]
 pub struct ReleaseUnit {
     pub promo_id: i64,
     pub reservation_id: uuid::Uuid,
@@ -580,14 +580,15 @@ impl Handler<ReserveUnit> for PromoRegistry {
         Box::pin(async move {
             match actor.send(message.reserve).await {
                 Ok(answer) => answer.map_err(RoutedRefusal::from),
-                Err(_) => Err(RoutedRefusal::Refused(PromoRefusal::Unavailable)),
+                // Not delivered: the actor stopped before it read the message.
+                Err(_) => Err(RoutedRefusal::NoActor),
             }
         })
     }
 }
 
 impl Handler<ReleaseUnit> for PromoRegistry {
-    type Result = ResponseFuture<Result<(), RoutedRefusal>>;
+    type Result = ResponseFuture<Result<Reservation, RoutedRefusal>>;
 
     fn handle(&mut self, message: ReleaseUnit, _: &mut Self::Context) -> Self::Result {
         let Some(actor) = self.actor_of(message.promo_id) else {
@@ -602,7 +603,8 @@ impl Handler<ReleaseUnit> for PromoRegistry {
             };
             match answer {
                 Ok(answer) => answer.map_err(RoutedRefusal::from),
-                Err(_) => Err(RoutedRefusal::Refused(PromoRefusal::Unavailable)),
+                // Not delivered: the actor stopped before it read the message.
+                Err(_) => Err(RoutedRefusal::NoActor),
             }
         })
     }

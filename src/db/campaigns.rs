@@ -8,9 +8,11 @@
 //! campaign row stay exact.
 
 use deadpool_postgres::GenericClient;
+use futures_util::FutureExt;
 use rand::rngs::OsRng;
 use tokio_postgres::Row;
 
+use super::fence::{run_fenced, FencedWork, WriteFailure};
 use super::{outbox, DbError, DbPool, Listing, PageWindow};
 use crate::domain::raffle::{
     admin_result_email, draw, winner_email, Campaign, CampaignStatus, Winner,
@@ -183,11 +185,23 @@ pub enum Finish {
 /// Draws the winner among the verified subscribers (with the operating
 /// system's random source), closes the campaign and queues the winner's and
 /// the admin's emails, in one transaction; a finished campaign answers its
-/// recorded winner.
+/// recorded winner. The transaction is fenced ([`super::fence`]) and must
+/// finish within `timeout`.
 #[tracing::instrument(skip(pool))]
-pub async fn finish_campaign(pool: &DbPool, campaign_id: i64) -> Result<Finish, DbError> {
-    let mut client = pool.get().await?;
-    let transaction = client.transaction().await?;
+pub async fn finish_campaign(
+    pool: &DbPool,
+    campaign_id: i64,
+    timeout: std::time::Duration,
+) -> Result<Finish, WriteFailure> {
+    let work: FencedWork<'_, Finish> =
+        Box::new(move |transaction| draw_in(transaction, campaign_id).boxed());
+    run_fenced(pool, timeout, work).await
+}
+
+async fn draw_in(
+    transaction: &deadpool_postgres::Transaction<'_>,
+    campaign_id: i64,
+) -> Result<Finish, DbError> {
     let lock = transaction
         .prepare_cached("SELECT status FROM campaigns WHERE id = $1 FOR UPDATE")
         .await?;
@@ -197,14 +211,14 @@ pub async fn finish_campaign(pool: &DbPool, campaign_id: i64) -> Result<Finish, 
     let drawn_now = locked.get::<_, &str>("status") == "open";
     let mut verified_in_draw = 0;
     if drawn_now {
-        let candidates = verified_ids(&transaction, campaign_id).await?;
+        let candidates = verified_ids(transaction, campaign_id).await?;
         let Some(winner_id) = draw(&candidates, &mut OsRng) else {
             return Ok(Finish::NoVerified);
         };
-        record_winner(&transaction, campaign_id, winner_id).await?;
+        record_winner(transaction, campaign_id, winner_id).await?;
         verified_in_draw = i64::try_from(candidates.len()).unwrap_or(i64::MAX);
     }
-    let campaign = find_campaign_with(&transaction, campaign_id)
+    let campaign = find_campaign_with(transaction, campaign_id)
         .await?
         .ok_or_else(|| DbError::Corrupt(format!("campaign {campaign_id} vanished")))?;
     let winner = campaign.winner.clone().ok_or_else(|| {
@@ -216,9 +230,8 @@ pub async fn finish_campaign(pool: &DbPool, campaign_id: i64) -> Result<Finish, 
             winner_email(&winner.email, name),
             admin_result_email(&campaign.admin_email, name, &winner.email, verified_in_draw),
         ];
-        outbox::enqueue(&transaction, &mails).await?;
+        outbox::enqueue(transaction, &mails).await?;
     }
-    transaction.commit().await?;
     Ok(Finish::Finished {
         campaign: Box::new(campaign),
         winner,

@@ -9,6 +9,7 @@ pub mod campaigns;
 pub mod clients;
 pub mod demo;
 pub mod error;
+pub mod fence;
 pub mod notifications;
 pub mod outbox;
 pub mod products;
@@ -66,7 +67,9 @@ pub fn create_pool(database_url: &str, max_size: usize) -> anyhow::Result<Pool> 
     // hang a request or an actor forever.
     pg_config.keepalives(true);
     pg_config.keepalives_idle(Duration::from_secs(30));
-    pg_config.options("-c statement_timeout=60000");
+    // A transaction whose client went silent (a commit lost on the way) is
+    // ended by the server, so a fence waiting on it gets its answer (db::fence).
+    pg_config.options("-c statement_timeout=60000 -c idle_in_transaction_session_timeout=15000");
     let manager = Manager::from_config(
         pg_config,
         NoTls,

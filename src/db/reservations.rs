@@ -9,6 +9,7 @@ use futures_util::FutureExt;
 use tokio_postgres::{Row, Statement};
 use uuid::Uuid;
 
+use super::fence::{run_fenced, FencedWork, WriteFailure};
 use super::{DbError, DbPool, Listing, PageWindow};
 use crate::domain::reservation::{ReservationRecord, ReservationStatus};
 use crate::domain::stock::Hold;
@@ -81,21 +82,33 @@ const REVOKE: &str = "UPDATE promo_reservations SET status = 'cancelled', cancel
 const EXPIRE: &str = "UPDATE promo_reservations SET status = 'expired' \
     WHERE reservation_id = ANY($2) AND promo_id = $1 AND status = 'held'";
 
-/// Applies one promo's `writes` in order, in one transaction. Consecutive
-/// writes of one kind go as one statement, and the statements are pipelined
-/// (all sent before any answer is awaited), so a batch costs about one round
-/// trip and one commit. Returns the row id of each inserted hold (`None` for
-/// other writes). Either every write commits or none does; a sale or cancel
-/// that finds no held row fails the batch, since memory and the database
-/// would disagree.
+/// Applies one promo's `writes` in order, in one fenced transaction
+/// ([`super::fence`]) that must finish within `timeout`. Consecutive writes of
+/// one kind go as one statement, and the statements are pipelined (all sent
+/// before any answer is awaited), so a batch costs about one round trip and
+/// one commit. Returns the row id of each inserted hold (`None` for other
+/// writes). Either every write commits or none does; a sale or cancel that
+/// finds no held row fails the batch, since memory and the database would
+/// disagree. A commit that goes unheard is reported in doubt, with the token
+/// that settles it.
 #[tracing::instrument(skip_all, fields(writes = writes.len()))]
 pub async fn apply_stock_writes(
     pool: &DbPool,
     promo_id: i64,
+    writes: Vec<StockWrite>,
+    timeout: std::time::Duration,
+) -> Result<Vec<Option<i64>>, WriteFailure> {
+    let work: FencedWork<'_, Vec<Option<i64>>> = Box::new(move |transaction| {
+        async move { apply_in(transaction, promo_id, &writes).await }.boxed()
+    });
+    run_fenced(pool, timeout, work).await
+}
+
+async fn apply_in(
+    transaction: &deadpool_postgres::Transaction<'_>,
+    promo_id: i64,
     writes: &[StockWrite],
 ) -> Result<Vec<Option<i64>>, DbError> {
-    let mut client = pool.get().await?;
-    let transaction = client.transaction().await?;
     // Prepared before anything is sent, so the pipelined statements reach the
     // server in the order of the writes.
     let statements = Statements {
@@ -119,11 +132,9 @@ pub async fn apply_stock_writes(
     }
     let pending: Vec<BoxFuture<'_, Result<Vec<Option<i64>>, DbError>>> = runs
         .into_iter()
-        .map(|run| apply_run(&transaction, &statements, promo_id, run).boxed())
+        .map(|run| apply_run(transaction, &statements, promo_id, run).boxed())
         .collect();
-    let ids = try_join_all(pending).await?.concat();
-    transaction.commit().await?;
-    Ok(ids)
+    Ok(try_join_all(pending).await?.concat())
 }
 
 struct Statements {
@@ -321,4 +332,23 @@ fn record_from_row(row: &Row) -> Result<ReservationRecord, DbError> {
         created_at: row.get("created_at"),
         expires_at,
     })
+}
+
+/// The row ids of the reservations among `reservation_ids` that exist.
+#[tracing::instrument(skip_all, fields(reservations = reservation_ids.len()))]
+pub async fn find_row_ids(
+    pool: &DbPool,
+    reservation_ids: &[Uuid],
+) -> Result<HashMap<Uuid, i64>, DbError> {
+    if reservation_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let client = pool.get().await?;
+    let statement = client
+        .prepare_cached(
+            "SELECT reservation_id, id FROM promo_reservations WHERE reservation_id = ANY($1)",
+        )
+        .await?;
+    let rows = client.query(&statement, &[&reservation_ids]).await?;
+    Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
 }

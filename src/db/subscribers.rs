@@ -9,11 +9,12 @@
 use std::collections::{HashMap, HashSet};
 
 use deadpool_postgres::GenericClient;
-use futures_util::{pin_mut, TryStreamExt};
+use futures_util::{pin_mut, FutureExt, TryStreamExt};
 use serde_json::Value;
 use tokio_postgres::Row;
 
 use super::campaigns::stored_status;
+use super::fence::{run_fenced, FencedWork, WriteFailure};
 use super::{outbox, DbError, DbPool, Listing, PageWindow};
 use crate::domain::raffle::{verification_email, CampaignStatus, OutgoingEmail, Subscriber};
 
@@ -103,21 +104,32 @@ pub enum EntryBatch {
 }
 
 /// Adds `entries` to an open campaign with their verification emails, in
-/// one transaction under the campaign row's lock.
+/// one fenced transaction ([`super::fence`]) under the campaign row's lock,
+/// which must finish within `timeout`.
 #[tracing::instrument(skip(pool, entries), fields(entries = entries.len()))]
 pub async fn insert_entries(
     pool: &DbPool,
     campaign_id: i64,
+    entries: Vec<NewEntry>,
+    timeout: std::time::Duration,
+) -> Result<EntryBatch, WriteFailure> {
+    let work: FencedWork<'_, EntryBatch> = Box::new(move |transaction| {
+        async move { insert_in(transaction, campaign_id, &entries).await }.boxed()
+    });
+    run_fenced(pool, timeout, work).await
+}
+
+async fn insert_in(
+    transaction: &deadpool_postgres::Transaction<'_>,
+    campaign_id: i64,
     entries: &[NewEntry],
 ) -> Result<EntryBatch, DbError> {
-    let mut client = pool.get().await?;
-    let transaction = client.transaction().await?;
-    let campaign = match lock_campaign(&transaction, campaign_id).await? {
+    let campaign = match lock_campaign(transaction, campaign_id).await? {
         None => return Ok(EntryBatch::Gone),
         Some(campaign) if campaign.status != CampaignStatus::Open => return Ok(EntryBatch::Closed),
         Some(campaign) => campaign,
     };
-    let ids = insert_rows(&transaction, campaign_id, entries).await?;
+    let ids = insert_rows(transaction, campaign_id, entries).await?;
     let mails: Vec<OutgoingEmail> = entries
         .iter()
         .zip(&ids)
@@ -127,11 +139,10 @@ pub async fn insert_entries(
             verification_email(&entry.email, subject, template, &entry.verify_url)
         })
         .collect();
-    outbox::enqueue(&transaction, &mails).await?;
+    outbox::enqueue(transaction, &mails).await?;
     let added = i64::try_from(mails.len()).unwrap_or(i64::MAX);
     let (subscriber_count, verified_count) =
-        add_to_counts(&transaction, campaign_id, added, 0).await?;
-    transaction.commit().await?;
+        add_to_counts(transaction, campaign_id, added, 0).await?;
     Ok(EntryBatch::Written {
         ids,
         subscriber_count,

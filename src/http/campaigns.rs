@@ -5,6 +5,8 @@
 //! closes it. Edits need no message: each batch of entries reads the
 //! campaign's subject and template inside its own transaction.
 
+use std::time::Duration;
+
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 use serde_json::Value;
@@ -14,11 +16,13 @@ use super::body::JsonBody;
 use super::error::ApiError;
 use super::form::{checked, text, Form, Presence};
 use super::pagination::PageRequest;
+use super::reservations::OUTCOME_WAIT;
 use super::{resource, AppState};
 use crate::actors::campaign_registry::{CampaignClosed, OpenCampaign};
 use crate::actors::mailer::Wake;
 use crate::db;
 use crate::db::campaigns::{CampaignFields, Finish};
+use crate::db::fence::WriteFailure;
 use crate::domain::raffle::{parse_description, parse_subject, parse_template, Campaign, Winner};
 use crate::domain::{EmailAddress, Name};
 
@@ -149,6 +153,36 @@ struct FinishBody {
     winner: Winner,
 }
 
+/// How long one attempt at the draw may take before its outcome is in doubt.
+const DRAW_TIMEOUT: Duration = Duration::from_secs(5);
+/// Pause between attempts to settle a draw whose commit went unheard.
+const SETTLE_PAUSE: Duration = Duration::from_millis(500);
+
+/// Finishes the campaign, learning the real outcome of a draw whose commit
+/// went unheard: once its fence is settled the finish is asked again, which
+/// answers the recorded winners if it committed (`true`: tell the engine, as
+/// the draw's own answer was lost) or draws now if it did not. Past
+/// [`OUTCOME_WAIT`] the answer is `outcome_unknown`.
+async fn draw_for_sure(state: &AppState, campaign_id: i64) -> Result<(Finish, bool), ApiError> {
+    let give_up = tokio::time::Instant::now() + OUTCOME_WAIT;
+    let mut settled_late = false;
+    loop {
+        match db::campaigns::finish_campaign(&state.pool, campaign_id, DRAW_TIMEOUT).await {
+            Ok(finish) => return Ok((finish, settled_late)),
+            Err(WriteFailure::NotCommitted(error)) => return Err(error.into()),
+            Err(WriteFailure::InDoubt { token, cause }) => {
+                tracing::warn!(campaign_id, %cause, "draw in doubt; settling it");
+                let settled =
+                    db::fence::settle_before(&state.pool, token, SETTLE_PAUSE, give_up).await;
+                if settled.is_none() {
+                    return Err(ApiError::OutcomeUnknown { retry_after: 2 });
+                }
+                settled_late = true;
+            }
+        }
+    }
+}
+
 /// Draws the winner (or answers the one drawn before).
 async fn finish_campaign(
     _admin: AdminCaller,
@@ -156,7 +190,8 @@ async fn finish_campaign(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let campaign_id = path.into_inner();
-    match db::campaigns::finish_campaign(&state.pool, campaign_id).await? {
+    let (finish, settled_late) = draw_for_sure(&state, campaign_id).await?;
+    match finish {
         Finish::NotFound => Err(ApiError::NotFound),
         Finish::NoVerified => Err(ApiError::Conflict {
             code: "no_verified_subscribers",
@@ -169,7 +204,7 @@ async fn finish_campaign(
             winner,
             drawn_now,
         } => {
-            if drawn_now {
+            if drawn_now || settled_late {
                 tracing::info!(campaign_id, winner_id = winner.id, "raffle drawn");
                 state
                     .engine

@@ -149,7 +149,10 @@ impl ApiError {
                 "The service cannot reach its database; nothing was changed. Retry shortly.".into()
             }
             ApiError::EngineUnavailable(_) => {
-                "This part of the engine is restarting; nothing was changed. Retry shortly.".into()
+                "The engine could not take this request just now (a promo or campaign is \
+                 restarting, or the database refused the change); nothing was changed. \
+                 Retry shortly."
+                    .into()
             }
             ApiError::Overloaded { detail } => (*detail).into(),
             ApiError::OutcomeUnknown { .. } => "The database did not confirm in time whether the \

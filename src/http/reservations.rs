@@ -8,7 +8,6 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
-use uuid::Uuid;
 
 use super::auth::Caller;
 use super::body::JsonBody;
@@ -71,6 +70,31 @@ pub async fn reserve_for(
     promo_id: i64,
     origin: Option<WsOrigin>,
 ) -> Result<Reservation, ApiError> {
+    within_outcome_wait(ask_to_reserve(state, user_id, promo_id, origin)).await
+}
+
+/// The longest the engine waits for a decision's outcome. A write whose
+/// commit went unheard is settled within about this (the server ends an
+/// abandoned transaction after 15 s); past it the answer is `outcome_unknown`.
+/// Longer than a request's own deadline, so that a request with an
+/// `Idempotency-Key` can record the real outcome after its caller gave up.
+pub const OUTCOME_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// `work`, or `outcome_unknown` when it takes longer than [`OUTCOME_WAIT`].
+async fn within_outcome_wait<T>(
+    work: impl std::future::Future<Output = Result<T, ApiError>>,
+) -> Result<T, ApiError> {
+    tokio::time::timeout(OUTCOME_WAIT, work)
+        .await
+        .unwrap_or(Err(ApiError::OutcomeUnknown { retry_after: 2 }))
+}
+
+async fn ask_to_reserve(
+    state: &AppState,
+    user_id: i64,
+    promo_id: i64,
+    origin: Option<WsOrigin>,
+) -> Result<Reservation, ApiError> {
     let member = state
         .engine
         .audience
@@ -126,14 +150,26 @@ async fn cancel_reservation(
     release(caller, path.into_inner(), state, false).await
 }
 
-/// Completes (`sell`) or cancels a reservation of the caller's.
+/// Completes (`sell`) or cancels a reservation of the caller's. A live hold
+/// goes to its actor, which answers once the release (its own, or a repeat's
+/// that got there first) is durable; anything else is answered from the
+/// stored state, which makes repeats idempotent.
 async fn release(
     Caller(account): Caller,
     id: i64,
     state: web::Data<AppState>,
     sell: bool,
 ) -> Result<HttpResponse, ApiError> {
-    let record = db::reservations::find_reservation(&state.pool, id, account.id)
+    within_outcome_wait(release_for(account.id, id, &state, sell)).await
+}
+
+async fn release_for(
+    user_id: i64,
+    id: i64,
+    state: &AppState,
+    sell: bool,
+) -> Result<HttpResponse, ApiError> {
+    let record = db::reservations::find_reservation(&state.pool, id, user_id)
         .await?
         .ok_or(ApiError::NotFound)?;
     if record.status == ReservationStatus::Held {
@@ -148,8 +184,8 @@ async fn release(
             .await
             .map_err(unavailable)?;
         match routed {
-            Ok(())
-            | Err(RoutedRefusal::Refused(PromoRefusal::Release(ReleaseError::NotHeld)))
+            Ok(reservation) => return release_outcome(reservation, sell),
+            Err(RoutedRefusal::Refused(PromoRefusal::Release(ReleaseError::NotHeld)))
             | Err(RoutedRefusal::NoActor) => {}
             Err(RoutedRefusal::Refused(PromoRefusal::Release(ReleaseError::Expired(_)))) => {
                 return Err(conflict(
@@ -160,31 +196,31 @@ async fn release(
             Err(RoutedRefusal::Refused(refusal)) => return Err(refusal_error(refusal)),
         }
     }
-    answer_release(&state, record.reservation_id, sell).await
-}
-
-/// Answers from the stored state, which makes repeats idempotent.
-async fn answer_release(
-    state: &AppState,
-    reservation_id: Uuid,
-    sell: bool,
-) -> Result<HttpResponse, ApiError> {
-    let record = db::reservations::find_reservation_by_uuid(&state.pool, reservation_id)
+    let record = db::reservations::find_reservation_by_uuid(&state.pool, record.reservation_id)
         .await?
         .ok_or(ApiError::NotFound)?;
+    if record.status == ReservationStatus::Held {
+        // Held in the database, yet its actor does not hold it: the actor is
+        // (re)loading the promo's stock.
+        return Err(ApiError::EngineUnavailable(
+            "the reservation's promo is reloading".into(),
+        ));
+    }
+    release_outcome(with_promo(state, &record).await?, sell)
+}
+
+/// The answer to a complete (`sell`) or cancel of `reservation` as it stands.
+fn release_outcome(reservation: Reservation, sell: bool) -> Result<HttpResponse, ApiError> {
     let done = if sell {
         ReservationStatus::Completed
     } else {
         ReservationStatus::Cancelled
     };
-    match (record.status, sell) {
-        (status, _) if status == done => {
-            let reservation = with_promo(state, &record).await?;
-            Ok(HttpResponse::Ok().json(ReleaseAnswer {
-                status: done,
-                reservation,
-            }))
-        }
+    match (reservation.status, sell) {
+        (status, _) if status == done => Ok(HttpResponse::Ok().json(ReleaseAnswer {
+            status: done,
+            reservation,
+        })),
         (ReservationStatus::Expired, _) => {
             Err(conflict("reservation_expired", "The hold expired."))
         }
@@ -196,9 +232,8 @@ async fn answer_release(
             "already_completed",
             "The purchase is already complete.",
         )),
-        // Still held in the database although its actor let it go: a write is in flight.
-        _ => Err(ApiError::Unavailable(
-            "the reservation is changing; retry".into(),
+        (_, _) => Err(ApiError::EngineUnavailable(
+            "the reservation is changing".into(),
         )),
     }
 }
@@ -298,8 +333,19 @@ fn refusal_error(refusal: PromoRefusal) -> ApiError {
         PromoRefusal::Release(ReleaseError::Expired(_)) => {
             conflict("reservation_expired", "The hold expired.")
         }
-        PromoRefusal::Release(ReleaseError::NotHeld) | PromoRefusal::Unavailable => {
+        PromoRefusal::Unavailable => {
             ApiError::Unavailable("the promo could not record the decision".into())
         }
+        PromoRefusal::Release(ReleaseError::NotHeld) => {
+            ApiError::EngineUnavailable("the hold is not in its promo's memory".into())
+        }
+        PromoRefusal::Refused => {
+            ApiError::EngineUnavailable("the database refused the decision".into())
+        }
+        PromoRefusal::Settling => ApiError::Overloaded {
+            detail: "This promo is confirming an earlier write whose answer was lost; \
+                     nothing was changed. Retry in a moment.",
+        },
+        PromoRefusal::OutcomeUnknown => ApiError::OutcomeUnknown { retry_after: 2 },
     }
 }

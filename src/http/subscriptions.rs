@@ -119,7 +119,14 @@ fn refusal_error(refusal: EntryRefusal) -> ApiError {
         },
         EntryRefusal::NotLoaded => ApiError::NotFound,
         EntryRefusal::Unavailable => ApiError::Unavailable("campaign entry not written".into()),
-        EntryRefusal::Failed => ApiError::Internal(anyhow::anyhow!("campaign entry refused")),
+        EntryRefusal::Failed => {
+            ApiError::EngineUnavailable("the database refused the campaign entry".into())
+        }
+        EntryRefusal::Settling => ApiError::Overloaded {
+            detail: "This campaign is confirming an earlier write whose answer was lost; \
+                     nothing was changed. Retry in a moment.",
+        },
+        EntryRefusal::OutcomeUnknown => ApiError::OutcomeUnknown { retry_after: 2 },
     }
 }
 
