@@ -15,6 +15,7 @@ mod pagination;
 mod products;
 mod promos;
 mod raffles;
+mod reservation_races;
 mod reservations;
 mod segments;
 mod stores;

@@ -1,0 +1,164 @@
+//! Races on one promo's write path: same-instant repeats of a release agree,
+//! and one decision the database refuses fails alone.
+
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::helpers::{spawn_app, wait_until, Answer, Shopper, TestApp};
+
+async fn release(app: &TestApp, shopper: &Shopper, reservation: &Value, verb: &str) -> Answer {
+    let path = format!(
+        "/api/promotions/promo-reservations/{}/{verb}/",
+        reservation["id"]
+    );
+    app.post(&path, &shopper.auth, json!({})).await
+}
+
+#[actix_web::test]
+async fn same_instant_completes_of_one_hold_all_get_the_same_200() {
+    let app = spawn_app().await;
+    let market = app.create_market_at(0.0, 0.0).await;
+    let promo = app.create_running_promo(&market, 3, json!({})).await;
+    let ana = app
+        .create_shopper("ana", Some((0.0, 0.0)), &[market.segment_id])
+        .await;
+    let reservation = app.reserve(&ana, promo["id"].as_i64().unwrap()).await.body;
+
+    let answers = join_all((0..10).map(|_| release(&app, &ana, &reservation, "complete"))).await;
+    for answer in &answers {
+        assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+        assert_eq!(answer.body["status"], "completed");
+        assert_eq!(answer.body["reservation"]["id"], reservation["id"]);
+    }
+    let client = app.pool.get().await.unwrap();
+    let sold: i32 = client
+        .query_one("SELECT sold FROM flash_promos", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(sold, 1, "one hold was sold more than once");
+}
+
+#[actix_web::test]
+async fn same_instant_cancels_and_completes_of_one_hold_agree_on_one_outcome() {
+    let app = spawn_app().await;
+    let market = app.create_market_at(0.0, 0.0).await;
+    let promo = app.create_running_promo(&market, 3, json!({})).await;
+    let ana = app
+        .create_shopper("ana", Some((0.0, 0.0)), &[market.segment_id])
+        .await;
+    let reservation = app.reserve(&ana, promo["id"].as_i64().unwrap()).await.body;
+
+    let verbs = ["cancel", "complete"].repeat(5);
+    let answers = join_all(
+        verbs
+            .iter()
+            .map(|verb| release(&app, &ana, &reservation, verb)),
+    )
+    .await;
+    // Whichever got there first decided; every answer follows from it.
+    let cancelled = answers
+        .iter()
+        .zip(&verbs)
+        .any(|(answer, verb)| *verb == "cancel" && answer.status == StatusCode::OK);
+    for (answer, verb) in answers.iter().zip(&verbs) {
+        let expected = match (cancelled, *verb) {
+            (true, "cancel") | (false, "complete") => "",
+            (true, _) => "reservation_cancelled",
+            (false, _) => "already_completed",
+        };
+        if expected.is_empty() {
+            assert_eq!(answer.status, StatusCode::OK, "{verb}: {:?}", answer.body);
+        } else {
+            assert_eq!(answer.code(), expected, "{verb}: {:?}", answer.body);
+        }
+    }
+}
+
+#[actix_web::test]
+async fn a_decision_the_database_refuses_fails_alone_and_not_its_whole_batch() {
+    let app = spawn_app().await;
+    let market = app.create_market_at(0.0, 0.0).await;
+    let promo = app.create_running_promo(&market, 3, json!({})).await;
+    let promo_id = promo["id"].as_i64().unwrap();
+    let mut shoppers = Vec::new();
+    for name in ["ana", "luis", "eva"] {
+        shoppers.push(
+            app.create_shopper(name, Some((0.0, 0.0)), &[market.segment_id])
+                .await,
+        );
+    }
+    let (ana, luis, eva) = (&shoppers[0], &shoppers[1], &shoppers[2]);
+    let ana_hold = app.reserve(ana, promo_id).await.body;
+    let luis_hold = app.reserve(luis, promo_id).await.body;
+
+    // Behind the promo actor's back, the database keeps one unit only, and its
+    // row stays locked so the next batch (ana's sale) waits for it.
+    let mut locker = app.pool.get().await.unwrap();
+    let lock = locker.transaction().await.unwrap();
+    lock.execute(
+        "UPDATE flash_promos SET quantity = 1 WHERE id = $1",
+        &[&promo_id],
+    )
+    .await
+    .unwrap();
+    let lock_waited_on = || async {
+        let client = app.pool.get().await.unwrap();
+        let waiters: i64 = client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE wait_event_type = 'Lock' AND datname = current_database()",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        waiters > 0
+    };
+    let then_the_rest = async {
+        let waiting = wait_until(Duration::from_secs(10), lock_waited_on).await;
+        assert!(waiting, "ana's sale never reached the database");
+        // Queued behind it, decided in memory, written together in one batch:
+        // a sale the database will refuse (sold would exceed 1) and a new hold.
+        let release_lock = async {
+            // A grace for both requests to reach the actor; were it too short
+            // they would only be written apart, and the test pass trivially.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            lock.commit().await.unwrap();
+        };
+        let (refused, held, ()) = futures_util::join!(
+            release(&app, luis, &luis_hold, "complete"),
+            app.reserve(eva, promo_id),
+            release_lock
+        );
+        (refused, held)
+    };
+    let (first, (refused, held)) =
+        futures_util::join!(release(&app, ana, &ana_hold, "complete"), then_the_rest);
+    assert_eq!(first.status, StatusCode::OK, "{:?}", first.body);
+    assert_eq!(held.status, StatusCode::CREATED, "{:?}", held.body);
+    assert_eq!(
+        refused.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{:?}",
+        refused.body
+    );
+    // Nothing of the refused sale was written: luis still holds his unit.
+    let client = app.pool.get().await.unwrap();
+    let luis_status: String = client
+        .query_one(
+            "SELECT status FROM promo_reservations WHERE reservation_id = $1",
+            &[&luis_hold["reservation_id"]
+                .as_str()
+                .unwrap()
+                .parse::<uuid::Uuid>()
+                .unwrap()],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(luis_status, "held");
+}
