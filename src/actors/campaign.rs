@@ -43,6 +43,9 @@ use crate::domain::secrets::issue_token;
 
 /// The most entries written in one transaction.
 const MAX_BATCH: usize = 1_000;
+/// The most entries waiting for a write; beyond, new ones are refused 503 at
+/// once, so a flood while the database is slow cannot grow memory without bound.
+const MAX_QUEUED: usize = 20_000;
 /// The longest a batch may take before its outcome counts as in doubt.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Pause between attempts to settle a batch whose commit went unheard.
@@ -67,6 +70,9 @@ pub enum EntryRefusal {
     /// An earlier batch's outcome is being settled; nothing changed.
     #[error("the campaign is settling an unconfirmed write")]
     Settling,
+    /// Too many entries are waiting to be written; nothing changed.
+    #[error("too many entries are waiting to be written")]
+    Busy,
     /// The entry's write was sent but its outcome is not known.
     #[error("the outcome of the entry is unknown")]
     OutcomeUnknown,
@@ -369,6 +375,9 @@ impl Handler<Enter> for CampaignActor {
         }
         if self.in_doubt {
             return Box::pin(ready(Err(EntryRefusal::Settling)));
+        }
+        if self.queue.len() >= MAX_QUEUED {
+            return Box::pin(ready(Err(EntryRefusal::Busy)));
         }
         if !self.entered.insert(Box::from(message.email.as_str())) {
             return Box::pin(ready(Err(EntryRefusal::AlreadySubscribed)));

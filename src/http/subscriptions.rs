@@ -127,6 +127,10 @@ fn refusal_error(refusal: EntryRefusal) -> ApiError {
                      nothing was changed. Retry in a moment.",
         },
         EntryRefusal::OutcomeUnknown => ApiError::OutcomeUnknown { retry_after: 2 },
+        EntryRefusal::Busy => ApiError::Overloaded {
+            detail: "Too many entries are waiting to be written; nothing was changed. \
+                     Retry in a moment.",
+        },
     }
 }
 
