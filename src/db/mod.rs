@@ -9,6 +9,7 @@ pub mod campaigns;
 pub mod clients;
 pub mod demo;
 pub mod error;
+pub mod idempotency;
 pub mod notifications;
 pub mod outbox;
 pub mod products;

@@ -13,6 +13,7 @@ use super::auth::AdminCaller;
 use super::body::JsonBody;
 use super::error::ApiError;
 use super::form::{checked, text, Form, Presence};
+use super::idempotency::{respond_once, CallerKey};
 use super::pagination::PageRequest;
 use super::{resource, AppState};
 use crate::actors::campaign_registry::{CampaignClosed, OpenCampaign};
@@ -44,7 +45,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .service(
             resource("/api/raffles/campaigns/{id:\\d+}/finish_campaign")
                 .route(web::get().to(finish_campaign))
-                .route(web::post().to(finish_campaign)),
+                .route(web::post().to(finish_campaign_once)),
         );
 }
 
@@ -149,13 +150,30 @@ struct FinishBody {
     winner: Winner,
 }
 
-/// Draws the winner (or answers the one drawn before).
+/// `GET finish_campaign/`: draws the winner (or answers the one drawn before).
 async fn finish_campaign(
     _admin: AdminCaller,
     path: web::Path<i64>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let campaign_id = path.into_inner();
+    finish(state, path.into_inner()).await
+}
+
+/// `POST finish_campaign/`: the same, with `Idempotency-Key` and the deadline.
+async fn finish_campaign_once(
+    AdminCaller(admin): AdminCaller,
+    path: web::Path<i64>,
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    body: JsonBody,
+) -> Result<HttpResponse, ApiError> {
+    let work = finish(state.clone(), path.into_inner());
+    let caller = CallerKey::User(admin.id);
+    respond_once(&state, &request, caller, body.bytes(), work).await
+}
+
+/// Draws the winner (or answers the one drawn before).
+async fn finish(state: web::Data<AppState>, campaign_id: i64) -> Result<HttpResponse, ApiError> {
     match db::campaigns::finish_campaign(&state.pool, campaign_id).await? {
         Finish::NotFound => Err(ApiError::NotFound),
         Finish::NoVerified => Err(ApiError::Conflict {
