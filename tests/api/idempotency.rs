@@ -9,8 +9,11 @@ use futures_util::future::join_all;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, wait_until, Answer, Auth, Shopper, TestApp};
+use crate::helpers::{
+    spawn_app, spawn_app_through, wait_until, Answer, Auth, DbProxy, Shopper, TestApp,
+};
 use crate::mail::read_mail_files;
+use promo_engine::http::idempotency::KEY_LIFETIME;
 
 const RESERVATIONS: &str = "/api/promotions/promo-reservations/";
 
@@ -361,4 +364,103 @@ async fn a_refused_request_with_a_key_leaves_nothing_behind() {
     let retried = post_keyed(&app, RESERVATIONS, &ana.auth, b"k", body).await;
     assert!(replayed(&retried));
     assert_eq!(retried.body, corrected.body);
+}
+
+async fn execute(app: &TestApp, sql: &str) -> u64 {
+    let client = app.pool.get().await.expect("connection");
+    client.execute(sql, &[]).await.expect("statement")
+}
+
+#[actix_web::test]
+async fn a_pending_key_is_waited_for_and_taken_over_once_its_process_is_gone() {
+    let app = spawn_app().await;
+    let (promo_id, shoppers) = promo_with_shoppers(&app, 3, &["ana"]).await;
+    let ana = &shoppers[0];
+    let first = reserve_keyed(&app, ana, "order-1", promo_id).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{:?}", first.body);
+    let cancel_path = format!("{RESERVATIONS}{}/cancel/", first.body["id"]);
+    assert_eq!(
+        app.post(&cancel_path, &ana.auth, json!({})).await.status,
+        StatusCode::OK
+    );
+    // As if the first attempt were still running: the request is not run twice.
+    let pending = "UPDATE idempotency_keys SET state = 'pending', status = NULL, body = NULL";
+    assert_eq!(execute(&app, pending).await, 1);
+    let waited = reserve_keyed(&app, ana, "order-1", promo_id).await;
+    assert_eq!(waited.code(), "outcome_unknown", "{:?}", waited.body);
+    assert!(retry_after(&waited).is_some());
+    assert_eq!(holds_of(&app, ana).await, 1);
+
+    // A claim this old belongs to a process that died: the retry runs it.
+    let aged = "UPDATE idempotency_keys SET created_at = now() - interval '3 minutes'";
+    execute(&app, aged).await;
+    let taken_over = reserve_keyed(&app, ana, "order-1", promo_id).await;
+    assert_eq!(
+        taken_over.status,
+        StatusCode::CREATED,
+        "{:?}",
+        taken_over.body
+    );
+    assert!(!replayed(&taken_over));
+    assert_ne!(
+        taken_over.body["reservation_id"],
+        first.body["reservation_id"]
+    );
+    assert_eq!(holds_of(&app, ana).await, 2);
+}
+
+#[actix_web::test]
+async fn a_key_that_cannot_be_looked_up_is_unavailable_and_runs_nothing() {
+    let proxy = DbProxy::start().await;
+    let app = spawn_app_through(&proxy).await;
+    let (promo_id, shoppers) = promo_with_shoppers(&app, 3, &["ana"]).await;
+    let ana = &shoppers[0];
+    // Remembers the shopper's token, so the request gets past authentication.
+    assert_eq!(
+        app.get(RESERVATIONS, &ana.auth).await.status,
+        StatusCode::OK
+    );
+
+    proxy.cut();
+    let refused = reserve_keyed(&app, ana, "order-1", promo_id).await;
+    proxy.restore();
+    assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(refused.code(), "unavailable", "{:?}", refused.body);
+    let reachable = wait_until(Duration::from_secs(10), || async {
+        app.pool.get().await.is_ok()
+    })
+    .await;
+    assert!(reachable, "the database did not come back");
+    assert_eq!(holds_of(&app, ana).await, 0);
+    assert_eq!(app.count_rows("idempotency_keys").await, 0);
+    let retried = reserve_keyed(&app, ana, "order-1", promo_id).await;
+    assert_eq!(retried.status, StatusCode::CREATED, "{:?}", retried.body);
+    assert!(!replayed(&retried));
+}
+
+#[actix_web::test]
+async fn pruning_deletes_only_keys_older_than_a_day() {
+    let app = spawn_app().await;
+    let (promo_id, shoppers) = promo_with_shoppers(&app, 3, &["ana", "luis"]).await;
+    let old = reserve_keyed(&app, &shoppers[0], "old", promo_id).await;
+    let new = reserve_keyed(&app, &shoppers[1], "new", promo_id).await;
+    assert_eq!(
+        (old.status, new.status),
+        (StatusCode::CREATED, StatusCode::CREATED)
+    );
+    let age = "UPDATE idempotency_keys SET created_at = now() - interval '25 hours' \
+               WHERE idempotency_key = 'old'";
+    assert_eq!(execute(&app, age).await, 1);
+
+    let pruned = promo_engine::db::idempotency::prune_keys(&app.pool, KEY_LIFETIME).await;
+    assert_eq!(pruned.expect("pruned"), 1);
+    let client = app.pool.get().await.expect("connection");
+    let left: Vec<String> = client
+        .query("SELECT idempotency_key FROM idempotency_keys", &[])
+        .await
+        .expect("keys")
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(left, ["new"]);
 }
