@@ -24,6 +24,7 @@ use crate::db::{self, DbPool};
 use crate::domain::secrets::{generate_password, hash_password, verify_password};
 use crate::domain::Password;
 use crate::http::credential_cache::{CredentialCache, CREDENTIAL_TTL};
+use crate::http::idempotency;
 use crate::http::rate_limit::ClientRateLimit;
 use crate::http::{build_app, AppState};
 
@@ -45,6 +46,7 @@ impl Application {
             .with_context(|| format!("cannot listen on BIND={}", config.bind))?;
         let port = listener.local_addr()?.port();
         let engine = start_engine(&pool, &config).await?;
+        idempotency::start_pruning(pool.clone());
         let state = web::Data::new(AppState {
             engine: engine.clone(),
             pool: pool.clone(),

@@ -10,6 +10,7 @@ pub mod clients;
 pub mod demo;
 pub mod error;
 pub mod fence;
+pub mod idempotency;
 pub mod notifications;
 pub mod outbox;
 pub mod products;

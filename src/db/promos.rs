@@ -120,18 +120,58 @@ pub async fn insert_promo(pool: &DbPool, terms: &PromoTerms) -> Result<FlashProm
     promo.ok_or_else(|| DbError::Corrupt("inserted promo vanished".into()))
 }
 
-/// Replaces a promo's terms in one transaction; `None` when it does not exist.
-/// The new quantity must cover the units sold and (committed) holds.
-#[tracing::instrument(skip(pool, terms))]
-pub async fn update_promo(
+/// Changes a promo as one locked read-modify-write; `Ok(None)` when it does
+/// not exist. The row is locked (`FOR NO KEY UPDATE`: it serialises writers
+/// of this promo but lets holds keep referencing it) before it is read, so
+/// `decide` sees the promo as it stands and no concurrent write can slip in
+/// between the read and the write. `decide` turns it into the new terms, or
+/// fails, which rolls back and releases the lock. The new quantity must
+/// cover the units sold and (committed) holds.
+#[tracing::instrument(skip(pool, decide))]
+pub async fn update_promo<F, Fut, E>(
     pool: &DbPool,
     promo_id: i64,
-    terms: &PromoTerms,
+    decide: F,
+) -> Result<Option<FlashPromo>, E>
+where
+    F: FnOnce(FlashPromo) -> Fut,
+    Fut: std::future::Future<Output = Result<PromoTerms, E>>,
+    E: From<DbError>,
+{
+    let mut client = pool.get().await.map_err(DbError::from)?;
+    let transaction = client.transaction().await.map_err(DbError::from)?;
+    let Some(current) = lock_promo(&transaction, promo_id).await? else {
+        return Ok(None);
+    };
+    let terms = decide(current).await?;
+    write_terms(&transaction, promo_id, &terms).await?;
+    let promo = find_promos_with(&transaction, &[promo_id]).await?.pop();
+    transaction.commit().await.map_err(DbError::from)?;
+    Ok(promo)
+}
+
+/// Locks the promo's row for this transaction and reads it.
+async fn lock_promo(
+    client: &impl GenericClient,
+    promo_id: i64,
 ) -> Result<Option<FlashPromo>, DbError> {
-    let mut client = pool.get().await?;
-    let transaction = client.transaction().await?;
-    require_known_segments(&transaction, &terms.segment_ids).await?;
-    let statement = transaction
+    let lock = client
+        .prepare_cached("SELECT 1 FROM flash_promos WHERE id = $1 FOR NO KEY UPDATE")
+        .await?;
+    if client.query_opt(&lock, &[&promo_id]).await?.is_none() {
+        return Ok(None);
+    }
+    Ok(find_promos_with(client, &[promo_id]).await?.pop())
+}
+
+/// Writes every term of a promo whose row this transaction holds.
+async fn write_terms(
+    client: &impl GenericClient,
+    promo_id: i64,
+    terms: &PromoTerms,
+) -> Result<(), DbError> {
+    require_known_segments(client, &terms.segment_ids).await?;
+    let statement = client
         .prepare_cached(
             "UPDATE flash_promos SET product_id = $2, promo_price = $3, start_time = $4, \
              end_time = $5, max_distance_km = $6, is_active = $7, quantity = $8, updated_at = now(), \
@@ -141,8 +181,8 @@ pub async fn update_promo(
         )
         .await?;
     let quantity = i32::try_from(terms.quantity).unwrap_or(i32::MAX);
-    let row = transaction
-        .query_opt(
+    let row = client
+        .query_one(
             &statement,
             &[
                 &promo_id,
@@ -156,16 +196,10 @@ pub async fn update_promo(
             ],
         )
         .await?;
-    let Some(row) = row else {
-        return Ok(None);
-    };
     if !row.get::<_, bool>("covers") {
         return Err(DbError::Violation(Violation::QuantityBelowCommitted));
     }
-    replace_segments(&transaction, promo_id, &terms.segment_ids).await?;
-    let promo = find_promos_with(&transaction, &[promo_id]).await?.pop();
-    transaction.commit().await?;
-    Ok(promo)
+    replace_segments(client, promo_id, &terms.segment_ids).await
 }
 
 /// Deletes a promo with its reservations; false when it did not exist.

@@ -25,6 +25,11 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub struct JsonBody(bytes::Bytes);
 
 impl JsonBody {
+    /// The body exactly as received (for request fingerprints).
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+
     /// Parses the body; an empty body reads as `{}` so that missing fields are
     /// reported one by one rather than as a parse error.
     pub fn parse(&self) -> Result<Value, ApiError> {

@@ -15,8 +15,8 @@ use super::auth::AdminCaller;
 use super::body::JsonBody;
 use super::error::ApiError;
 use super::form::{checked, text, Form, Presence};
+use super::idempotency::{respond_once, CallerKey, OUTCOME_WAIT};
 use super::pagination::PageRequest;
-use super::reservations::OUTCOME_WAIT;
 use super::{resource, AppState};
 use crate::actors::campaign_registry::{CampaignClosed, OpenCampaign};
 use crate::actors::mailer::Wake;
@@ -48,7 +48,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .service(
             resource("/api/raffles/campaigns/{id:\\d+}/finish_campaign")
                 .route(web::get().to(finish_campaign))
-                .route(web::post().to(finish_campaign)),
+                .route(web::post().to(finish_campaign_once)),
         );
 }
 
@@ -183,13 +183,30 @@ async fn draw_for_sure(state: &AppState, campaign_id: i64) -> Result<(Finish, bo
     }
 }
 
-/// Draws the winner (or answers the one drawn before).
+/// `GET finish_campaign/`: draws the winner (or answers the one drawn before).
 async fn finish_campaign(
     _admin: AdminCaller,
     path: web::Path<i64>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let campaign_id = path.into_inner();
+    finish(state, path.into_inner()).await
+}
+
+/// `POST finish_campaign/`: the same, with `Idempotency-Key` and the deadline.
+async fn finish_campaign_once(
+    AdminCaller(admin): AdminCaller,
+    path: web::Path<i64>,
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    body: JsonBody,
+) -> Result<HttpResponse, ApiError> {
+    let work = finish(state.clone(), path.into_inner());
+    let caller = CallerKey::User(admin.id);
+    respond_once(&state, &request, caller, body.bytes(), work).await
+}
+
+/// Draws the winner (or answers the one drawn before).
+async fn finish(state: web::Data<AppState>, campaign_id: i64) -> Result<HttpResponse, ApiError> {
     let (finish, settled_late) = draw_for_sure(&state, campaign_id).await?;
     match finish {
         Finish::NotFound => Err(ApiError::NotFound),

@@ -49,6 +49,10 @@ pub enum ApiError {
     /// A request that cannot be served as things stand (`location_unknown`).
     #[error("{code}: {detail}")]
     Unprocessable { code: &'static str, detail: String },
+    /// A well-formed request that contradicts an earlier one (422), e.g.
+    /// `idempotency_key_reused`.
+    #[error("{code}: {detail}")]
+    UnprocessableEntity { code: &'static str, detail: String },
     /// A conflict that resolves by itself: retry after `retry_after` seconds.
     #[error("{code}: retry in {retry_after} s")]
     RetryLater {
@@ -114,6 +118,7 @@ impl ApiError {
             ApiError::Conflict { code, .. }
             | ApiError::Forbidden { code, .. }
             | ApiError::Unprocessable { code, .. }
+            | ApiError::UnprocessableEntity { code, .. }
             | ApiError::RetryLater { code, .. } => code,
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
@@ -142,6 +147,7 @@ impl ApiError {
             ApiError::Conflict { detail, .. }
             | ApiError::Forbidden { detail, .. }
             | ApiError::Unprocessable { detail, .. }
+            | ApiError::UnprocessableEntity { detail, .. }
             | ApiError::RetryLater { detail, .. } => detail.clone(),
             ApiError::PayloadTooLarge => "Request body is larger than 64 KiB.".into(),
             ApiError::UnsupportedMediaType => "Send the body as application/json.".into(),
@@ -170,6 +176,7 @@ impl ResponseError for ApiError {
                 StatusCode::BAD_REQUEST
             }
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ApiError::UnprocessableEntity { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::RetryLater { status, .. } => *status,
             ApiError::NotAuthenticated(_) | ApiError::InvalidCredentials => {
                 StatusCode::UNAUTHORIZED

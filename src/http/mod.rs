@@ -13,6 +13,7 @@ pub mod credential_cache;
 pub mod error;
 pub mod form;
 pub mod health;
+pub mod idempotency;
 pub mod notifications;
 pub mod pagination;
 pub mod products;

@@ -7,6 +7,8 @@
 //! Lowering a running promo's quantity asks its actor first, so no hold
 //! decided in between can use the units being removed.
 
+use std::cell::Cell;
+
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use serde::Serialize;
@@ -148,7 +150,7 @@ async fn create_promo(
 ) -> Result<HttpResponse, ApiError> {
     let fields = read_promo(body.parse()?, Presence::Required)?;
     let terms = fields.into_terms(None)?;
-    check_terms(&state, &terms, true).await?;
+    check_terms(&state, &terms, true, None).await?;
     let promo = db::promos::insert_promo(&state.pool, &terms).await?;
     announce(&state, &promo);
     Ok(HttpResponse::Created().json(promo))
@@ -172,6 +174,9 @@ async fn update_promo(
     write_promo(admin, path.into_inner(), state, body, Presence::Optional).await
 }
 
+/// Replaces (`Required`) or patches (`Optional`) a promo as one locked
+/// read-modify-write, so concurrent writes of one promo each see the other's
+/// committed change instead of writing back what they read before it.
 async fn write_promo(
     _admin: AdminCaller,
     promo_id: i64,
@@ -179,42 +184,58 @@ async fn write_promo(
     body: JsonBody,
     presence: Presence,
 ) -> Result<HttpResponse, ApiError> {
-    let current = db::promos::find_promo(&state.pool, promo_id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    let fields = read_promo(body.parse()?, presence)?;
-    let end_is_set = fields.end_time.is_some();
-    // A replace takes every omitted optional field's default; a patch keeps the current value.
-    let base = (presence == Presence::Optional).then_some(&current);
-    let terms = fields.into_terms(base)?;
-    check_terms(&state, &terms, end_is_set).await?;
-    let lowering = terms.quantity < current.quantity;
-    if lowering {
-        state
-            .engine
-            .registry
-            .send(PrepareQuantityChange {
-                promo_id,
-                quantity: terms.quantity,
-            })
-            .await
-            .map_err(unavailable)?
-            .map_err(|_| crate::db::Violation::QuantityBelowCommitted)?;
-    }
-    let updated = match db::promos::update_promo(&state.pool, promo_id, &terms).await {
-        Ok(updated) => updated.ok_or(ApiError::NotFound)?,
+    let lowered = Cell::new(false);
+    let decide = |current| decide_terms(&state, current, &body, presence, &lowered);
+    match db::promos::update_promo(&state.pool, promo_id, decide).await {
+        Ok(Some(updated)) => {
+            announce(&state, &updated);
+            Ok(HttpResponse::Ok().json(updated))
+        }
+        Ok(None) => Err(ApiError::NotFound),
         Err(error) => {
-            if lowering {
+            if lowered.get() {
                 // Give the actor back the quantity the database still has.
                 if let Some(unchanged) = db::promos::find_promo(&state.pool, promo_id).await? {
                     announce(&state, &unchanged);
                 }
             }
-            return Err(error.into());
+            Err(error)
         }
-    };
-    announce(&state, &updated);
-    Ok(HttpResponse::Ok().json(updated))
+    }
+}
+
+/// The new terms from the body and the promo as it stands under the lock.
+/// Lowering a running promo's quantity asks its actor first (`lowered` then
+/// says the actor must hear the outcome even if the write fails).
+async fn decide_terms(
+    state: &AppState,
+    current: FlashPromo,
+    body: &JsonBody,
+    presence: Presence,
+    lowered: &Cell<bool>,
+) -> Result<PromoTerms, ApiError> {
+    let fields = read_promo(body.parse()?, presence)?;
+    let end_is_set = fields.end_time.is_some();
+    // A replace takes every omitted optional field's default; a patch keeps the current value.
+    let base = (presence == Presence::Optional).then_some(&current);
+    let terms = fields.into_terms(base)?;
+    // The locked promo's own product needs no read (and no second pooled
+    // connection while this one holds the row lock).
+    check_terms(state, &terms, end_is_set, Some(&current.product)).await?;
+    if terms.quantity < current.quantity {
+        state
+            .engine
+            .registry
+            .send(PrepareQuantityChange {
+                promo_id: current.id,
+                quantity: terms.quantity,
+            })
+            .await
+            .map_err(unavailable)?
+            .map_err(|_| crate::db::Violation::QuantityBelowCommitted)?;
+        lowered.set(true);
+    }
+    Ok(terms)
 }
 
 async fn delete_promo(
@@ -260,10 +281,14 @@ async fn check_terms(
     state: &AppState,
     terms: &PromoTerms,
     end_is_set: bool,
+    known: Option<&crate::domain::entities::Product>,
 ) -> Result<(), ApiError> {
-    let product = db::products::find_product(&state.pool, terms.product_id)
-        .await?
-        .ok_or_else(|| ApiError::field("product_id", "no product has this id"))?;
+    let product = match known.filter(|product| product.id == terms.product_id) {
+        Some(product) => product.clone(),
+        None => db::products::find_product(&state.pool, terms.product_id)
+            .await?
+            .ok_or_else(|| ApiError::field("product_id", "no product has this id"))?,
+    };
     let errors = terms.check(product.regular_price, end_is_set, Utc::now());
     if errors.is_empty() {
         return Ok(());

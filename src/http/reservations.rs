@@ -13,6 +13,7 @@ use super::auth::Caller;
 use super::body::JsonBody;
 use super::error::ApiError;
 use super::form::{id, present, Form, Presence};
+use super::idempotency::{respond_once, CallerKey, OUTCOME_WAIT};
 use super::pagination::PageRequest;
 use super::promos::unavailable;
 use super::{resource, AppState};
@@ -51,13 +52,22 @@ pub fn routes(config: &mut web::ServiceConfig) {
 async fn reserve_unit(
     Caller(account): Caller,
     state: web::Data<AppState>,
+    request: HttpRequest,
     body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     let mut form = Form::new(body.parse()?)?;
     let promo_id = form.field("promo_id", Presence::Required, id);
     form.finish()?;
-    let reservation = reserve_for(&state, account.id, present(promo_id, "promo_id")?, None).await?;
-    Ok(HttpResponse::Created().json(reservation))
+    let promo_id = present(promo_id, "promo_id")?;
+    let caller = CallerKey::User(account.id);
+    let work = {
+        let state = state.clone();
+        async move {
+            let reservation = reserve_for(&state, account.id, promo_id, None).await?;
+            Ok(HttpResponse::Created().json(reservation))
+        }
+    };
+    respond_once(&state, &request, caller, body.bytes(), work).await
 }
 
 /// Holds a unit of `promo_id` for `user_id` (REST and WebSocket alike): the
@@ -72,13 +82,6 @@ pub async fn reserve_for(
 ) -> Result<Reservation, ApiError> {
     within_outcome_wait(ask_to_reserve(state, user_id, promo_id, origin)).await
 }
-
-/// The longest the engine waits for a decision's outcome. A write whose
-/// commit went unheard is settled within about this (the server ends an
-/// abandoned transaction after 15 s); past it the answer is `outcome_unknown`.
-/// Longer than a request's own deadline, so that a request with an
-/// `Idempotency-Key` can record the real outcome after its caller gave up.
-pub const OUTCOME_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// `work`, or `outcome_unknown` when it takes longer than [`OUTCOME_WAIT`].
 async fn within_outcome_wait<T>(
@@ -138,16 +141,24 @@ async fn complete_purchase(
     caller: Caller,
     path: web::Path<i64>,
     state: web::Data<AppState>,
+    request: HttpRequest,
+    body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
-    release(caller, path.into_inner(), state, true).await
+    let key = CallerKey::User(caller.0.id);
+    let work = release(caller, path.into_inner(), state.clone(), true);
+    respond_once(&state, &request, key, body.bytes(), work).await
 }
 
 async fn cancel_reservation(
     caller: Caller,
     path: web::Path<i64>,
     state: web::Data<AppState>,
+    request: HttpRequest,
+    body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
-    release(caller, path.into_inner(), state, false).await
+    let key = CallerKey::User(caller.0.id);
+    let work = release(caller, path.into_inner(), state.clone(), false);
+    respond_once(&state, &request, key, body.bytes(), work).await
 }
 
 /// Completes (`sell`) or cancels a reservation of the caller's. A live hold

@@ -16,6 +16,7 @@ use url::form_urlencoded;
 use super::body::JsonBody;
 use super::error::ApiError;
 use super::form::{checked, text, Form, Presence};
+use super::idempotency::{respond_once, CallerKey};
 use super::{resource, AppState};
 use crate::actors::campaign::EntryRefusal;
 use crate::actors::campaign_registry::{CampaignCountsChanged, OpenCampaign, RouteEntry};
@@ -46,11 +47,29 @@ async fn add_subscriber(
     request: HttpRequest,
     body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
-    if let (Some(limit), Some(peer)) = (&state.subscribe_limit, request.peer_addr()) {
-        limit.check(peer.ip())?;
+    let peer = request.peer_addr().map(|peer| peer.ip());
+    if let (Some(limit), Some(peer)) = (&state.subscribe_limit, peer) {
+        limit.check(peer)?;
     }
     let (email, data) = read_entry(body.parse()?)?;
-    let campaign_id = path.into_inner();
+    let work = subscribe(state.clone(), path.into_inner(), email, data);
+    respond_once(
+        &state,
+        &request,
+        CallerKey::Address(peer),
+        body.bytes(),
+        work,
+    )
+    .await
+}
+
+/// Enters the address in the campaign (loading its actor if need be).
+async fn subscribe(
+    state: web::Data<AppState>,
+    campaign_id: i64,
+    email: String,
+    data: Value,
+) -> Result<HttpResponse, ApiError> {
     let entered = match enter(&state, campaign_id, &email, &data).await {
         Err(EntryRefusal::NotLoaded) => retry_after_loading(&state, campaign_id, email, data).await,
         other => other,

@@ -9,6 +9,7 @@ mod fence;
 mod health;
 #[allow(dead_code)] // helpers serve every module; not each uses every one
 mod helpers;
+mod idempotency;
 mod mail;
 mod notifications;
 mod pagination;

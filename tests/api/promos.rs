@@ -491,3 +491,35 @@ async fn a_promo_whose_units_are_all_held_is_still_eligible() {
     assert_eq!(eligible.body["results"][0]["held"], 1);
     assert_eq!(eligible.body["results"][0]["available"], 0);
 }
+
+#[actix_web::test]
+async fn two_patches_at_the_same_instant_both_take_effect() {
+    let app = spawn_app().await;
+    let market = app.create_market_at(0.0, 0.0).await;
+    let promo = app.create_running_promo(&market, 1, json!({})).await;
+    let path = format!("/api/promotions/flash-promos/{}/", promo["id"]);
+    for round in 0..20 {
+        let reset = app
+            .patch(
+                &path,
+                &app.admin,
+                json!({"is_active": true, "promo_price": "499.00"}),
+            )
+            .await;
+        assert_eq!(reset.status, StatusCode::OK, "{:?}", reset.body);
+        let (off, cheaper) = futures_util::join!(
+            app.patch(&path, &app.admin, json!({"is_active": false})),
+            app.patch(&path, &app.admin, json!({"promo_price": "401.01"})),
+        );
+        assert_eq!(
+            (off.status, cheaper.status),
+            (StatusCode::OK, StatusCode::OK)
+        );
+        let after = app.get(&path, &app.admin).await.body;
+        assert_eq!(
+            (after["is_active"].clone(), after["promo_price"].clone()),
+            (json!(false), json!("401.01")),
+            "round {round} lost a change"
+        );
+    }
+}
