@@ -36,7 +36,7 @@ use crate::domain::GeoPoint;
 const MAX_TICK: Duration = Duration::from_secs(30);
 /// The longest a `promo.stock` frame waits, so bursts of changes become one frame.
 const STOCK_FRAME_EVERY: Duration = Duration::from_millis(100);
-/// How often the snapshot is checked against PostgreSQL.
+/// How often the snapshot is checked against PostgreSQL, unless configured.
 const RESYNC_EVERY: Duration = Duration::from_secs(30);
 /// How soon to retry after a promo actor could not start (database away).
 const RESTART_DELAY: Duration = Duration::from_secs(1);
@@ -79,6 +79,7 @@ pub struct PromoRegistry {
     notifier: Addr<Notifier>,
     hub: Addr<SessionHub>,
     hold_for: Duration,
+    resync_every: Duration,
     entries: HashMap<i64, Entry>,
     next_tick: Option<SpawnHandle>,
     /// Promos whose stock changed since the last `promo.stock` frames.
@@ -98,10 +99,18 @@ impl PromoRegistry {
             notifier,
             hub,
             hold_for,
+            resync_every: RESYNC_EVERY,
             entries: HashMap::new(),
             next_tick: None,
             stock_dirty: HashSet::new(),
         }
+    }
+
+    /// Checks the snapshot against PostgreSQL every `interval` instead of
+    /// [`RESYNC_EVERY`].
+    pub fn resync_every(mut self, interval: Duration) -> PromoRegistry {
+        self.resync_every = interval;
+        self
     }
 
     /// Brings every actor in line with its promo's state now, then sleeps
@@ -171,7 +180,7 @@ impl PromoRegistry {
 
     /// Reloads the live promos from PostgreSQL and applies what changed, so a
     /// lost announcement or a change made by another instance (or to a promo's
-    /// store or product) is picked up within [`RESYNC_EVERY`].
+    /// store or product) is picked up within one resync interval.
     fn resync(&mut self, ctx: &mut Context<Self>) {
         let pool = self.pool.clone();
         let load = async move { db::promos::load_live_promos(&pool).await };
@@ -285,7 +294,7 @@ impl Actor for PromoRegistry {
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(16_384);
         self.resync(ctx);
-        ctx.run_interval(RESYNC_EVERY, |registry, ctx| registry.resync(ctx));
+        ctx.run_interval(self.resync_every, |registry, ctx| registry.resync(ctx));
     }
 }
 
