@@ -37,6 +37,9 @@ pub struct Config {
     pub admin_password: Option<String>,
     /// `RESERVATION_HOLD_SECONDS`: how long a reserved unit stays held.
     pub reservation_hold: Duration,
+    /// `REGISTRY_RESYNC_SECONDS`: how often the promo registry checks its
+    /// snapshot against PostgreSQL.
+    pub registry_resync_interval: Duration,
     /// `NOTIFY_TIMEZONE`: the zone whose calendar day bounds "one notification a day".
     pub notify_timezone: Tz,
     /// `RATE_LIMIT_SUBSCRIBE_PER_MINUTE`: raffle sign-ups per client address; 0 is off.
@@ -85,6 +88,9 @@ impl Config {
             admin_username: vars.text("ADMIN_USERNAME", "admin"),
             admin_password: lookup("ADMIN_PASSWORD").filter(|value| !value.is_empty()),
             reservation_hold: Duration::from_secs(vars.positive("RESERVATION_HOLD_SECONDS", 60)?),
+            registry_resync_interval: Duration::from_secs(
+                vars.positive("REGISTRY_RESYNC_SECONDS", 30)?,
+            ),
             notify_timezone: vars.parse("NOTIFY_TIMEZONE", "UTC")?,
             rate_limit_subscribe_per_minute: vars.parse("RATE_LIMIT_SUBSCRIBE_PER_MINUTE", "30")?,
             public_base_url,
@@ -183,6 +189,7 @@ mod tests {
         let config = config_from(&[]).unwrap();
         assert_eq!(config.bind.to_string(), "127.0.0.1:8080");
         assert_eq!(config.reservation_hold, Duration::from_secs(60));
+        assert_eq!(config.registry_resync_interval, Duration::from_secs(30));
         assert_eq!(config.notify_timezone, Tz::UTC);
         assert_eq!(config.rate_limit_subscribe_per_minute, 30);
         assert_eq!(config.mail_transport, MailTransport::File);

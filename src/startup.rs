@@ -119,6 +119,7 @@ async fn start_engine(pool: &DbPool, config: &Config) -> anyhow::Result<Engine> 
         notifier.clone(),
         hub.clone(),
     )
+    .resync_every(config.registry_resync_interval)
     .start();
     let mailer = Mailer::new(pool.clone(), config)?.start();
     let campaigns = CampaignRegistry::new(CampaignLinks {

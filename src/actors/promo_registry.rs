@@ -9,6 +9,15 @@
 //! or end; at each, [`PromoRegistry::reconcile`] starts, closes or deactivates
 //! actors so that a promo runs within moments of its `start_time` and stops at
 //! its `end_time`. Reservation messages are forwarded to the promo's actor.
+//!
+//! Every resync interval the snapshot is checked against PostgreSQL. At most
+//! one resync is in flight (one asked for meanwhile runs right after it), and
+//! each knows the registry generation it started at: every local change
+//! (create, edit, delete, stock report) bumps the generation, and a load never
+//! overrides a promo changed after the load began, nor brings back one deleted
+//! since. A known promo missing from a load was deleted elsewhere and goes at
+//! once. Each resync first settles the `held` rows nobody else will (run out,
+//! or of a switched-off promo), leaving alone those of promos a live actor owns.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -36,10 +45,12 @@ use crate::domain::GeoPoint;
 const MAX_TICK: Duration = Duration::from_secs(30);
 /// The longest a `promo.stock` frame waits, so bursts of changes become one frame.
 const STOCK_FRAME_EVERY: Duration = Duration::from_millis(100);
-/// How often the snapshot is checked against PostgreSQL.
+/// How often the snapshot is checked against PostgreSQL, unless configured.
 const RESYNC_EVERY: Duration = Duration::from_secs(30);
 /// How soon to retry after a promo actor could not start (database away).
 const RESTART_DELAY: Duration = Duration::from_secs(1);
+/// The longest one resync may take before the next may start.
+const LOAD_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What the registry keeps per promo.
 struct Entry {
@@ -51,6 +62,8 @@ struct Entry {
     radius_chord: f64,
     /// Watchers were told it stopped running (reset when it runs again).
     end_told: bool,
+    /// When the registry last changed it on its own knowledge.
+    changed: Changed,
 }
 
 impl Entry {
@@ -61,6 +74,7 @@ impl Entry {
             promo,
             actor: None,
             end_told: false,
+            changed: Changed::default(),
         };
         entry.set_promo(entry.promo.clone());
         entry
@@ -79,10 +93,13 @@ pub struct PromoRegistry {
     notifier: Addr<Notifier>,
     hub: Addr<SessionHub>,
     hold_for: Duration,
+    resync_every: Duration,
     entries: HashMap<i64, Entry>,
     next_tick: Option<SpawnHandle>,
     /// Promos whose stock changed since the last `promo.stock` frames.
     stock_dirty: HashSet<i64>,
+    generations: Generations,
+    resyncs: ResyncGate,
 }
 
 impl PromoRegistry {
@@ -98,10 +115,20 @@ impl PromoRegistry {
             notifier,
             hub,
             hold_for,
+            resync_every: RESYNC_EVERY,
             entries: HashMap::new(),
             next_tick: None,
             stock_dirty: HashSet::new(),
+            generations: Generations::default(),
+            resyncs: ResyncGate::default(),
         }
+    }
+
+    /// Checks the snapshot against PostgreSQL every `interval` instead of
+    /// [`RESYNC_EVERY`].
+    pub fn resync_every(mut self, interval: Duration) -> PromoRegistry {
+        self.resync_every = interval;
+        self
     }
 
     /// Brings every actor in line with its promo's state now, then sleeps
@@ -171,55 +198,134 @@ impl PromoRegistry {
 
     /// Reloads the live promos from PostgreSQL and applies what changed, so a
     /// lost announcement or a change made by another instance (or to a promo's
-    /// store or product) is picked up within [`RESYNC_EVERY`].
+    /// store or product) is picked up within one resync interval. Asked for
+    /// while one is in flight, it runs once more after that one.
     fn resync(&mut self, ctx: &mut Context<Self>) {
-        let pool = self.pool.clone();
-        let load = async move { db::promos::load_live_promos(&pool).await };
-        ctx.spawn(
-            load.into_actor(self)
-                .map(|loaded, registry, ctx| match loaded {
-                    Ok(promos) => registry.apply_loaded(promos, ctx),
-                    Err(error) => tracing::warn!(%error, "could not reload live promos"),
-                }),
-        );
+        if self.resyncs.request() {
+            self.start_resync(ctx);
+        }
     }
 
-    fn apply_loaded(&mut self, promos: Vec<FlashPromo>, ctx: &mut Context<Self>) {
+    fn start_resync(&mut self, ctx: &mut Context<Self>) {
+        let started = self.generations.current;
+        let known: Vec<i64> = self.entries.keys().copied().collect();
+        let owned: Vec<i64> = self
+            .entries
+            .iter()
+            .filter(|(_, entry)| entry.actor.is_some())
+            .map(|(promo_id, _)| *promo_id)
+            .collect();
+        let pool = self.pool.clone();
+        let load = async move {
+            let settled = db::reservations::settle_stale_holds(&pool, &owned).await?;
+            let promos = db::promos::load_live_promos(&pool, &known).await?;
+            Ok::<_, db::DbError>((settled, promos))
+        };
+        let load = async move {
+            tokio::time::timeout(LOAD_TIMEOUT, load)
+                .await
+                .unwrap_or_else(|_| Err(db::DbError::Unavailable("resync timed out".into())))
+        };
+        ctx.spawn(load.into_actor(self).map(move |loaded, registry, ctx| {
+            match loaded {
+                Ok((settled, promos)) => {
+                    if settled > 0 {
+                        tracing::info!(settled, "stale holds settled");
+                    }
+                    registry.apply_loaded(promos, started, ctx);
+                }
+                Err(error) => tracing::warn!(%error, "could not reload live promos"),
+            }
+            if registry.resyncs.finish() {
+                registry.start_resync(ctx);
+            }
+        }));
+    }
+
+    /// Applies a load that began at generation `started`.
+    fn apply_loaded(&mut self, promos: Vec<FlashPromo>, started: u64, ctx: &mut Context<Self>) {
         let loaded: HashSet<i64> = promos.iter().map(|promo| promo.id).collect();
         for promo in promos {
-            match self.entries.get_mut(&promo.id) {
-                Some(entry) if same_terms(&entry.promo, &promo) => {}
-                Some(entry) => {
-                    if let Some(actor) = &entry.actor {
-                        actor.do_send(Redefine {
-                            promo: promo.clone(),
-                        });
-                    }
-                    entry.set_promo(promo);
-                }
-                None => {
-                    self.entries.insert(promo.id, Entry::new(promo));
-                }
-            }
+            self.take_loaded(promo, started);
         }
+        // Known when the load began and missing from it: deleted elsewhere.
+        let deleted: Vec<i64> = self
+            .entries
+            .iter()
+            .filter(|(promo_id, entry)| {
+                !loaded.contains(promo_id) && entry.changed.gone_if_missing(started)
+            })
+            .map(|(promo_id, _)| *promo_id)
+            .collect();
+        for promo_id in deleted {
+            self.remove(promo_id);
+        }
+        self.generations.applied(started);
         // A start whose announcement failed part-way is announced again (the
         // daily claims absorb repeats); watchers are refreshed on the way.
-        for entry in self.entries.values() {
-            if entry.actor.is_some() && !entry.end_told {
-                self.notifier.do_send(AnnounceStart {
-                    promo: entry.promo.clone(),
-                });
-            }
-        }
-        // Deleted or over without holds: let their actors finish.
-        for (promo_id, entry) in &self.entries {
-            if !loaded.contains(promo_id) {
-                if let Some(actor) = &entry.actor {
-                    actor.do_send(Close);
-                }
-            }
-        }
+        // Only promos that still run once the load is applied, and not those
+        // the reconcile below starts (it announces them itself).
+        let announced: Vec<i64> = self
+            .entries
+            .iter()
+            .filter(|(_, entry)| entry.actor.is_some() && !entry.end_told)
+            .map(|(promo_id, _)| *promo_id)
+            .collect();
         self.reconcile(ctx);
+        let now = Utc::now();
+        for promo_id in announced {
+            let Some(entry) = self.entries.get(&promo_id) else {
+                continue;
+            };
+            let promo = counted(&entry.promo, now);
+            if entry.actor.is_some() && !entry.end_told && promo.status == PromoStatus::Running {
+                self.notifier.do_send(AnnounceStart { promo });
+            }
+        }
+    }
+
+    /// Takes one promo of a load that began at generation `started`, unless
+    /// the registry changed or deleted it since.
+    fn take_loaded(&mut self, promo: FlashPromo, started: u64) {
+        if self.generations.is_removed(promo.id) {
+            return;
+        }
+        let Some(entry) = self.entries.get_mut(&promo.id) else {
+            self.entries.insert(promo.id, Entry::new(promo));
+            return;
+        };
+        let promo = match entry.changed.verdict(started, entry.actor.is_some()) {
+            Loaded::Ignore => return,
+            Loaded::Take => promo,
+            Loaded::TakeTerms => promo.with_counts(entry.promo.held, entry.promo.sold, Utc::now()),
+        };
+        if same_terms(&entry.promo, &promo) {
+            entry.set_promo(promo);
+            return;
+        }
+        if let Some(actor) = &entry.actor {
+            actor.do_send(Redefine {
+                promo: promo.clone(),
+            });
+        }
+        entry.set_promo(promo);
+    }
+
+    /// Forgets a deleted promo at once: its actor stops and tells its
+    /// watchers and holders, or the watchers are told here.
+    fn remove(&mut self, promo_id: i64) {
+        self.generations.remove(promo_id);
+        self.stock_dirty.remove(&promo_id);
+        match self.entries.remove(&promo_id) {
+            Some(Entry {
+                actor: Some(actor), ..
+            }) => actor.do_send(Shutdown),
+            _ => self.hub.do_send(PromoEnded {
+                promo_id,
+                reason: EndReason::Deleted,
+                also: Vec::new(),
+            }),
+        }
     }
 
     fn schedule_next(&mut self, now: DateTime<Utc>, ctx: &mut Context<Self>) {
@@ -285,7 +391,7 @@ impl Actor for PromoRegistry {
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(16_384);
         self.resync(ctx);
-        ctx.run_interval(RESYNC_EVERY, |registry, ctx| registry.resync(ctx));
+        ctx.run_interval(self.resync_every, |registry, ctx| registry.resync(ctx));
     }
 }
 
@@ -377,17 +483,30 @@ impl Handler<PromoChanged> for PromoRegistry {
 
     fn handle(&mut self, message: PromoChanged, ctx: &mut Self::Context) {
         let promo = message.promo;
+        // Read before a delete that was handled first.
+        if self.generations.is_removed(promo.id) {
+            return;
+        }
+        let generation = self.generations.bump();
         match self.entries.get_mut(&promo.id) {
             Some(entry) => {
-                if let Some(actor) = &entry.actor {
-                    actor.do_send(Redefine {
-                        promo: promo.clone(),
-                    });
-                }
+                entry.changed.terms = generation;
+                let promo = match &entry.actor {
+                    Some(actor) => {
+                        actor.do_send(Redefine {
+                            promo: promo.clone(),
+                        });
+                        // The actor's counts are newer than any read.
+                        promo.with_counts(entry.promo.held, entry.promo.sold, Utc::now())
+                    }
+                    None => promo,
+                };
                 entry.set_promo(promo);
             }
             None => {
-                self.entries.insert(promo.id, Entry::new(promo));
+                let mut entry = Entry::new(promo);
+                entry.changed.terms = generation;
+                self.entries.insert(entry.promo.id, entry);
             }
         }
         self.reconcile(ctx);
@@ -398,17 +517,7 @@ impl Handler<PromoRemoved> for PromoRegistry {
     type Result = ();
 
     fn handle(&mut self, message: PromoRemoved, ctx: &mut Self::Context) {
-        match self.entries.remove(&message.promo_id) {
-            // The actor tells watchers and holders as it stops.
-            Some(Entry {
-                actor: Some(actor), ..
-            }) => actor.do_send(Shutdown),
-            _ => self.hub.do_send(PromoEnded {
-                promo_id: message.promo_id,
-                reason: EndReason::Deleted,
-                also: Vec::new(),
-            }),
-        }
+        self.remove(message.promo_id);
         self.reconcile(ctx);
     }
 }
@@ -420,6 +529,7 @@ impl Handler<StockChanged> for PromoRegistry {
         let Some(entry) = self.entries.get_mut(&message.promo_id) else {
             return;
         };
+        entry.changed.counts = self.generations.bump();
         entry.promo.quantity = message.quantity;
         entry.promo.held = message.held;
         entry.promo.sold = message.sold;
@@ -547,6 +657,105 @@ fn tell_end_once(hub: &Addr<SessionHub>, end: Option<PromoEnded>) {
     }
 }
 
+/// When the registry last changed a promo on its own knowledge (an HTTP
+/// change, a stock report), as registry generations.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Changed {
+    terms: u64,
+    counts: u64,
+}
+
+/// What a load may do to a promo it read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Loaded {
+    /// Terms and counts.
+    Take,
+    /// The terms only: the counts in memory are newer.
+    TakeTerms,
+    /// Nothing: the promo changed after the load began.
+    Ignore,
+}
+
+impl Changed {
+    /// What a load that began at generation `started` may take; a live actor
+    /// owns the counts of its promo.
+    fn verdict(self, started: u64, has_actor: bool) -> Loaded {
+        if self.terms > started {
+            Loaded::Ignore
+        } else if has_actor || self.counts > started {
+            Loaded::TakeTerms
+        } else {
+            Loaded::Take
+        }
+    }
+
+    /// Whether a promo known when a load began, but missing from it, was
+    /// deleted (not created or changed after the load read the database).
+    fn gone_if_missing(self, started: u64) -> bool {
+        self.terms <= started
+    }
+}
+
+/// Counts local changes to promos, and remembers deleted ones until no load
+/// that read them before their removal can still be applied.
+#[derive(Debug, Default)]
+struct Generations {
+    /// Bumped by every local change; a load remembers the value it began at.
+    current: u64,
+    /// Deleted promos and the generation of their removal.
+    removed: HashMap<i64, u64>,
+}
+
+impl Generations {
+    /// A new generation, for one local change.
+    fn bump(&mut self) -> u64 {
+        self.current += 1;
+        self.current
+    }
+
+    /// The promo was deleted: no load nor late change may bring it back.
+    fn remove(&mut self, promo_id: i64) {
+        let generation = self.bump();
+        self.removed.insert(promo_id, generation);
+    }
+
+    fn is_removed(&self, promo_id: i64) -> bool {
+        self.removed.contains_key(&promo_id)
+    }
+
+    /// A load that began at `started` was applied: removals before it are
+    /// forgotten (no load still in flight read those promos).
+    fn applied(&mut self, started: u64) {
+        self.removed.retain(|_, removed_at| *removed_at > started);
+    }
+}
+
+/// At most one resync in flight; asking for one meanwhile asks for one more
+/// right after it (however often it was asked).
+#[derive(Debug, Default)]
+struct ResyncGate {
+    in_flight: bool,
+    again: bool,
+}
+
+impl ResyncGate {
+    /// True when a resync may start now; otherwise one more is owed.
+    fn request(&mut self) -> bool {
+        if self.in_flight {
+            self.again = true;
+            return false;
+        }
+        self.in_flight = true;
+        true
+    }
+
+    /// The resync in flight ended: true when the one owed starts now.
+    fn finish(&mut self) -> bool {
+        self.in_flight = std::mem::take(&mut self.again);
+        self.in_flight
+    }
+}
+
 /// True when two reads of a promo agree on everything but the live counts.
 fn same_terms(known: &FlashPromo, loaded: &FlashPromo) -> bool {
     let counts = |promo: &FlashPromo| promo.clone().with_counts(0, 0, promo.created_at);
@@ -625,5 +834,75 @@ impl Handler<PrepareQuantityChange> for PromoRegistry {
                 .await
                 .unwrap_or(Ok(()))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resync_asked_for_while_one_runs_waits_and_many_asks_make_one_more() {
+        let mut gate = ResyncGate::default();
+        assert!(gate.request());
+        assert!(!gate.request());
+        assert!(!gate.request());
+        assert!(gate.finish(), "one more is owed");
+        assert!(!gate.request(), "the owed one is in flight");
+        assert!(gate.finish(), "asked for again while the owed one ran");
+        assert!(!gate.finish());
+        assert!(gate.request(), "idle again");
+    }
+
+    #[test]
+    fn a_deleted_promo_stays_removed_until_a_load_begun_after_its_removal_is_applied() {
+        let mut generations = Generations::default();
+        let started_before = generations.bump();
+        generations.remove(8);
+        let started_after = generations.current;
+        generations.applied(started_before);
+        assert!(generations.is_removed(8), "the old load read it");
+        generations.applied(started_after);
+        assert!(!generations.is_removed(8));
+    }
+
+    #[test]
+    fn a_load_never_overrides_terms_changed_after_it_began() {
+        let changed = Changed {
+            terms: 5,
+            counts: 0,
+        };
+        assert_eq!(changed.verdict(4, false), Loaded::Ignore);
+        assert_eq!(changed.verdict(5, false), Loaded::Take);
+        assert_eq!(changed.verdict(9, false), Loaded::Take);
+    }
+
+    #[test]
+    fn a_load_keeps_counts_reported_after_it_began_or_owned_by_an_actor() {
+        let changed = Changed {
+            terms: 1,
+            counts: 7,
+        };
+        assert_eq!(changed.verdict(6, false), Loaded::TakeTerms);
+        assert_eq!(changed.verdict(7, false), Loaded::Take);
+        assert_eq!(changed.verdict(7, true), Loaded::TakeTerms);
+    }
+
+    #[test]
+    fn a_promo_missing_from_a_load_is_deleted_unless_created_or_changed_after_it_began() {
+        let created_later = Changed {
+            terms: 3,
+            counts: 0,
+        };
+        assert!(!created_later.gone_if_missing(2));
+        assert!(created_later.gone_if_missing(3));
+        let traded_later = Changed {
+            terms: 1,
+            counts: 9,
+        };
+        assert!(
+            traded_later.gone_if_missing(2),
+            "its stock says nothing of its row"
+        );
     }
 }

@@ -71,18 +71,20 @@ pub async fn find_promos(pool: &DbPool, promo_ids: &[i64]) -> Result<Vec<FlashPr
     find_promos_with(&client, promo_ids).await
 }
 
-/// Every active promo that has not ended, or still has holds: what the
-/// registry must have in memory.
-#[tracing::instrument(skip(pool))]
-pub async fn load_live_promos(pool: &DbPool) -> Result<Vec<FlashPromo>, DbError> {
+/// Every promo that has not ended or still has holds (what the registry must
+/// have in memory), and every promo of `known` that still exists, so a known
+/// promo missing from the answer was deleted.
+#[tracing::instrument(skip_all, fields(known = known.len()))]
+pub async fn load_live_promos(pool: &DbPool, known: &[i64]) -> Result<Vec<FlashPromo>, DbError> {
     let client = pool.get().await?;
     let statement = client
         .prepare_cached(&format!(
-            "{PROMO_SELECT} WHERE f.end_time > now() OR EXISTS (SELECT 1 FROM promo_reservations r \
-             WHERE r.promo_id = f.id AND r.status = 'held') ORDER BY f.id"
+            "{PROMO_SELECT} WHERE f.end_time > now() OR f.id = ANY($1) OR EXISTS \
+             (SELECT 1 FROM promo_reservations r WHERE r.promo_id = f.id AND r.status = 'held') \
+             ORDER BY f.id"
         ))
         .await?;
-    let rows = client.query(&statement, &[]).await?;
+    let rows = client.query(&statement, &[&known]).await?;
     promos_from_rows(&client, &rows).await
 }
 

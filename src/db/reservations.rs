@@ -352,3 +352,22 @@ pub async fn find_row_ids(
     let rows = client.query(&statement, &[&reservation_ids]).await?;
     Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
 }
+
+/// Settles, in one statement, the `held` rows that no actor will settle: rows
+/// past `expires_at` become `expired`, and the rest of a switched-off promo
+/// become `cancelled` as a revoke does. Promos in `owned` (a live actor keeps
+/// their holds) are left alone. Returns how many rows were settled.
+#[tracing::instrument(skip_all, fields(owned = owned.len()))]
+pub async fn settle_stale_holds(pool: &DbPool, owned: &[i64]) -> Result<u64, DbError> {
+    let client = pool.get().await?;
+    let statement = client
+        .prepare_cached(
+            "UPDATE promo_reservations r SET \
+             status = CASE WHEN r.expires_at <= now() THEN 'expired' ELSE 'cancelled' END, \
+             cancelled_at = CASE WHEN r.expires_at <= now() THEN r.cancelled_at ELSE now() END \
+             FROM flash_promos f WHERE f.id = r.promo_id AND r.status = 'held' \
+             AND NOT (r.promo_id = ANY($1)) AND (r.expires_at <= now() OR NOT f.is_active)",
+        )
+        .await?;
+    Ok(client.execute(&statement, &[&owned]).await?)
+}

@@ -6,7 +6,8 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{in_seconds, spawn_app, wait_until, TestApp};
+use crate::helpers::{in_seconds, spawn_app, spawn_app_with, wait_until, Auth, TestApp};
+use crate::websocket::{next_of, ws_url};
 
 fn promo_body(app_product: i64, segment: i64) -> Value {
     json!({
@@ -522,4 +523,193 @@ async fn two_patches_at_the_same_instant_both_take_effect() {
             "round {round} lost a change"
         );
     }
+}
+
+// Registry resyncs -------------------------------------------------------------
+
+/// A registry that resyncs every 100 ms, with room in the pool for resyncs
+/// that pile up (the defect some of these tests look for).
+async fn spawn_fast_resync_app() -> TestApp {
+    spawn_app_with(|config| {
+        config.registry_resync_interval = Duration::from_millis(100);
+        config.database_pool_size = 16;
+    })
+    .await
+}
+
+/// Holds an exclusive lock on `user_segments` until the returned client
+/// rolls back: a resync reads its promos, then waits on this lock to read
+/// their segments, so it stays in flight with what it read before.
+async fn stall_resyncs(app: &TestApp) -> deadpool_postgres::Object {
+    let locker = app.pool.get().await.expect("connection");
+    locker
+        .batch_execute("BEGIN; LOCK TABLE user_segments IN ACCESS EXCLUSIVE MODE")
+        .await
+        .expect("lock taken");
+    locker
+}
+
+/// Statements of the service waiting for the lock of [`stall_resyncs`].
+async fn stalled_resyncs(app: &TestApp) -> i64 {
+    let client = app.pool.get().await.expect("connection");
+    client
+        .query_one(
+            "SELECT count(*) FROM pg_locks WHERE NOT granted \
+             AND relation = 'user_segments'::regclass \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            &[],
+        )
+        .await
+        .expect("locks read")
+        .get(0)
+}
+
+/// A promo running now inserted straight into the database, as another
+/// instance would: only a resync can tell this one about it.
+async fn insert_running_promo_elsewhere(app: &TestApp, product_id: i64) -> i64 {
+    let client = app.pool.get().await.expect("connection");
+    client
+        .query_one(
+            "INSERT INTO flash_promos (product_id, promo_price, start_time, end_time, quantity) \
+             VALUES ($1, 499, now() - interval '1 minute', now() + interval '1 hour', 1) \
+             RETURNING id",
+            &[&product_id],
+        )
+        .await
+        .expect("promo inserted")
+        .get(0)
+}
+
+async fn running_ids(app: &TestApp) -> Vec<i64> {
+    let answer = app
+        .get(
+            "/api/promotions/flash-promos/running/?page_size=100",
+            &app.admin,
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+    answer.body["results"]
+        .as_array()
+        .map(|promos| {
+            promos
+                .iter()
+                .filter_map(|promo| promo["id"].as_i64())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[actix_web::test]
+async fn a_slow_resync_is_never_joined_by_another_and_one_follows_it() {
+    let app = spawn_fast_resync_app().await;
+    let market = app.create_market_at(0.0, 0.0).await;
+    let locker = stall_resyncs(&app).await;
+    let stalled = wait_until(Duration::from_secs(5), || async {
+        stalled_resyncs(&app).await >= 1
+    })
+    .await;
+    assert!(stalled, "no resync started");
+    let elsewhere = insert_running_promo_elsewhere(&app, market.product_id).await;
+    // Ten intervals pass while the first resync is still reading.
+    let joined = wait_until(Duration::from_secs(1), || async {
+        stalled_resyncs(&app).await >= 2
+    })
+    .await;
+    locker.batch_execute("ROLLBACK").await.expect("unlocked");
+    assert!(!joined, "a second resync started while one was in flight");
+    let picked_up = wait_until(Duration::from_secs(5), || async {
+        running_ids(&app).await.contains(&elsewhere)
+    })
+    .await;
+    assert!(picked_up, "no resync ran after the slow one");
+}
+
+#[actix_web::test]
+async fn a_promo_deleted_while_a_resync_reads_it_stays_gone() {
+    let app = spawn_fast_resync_app().await;
+    let market = app.create_market_at(0.0, 0.0).await;
+    let promo_id = app.create_running_promo(&market, 1, json!({})).await["id"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(running_ids(&app).await, vec![promo_id]);
+    let locker = stall_resyncs(&app).await;
+    let stalled = wait_until(Duration::from_secs(5), || async {
+        stalled_resyncs(&app).await >= 1
+    })
+    .await;
+    assert!(stalled, "no resync started");
+    // The stalled resync has read the promo; now it is deleted.
+    let deleted = app
+        .delete(
+            &format!("/api/promotions/flash-promos/{promo_id}/"),
+            &app.admin,
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    assert_eq!(running_ids(&app).await, Vec::<i64>::new());
+    let elsewhere = insert_running_promo_elsewhere(&app, market.product_id).await;
+    locker.batch_execute("ROLLBACK").await.expect("unlocked");
+
+    // A resync that read the database after the delete has been applied, so
+    // the stalled one was applied before it.
+    let caught_up = wait_until(Duration::from_secs(5), || async {
+        running_ids(&app).await.contains(&elsewhere)
+    })
+    .await;
+    assert!(caught_up, "resyncs stopped");
+    let back = wait_until(Duration::from_secs(1), || async {
+        running_ids(&app).await.contains(&promo_id)
+    })
+    .await;
+    assert!(!back, "the deleted promo came back in running/");
+    let shopper = app
+        .create_shopper("ana", Some((0.0, 0.0)), &[market.segment_id])
+        .await;
+    assert_eq!(app.reserve(&shopper, promo_id).await.code(), "not_found");
+}
+
+#[actix_web::test]
+async fn a_promo_deleted_elsewhere_leaves_at_the_next_resync_and_its_holder_is_told() {
+    let app = spawn_fast_resync_app().await;
+    let market = app.create_market_at(0.0, 0.0).await;
+    let promo_id = app.create_running_promo(&market, 2, json!({})).await["id"]
+        .as_i64()
+        .unwrap();
+    let holder = app
+        .create_shopper("holder", Some((0.0, 0.0)), &[market.segment_id])
+        .await;
+    let Auth::Token(token) = &holder.auth else {
+        panic!("a token");
+    };
+    let (mut socket, _) = tokio_tungstenite::connect_async(ws_url(&app, token))
+        .await
+        .expect("upgrade");
+    assert_eq!(
+        app.reserve(&holder, promo_id).await.status,
+        StatusCode::CREATED
+    );
+    next_of(&mut socket, "reservation.held").await;
+
+    // Another instance deletes it: only a resync can tell this one.
+    let client = app.pool.get().await.unwrap();
+    client
+        .execute("DELETE FROM flash_promos WHERE id = $1", &[&promo_id])
+        .await
+        .unwrap();
+    let gone = wait_until(Duration::from_secs(5), || async {
+        running_ids(&app).await.is_empty()
+    })
+    .await;
+    assert!(gone, "the deleted promo is still in running/");
+    let ended = next_of(&mut socket, "promo.ended").await;
+    assert_eq!(
+        (ended["promo_id"].clone(), ended["reason"].clone()),
+        (json!(promo_id), json!("deleted"))
+    );
+    assert_eq!(app.reserve(&holder, promo_id).await.code(), "not_found");
+    let back = wait_until(Duration::from_secs(1), || async {
+        !running_ids(&app).await.is_empty()
+    })
+    .await;
+    assert!(!back, "the deleted promo came back in running/");
 }

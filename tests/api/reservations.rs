@@ -746,3 +746,121 @@ async fn a_hold_on_a_promo_that_ended_while_the_service_was_down_may_still_compl
     assert_eq!(completed.status, StatusCode::OK, "{:?}", completed.body);
     assert_eq!(sold_in_database(&app, promo_id).await, (1, 1));
 }
+
+// Stale `held` rows ------------------------------------------------------------
+
+/// A promo of `product_id` that ran from two hours ago to one hour ago,
+/// written straight to the database (the API refuses a window in the past).
+async fn insert_ended_promo(app: &TestApp, product_id: i64) -> i64 {
+    let client = app.pool.get().await.unwrap();
+    client
+        .query_one(
+            "INSERT INTO flash_promos (product_id, promo_price, start_time, end_time, quantity) \
+             VALUES ($1, 499, now() - interval '2 hours', now() - interval '1 hour', 1) \
+             RETURNING id",
+            &[&product_id],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// A `held` row written straight to the database, expiring `seconds` from now.
+async fn insert_held_row(app: &TestApp, promo_id: i64, user_id: i64, seconds: i64) -> i64 {
+    let client = app.pool.get().await.unwrap();
+    client
+        .query_one(
+            "INSERT INTO promo_reservations (reservation_id, promo_id, user_id, status, \
+             created_at, expires_at) VALUES (gen_random_uuid(), $1, $2, 'held', \
+             now() - interval '10 minutes', now() + make_interval(secs => $3)) RETURNING id",
+            &[&promo_id, &user_id, &(seconds as f64)],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+async fn row_status(app: &TestApp, row_id: i64) -> String {
+    let client = app.pool.get().await.unwrap();
+    client
+        .query_one(
+            "SELECT status FROM promo_reservations WHERE id = $1",
+            &[&row_id],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[actix_web::test]
+async fn stale_held_rows_are_settled_at_the_next_resync_and_free_their_shopper() {
+    let app = spawn_app_with(|config| {
+        config.registry_resync_interval = Duration::from_millis(100);
+    })
+    .await;
+    let off_market = app.create_market_at(0.0, 0.0).await;
+    let off_id = app
+        .create_running_promo(&off_market, 1, json!({"is_active": false}))
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let over_market = app.create_market_at(0.0, 0.0).await;
+    let over_id = insert_ended_promo(&app, over_market.product_id).await;
+    let live_market = app.create_market_at(0.0, 0.0).await;
+    let live_id = app.create_running_promo(&live_market, 3, json!({})).await["id"]
+        .as_i64()
+        .unwrap();
+    let shoppers = app
+        .create_shoppers_quickly("stale", 2, (0.0, 0.0), &[off_market.segment_id])
+        .await;
+    let (ana, luis) = (&shoppers[0], &shoppers[1]);
+
+    let off_row = insert_held_row(&app, off_id, ana.user_id, 3600).await;
+    let over_row = insert_held_row(&app, over_id, ana.user_id, -60).await;
+    // A live actor owns this promo and the hold has time left: not the resync's.
+    let live_row = insert_held_row(&app, live_id, luis.user_id, 3600).await;
+
+    let settled = wait_until(Duration::from_secs(5), || async {
+        row_status(&app, off_row).await == "cancelled"
+            && row_status(&app, over_row).await == "expired"
+    })
+    .await;
+    assert!(
+        settled,
+        "stale rows left as {} and {}",
+        row_status(&app, off_row).await,
+        row_status(&app, over_row).await
+    );
+    assert_eq!(row_status(&app, live_row).await, "held");
+
+    let on = app
+        .patch(
+            &format!("/api/promotions/flash-promos/{off_id}/"),
+            &app.admin,
+            json!({"is_active": true}),
+        )
+        .await;
+    assert_eq!(on.body["status"], "running", "{:?}", on.body);
+    let again = app.reserve(ana, off_id).await;
+    assert_eq!(again.status, StatusCode::CREATED, "{:?}", again.body);
+}
+
+#[actix_web::test]
+async fn holds_of_an_ended_promo_that_ran_out_while_the_service_was_down_are_settled_at_boot() {
+    let (mut app, mut first) = spawn_process_app(30).await;
+    let market = app.create_market_at(0.0, 0.0).await;
+    let over_id = insert_ended_promo(&app, market.product_id).await;
+    let shopper = app
+        .create_shoppers_quickly("boot", 1, (0.0, 0.0), &[market.segment_id])
+        .await
+        .remove(0);
+    first.kill();
+    let row = insert_held_row(&app, over_id, shopper.user_id, -60).await;
+    let second = ServiceProcess::start(&app.database_url(), 30).await;
+    app.address = second.address.clone();
+    let settled = wait_until(Duration::from_secs(5), || async {
+        row_status(&app, row).await == "expired"
+    })
+    .await;
+    assert!(settled, "the row is still {}", row_status(&app, row).await);
+}
