@@ -24,6 +24,8 @@ use crate::db::{self, DbPool};
 use crate::domain::secrets::{generate_password, hash_password, verify_password};
 use crate::domain::Password;
 use crate::http::credential_cache::{CredentialCache, CREDENTIAL_TTL};
+use crate::http::login_throttle::LoginThrottle;
+use crate::http::password_gate::PasswordGate;
 use crate::http::rate_limit::ClientRateLimit;
 use crate::http::{build_app, AppState};
 
@@ -52,6 +54,8 @@ impl Application {
             credentials: CredentialCache::new(CREDENTIAL_TTL),
             decoy_password_hash: decoy_hash().await?,
             subscribe_limit: ClientRateLimit::per_minute(config.rate_limit_subscribe_per_minute),
+            password_gate: PasswordGate::for_this_machine(),
+            login_throttle: LoginThrottle::per_minute(config.login_failures_per_minute),
         });
         let mut server = HttpServer::new(move || build_app(state.clone())).shutdown_timeout(10);
         if let Some(workers) = config.http_workers {
