@@ -54,7 +54,8 @@ impl Application {
             credentials: CredentialCache::new(CREDENTIAL_TTL),
             decoy_password_hash: decoy_hash().await?,
             subscribe_limit: ClientRateLimit::per_minute(config.rate_limit_subscribe_per_minute),
-            password_gate: PasswordGate::for_this_machine(),
+            password_gate: PasswordGate::for_this_machine()
+                .context("cannot start the password-check threads")?,
             login_throttle: LoginThrottle::per_minute(config.login_failures_per_minute),
         });
         let mut server = HttpServer::new(move || build_app(state.clone())).shutdown_timeout(10);

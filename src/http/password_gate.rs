@@ -3,18 +3,24 @@
 //! An argon2 check costs ~19 MiB and tens of milliseconds of one core (OWASP's
 //! parameters, kept on purpose). Run one per request on the blocking pool and
 //! a flood of wrong passwords takes as many threads and as much memory as it
-//! likes. So checks run here instead: about one per core at a time, a few more
-//! admitted to wait, and anything beyond refused at once (503 `unavailable`)
-//! rather than queued. Token and cached-Basic requests never come here.
+//! likes. So checks run here instead: on a fixed set of threads, one per core,
+//! with a few more admitted to wait, and anything beyond refused at once
+//! (503 `unavailable`) rather than queued. Token and cached-Basic requests
+//! never come here.
 //!
-//! Both permits (admitted, running) move into the blocking job and are freed
-//! when the hash ends, not when the request does: a caller that hangs up
-//! mid-hash cannot let another hash start beside the one still running.
+//! Fixed threads, not `spawn_blocking`: the allocator keeps a freed 19 MiB
+//! block in the arena of the thread that used it, so hashes spread over a
+//! changing crowd of blocking threads left hundreds of MiB resident after a
+//! flood; a few long-lived threads reuse their own few blocks.
+//!
+//! The admission permit moves into the job and is freed when the hash ends,
+//! not when the request does: a caller that hangs up mid-hash cannot let
+//! another check in beside the one still running.
 
 use std::num::NonZeroUsize;
-use std::sync::Arc;
+use std::sync::{mpsc, Arc, Mutex};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
 use super::error::ApiError;
 
@@ -27,35 +33,49 @@ pub enum GateError {
     /// As many checks as the gate admits are running or waiting.
     #[error("every password check slot is taken")]
     Full,
-    /// The blocking job panicked or the runtime is shutting down.
+    /// The job panicked, or the gate's threads are gone.
     #[error("password check failed: {0}")]
     Failed(String),
 }
 
-/// The bounded queue of password checks.
+type Job = Box<dyn FnOnce() + Send + 'static>;
+
+/// The bounded queue of password checks and the threads that run them.
 pub struct PasswordGate {
     admitted: Arc<Semaphore>,
-    running: Arc<Semaphore>,
+    jobs: mpsc::SyncSender<Job>,
 }
 
 /// A place in the queue: held from admission until the check's job ends.
 pub struct Admission {
     admitted: OwnedSemaphorePermit,
-    running: Arc<Semaphore>,
+    jobs: mpsc::SyncSender<Job>,
 }
 
 impl PasswordGate {
-    /// At most `running` checks at once and `waiting` more admitted behind them.
-    pub fn new(running: usize, waiting: usize) -> PasswordGate {
+    /// `running` threads checking at once and `waiting` more checks admitted
+    /// behind them. The threads end when the gate is dropped.
+    pub fn new(running: usize, waiting: usize) -> std::io::Result<PasswordGate> {
         let running = running.max(1);
-        PasswordGate {
-            admitted: Arc::new(Semaphore::new(running + waiting)),
-            running: Arc::new(Semaphore::new(running)),
+        let capacity = running + waiting;
+        // Only admitted jobs are sent, so the channel never fills.
+        let (jobs, queue) = mpsc::sync_channel::<Job>(capacity);
+        let queue = Arc::new(Mutex::new(queue));
+        for index in 0..running {
+            let queue = Arc::clone(&queue);
+            std::thread::Builder::new()
+                .name(format!("password-check-{index}"))
+                .spawn(move || run_jobs(&queue))?;
         }
+        Ok(PasswordGate {
+            admitted: Arc::new(Semaphore::new(capacity)),
+            jobs,
+        })
     }
 
-    /// One check per core this process may use, [`WAITING_PER_RUNNING`] waiting per core.
-    pub fn for_this_machine() -> PasswordGate {
+    /// One thread per core this process may use, [`WAITING_PER_RUNNING`]
+    /// waiting per thread.
+    pub fn for_this_machine() -> std::io::Result<PasswordGate> {
         let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
         PasswordGate::new(cores, cores * WAITING_PER_RUNNING)
     }
@@ -67,30 +87,46 @@ impl PasswordGate {
             .map_err(|_| GateError::Full)?;
         Ok(Admission {
             admitted,
-            running: Arc::clone(&self.running),
+            jobs: self.jobs.clone(),
         })
     }
 }
 
+/// A gate thread: runs jobs until the gate is dropped.
+fn run_jobs(queue: &Mutex<mpsc::Receiver<Job>>) {
+    loop {
+        let next = queue
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .recv();
+        match next {
+            // A panicking job must not take the thread with it.
+            Ok(job) => drop(std::panic::catch_unwind(std::panic::AssertUnwindSafe(job))),
+            Err(mpsc::RecvError) => return,
+        }
+    }
+}
+
 impl Admission {
-    /// Waits for a running slot, then runs `job` on the blocking pool.
+    /// Runs `job` on a gate thread once one is free, and waits for its result.
     pub async fn run<T, F>(self, job: F) -> Result<T, GateError>
     where
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
-        let running = self
-            .running
-            .acquire_owned()
-            .await
-            .map_err(|error| GateError::Failed(error.to_string()))?;
+        let (answer, result) = oneshot::channel();
         let admitted = self.admitted;
-        tokio::task::spawn_blocking(move || {
-            let _permits = (admitted, running);
-            job()
-        })
-        .await
-        .map_err(|error| GateError::Failed(error.to_string()))
+        let job: Job = Box::new(move || {
+            let _admitted = admitted;
+            // The caller may have gone; the result is then dropped.
+            let _ = answer.send(job());
+        });
+        self.jobs
+            .try_send(job)
+            .map_err(|error| GateError::Failed(error.to_string()))?;
+        result
+            .await
+            .map_err(|_| GateError::Failed("the check ended without an answer".into()))
     }
 }
 
@@ -129,7 +165,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_full_gate_refuses_at_once_and_runs_one_check_per_slot() {
-        let gate = PasswordGate::new(1, 1);
+        let gate = PasswordGate::new(1, 1).unwrap();
         let (now, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
         let (release_first, first_gate) = mpsc::channel();
         let (release_second, second_gate) = mpsc::channel();
@@ -153,7 +189,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_caller_that_gives_up_mid_check_keeps_its_slot_until_the_job_ends() {
-        let gate = PasswordGate::new(1, 0);
+        let gate = PasswordGate::new(1, 0).unwrap();
         let (now, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
         let (release, job_gate) = mpsc::channel();
         let check = gate
@@ -177,6 +213,14 @@ mod tests {
             admitted = gate.admit();
         }
         assert!(admitted.is_ok(), "the slot is free once the job ended");
+    }
+
+    #[tokio::test]
+    async fn a_job_that_panics_fails_its_check_and_the_thread_lives_on() {
+        let gate = PasswordGate::new(1, 0).unwrap();
+        let failed = gate.admit().unwrap().run(|| panic!("boom")).await;
+        assert!(matches!(failed, Err::<(), _>(GateError::Failed(_))));
+        assert_eq!(gate.admit().unwrap().run(|| 7).await.unwrap(), 7);
     }
 
     #[test]
