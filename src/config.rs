@@ -44,6 +44,9 @@ pub struct Config {
     pub notify_timezone: Tz,
     /// `RATE_LIMIT_SUBSCRIBE_PER_MINUTE`: raffle sign-ups per client address; 0 is off.
     pub rate_limit_subscribe_per_minute: u32,
+    /// `LOGIN_FAILURES_PER_MINUTE`: failed sign-ins allowed per username and per
+    /// client address before further attempts are refused unchecked; 0 is off.
+    pub login_failures_per_minute: u32,
     /// `PUBLIC_BASE_URL`: the externally visible base for links in emails.
     pub public_base_url: Url,
     /// `MAIL_TRANSPORT`: `file` or `smtp`.
@@ -93,6 +96,7 @@ impl Config {
             ),
             notify_timezone: vars.parse("NOTIFY_TIMEZONE", "UTC")?,
             rate_limit_subscribe_per_minute: vars.parse("RATE_LIMIT_SUBSCRIBE_PER_MINUTE", "30")?,
+            login_failures_per_minute: vars.parse("LOGIN_FAILURES_PER_MINUTE", "10")?,
             public_base_url,
             mail_transport: vars.mail_transport()?,
             smtp_url: vars.text("SMTP_URL", "smtp://127.0.0.1:25"),
@@ -192,6 +196,7 @@ mod tests {
         assert_eq!(config.registry_resync_interval, Duration::from_secs(30));
         assert_eq!(config.notify_timezone, Tz::UTC);
         assert_eq!(config.rate_limit_subscribe_per_minute, 30);
+        assert_eq!(config.login_failures_per_minute, 10);
         assert_eq!(config.mail_transport, MailTransport::File);
         assert_eq!(config.public_base_url.as_str(), "http://127.0.0.1:8080/");
         assert!(config.database_url.ends_with("/promo_engine"));

@@ -25,6 +25,8 @@ use crate::domain::secrets::{generate_password, hash_password, verify_password};
 use crate::domain::Password;
 use crate::http::credential_cache::{CredentialCache, CREDENTIAL_TTL};
 use crate::http::idempotency;
+use crate::http::login_throttle::LoginThrottle;
+use crate::http::password_gate::PasswordGate;
 use crate::http::rate_limit::ClientRateLimit;
 use crate::http::{build_app, AppState};
 
@@ -54,6 +56,9 @@ impl Application {
             credentials: CredentialCache::new(CREDENTIAL_TTL),
             decoy_password_hash: decoy_hash().await?,
             subscribe_limit: ClientRateLimit::per_minute(config.rate_limit_subscribe_per_minute),
+            password_gate: PasswordGate::for_this_machine()
+                .context("cannot start the password-check threads")?,
+            login_throttle: LoginThrottle::per_minute(config.login_failures_per_minute),
         });
         let mut server = HttpServer::new(move || build_app(state.clone())).shutdown_timeout(10);
         if let Some(workers) = config.http_workers {
@@ -158,9 +163,10 @@ pub async fn prepare_database(config: &Config) -> anyhow::Result<DbPool> {
     Ok(pool)
 }
 
-/// Creates or updates the admin account. Returns a generated password when a
-/// new admin was created without `ADMIN_PASSWORD`; an existing admin keeps
-/// their password unless `ADMIN_PASSWORD` names a different one.
+/// Creates or updates the admin account and demotes any other admin (a
+/// former `ADMIN_USERNAME`). Returns a generated password when a new admin was
+/// created without `ADMIN_PASSWORD`; an existing admin keeps their password
+/// unless `ADMIN_PASSWORD` names a different one.
 async fn ensure_admin(pool: &DbPool, config: &Config) -> anyhow::Result<Option<String>> {
     let username = config.admin_username.as_str();
     anyhow::ensure!(
@@ -168,24 +174,35 @@ async fn ensure_admin(pool: &DbPool, config: &Config) -> anyhow::Result<Option<S
         "ADMIN_USERNAME={username} names an existing shopper; choose another name"
     );
     let existing = db::users::find_login(pool, username).await?;
-    let (password, generated) = match (&config.admin_password, &existing) {
+    let (hash, generated) = admin_password(config, existing.as_ref()).await?;
+    db::users::upsert_admin(pool, username, hash.as_deref()).await?;
+    tracing::info!(admin = username, "admin account ready");
+    Ok(generated)
+}
+
+/// The new hash to store for the admin (`None`: keep the stored one) and the
+/// password generated for a new admin, if one was.
+async fn admin_password(
+    config: &Config,
+    existing: Option<&db::users::StoredLogin>,
+) -> anyhow::Result<(Option<String>, Option<String>)> {
+    let (password, generated) = match (&config.admin_password, existing) {
         (Some(password), Some(login))
             if verify_off_executor(password, &login.password_hash).await? =>
         {
-            return Ok(None)
+            return Ok((None, None))
         }
         (Some(password), _) => (password.clone(), None),
-        (None, Some(login)) if login.account.is_admin => return Ok(None),
-        (None, _) => {
+        // The admin, or a former admin named again, keeps their password.
+        (None, Some(_)) => return Ok((None, None)),
+        (None, None) => {
             let password = generate_password();
             (password.clone(), Some(password))
         }
     };
     let password = Password::parse(&password).context("ADMIN_PASSWORD is too short or long")?;
     let hash = tokio::task::spawn_blocking(move || hash_password(&password)).await??;
-    db::users::upsert_admin(pool, username, Some(&hash)).await?;
-    tracing::info!(admin = username, "admin account ready");
-    Ok(generated)
+    Ok((Some(hash), generated))
 }
 
 async fn verify_off_executor(password: &str, hash: &str) -> anyhow::Result<bool> {

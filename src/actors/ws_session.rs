@@ -7,6 +7,11 @@
 //! closes after [`CLIENT_TIMEOUT`] of silence. Its mailbox is bounded: when it
 //! fills the hub evicts the session instead of queueing without limit. On
 //! connect it is sent the undelivered notifications of still-running promos.
+//!
+//! A frame that starts async work (`reserve`, `location`) counts as in flight
+//! until its answer; past [`MAX_IN_FLIGHT`] a frame is answered at once with
+//! `too_many_requests` and not executed, so one socket writing frames as fast
+//! as it can holds at most that many tasks and pool connections.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -37,6 +42,8 @@ static NEXT_SESSION_ID: AtomicU64 = AtomicU64::new(1);
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Frames that may wait for this session before it counts as too slow.
 pub const OUTGOING_QUEUE: usize = 256;
+/// Client requests (`reserve`, `location`) one session may have running at once.
+pub const MAX_IN_FLIGHT: usize = 8;
 
 /// One connection.
 pub struct WsSession {
@@ -46,6 +53,8 @@ pub struct WsSession {
     state: web::Data<AppState>,
     hub: Addr<SessionHub>,
     last_heard: Instant,
+    /// Client requests started and not yet answered.
+    in_flight: usize,
 }
 
 impl WsSession {
@@ -59,6 +68,7 @@ impl WsSession {
             state,
             hub,
             last_heard: Instant::now(),
+            in_flight: 0,
         }
     }
 
@@ -107,6 +117,30 @@ impl WsSession {
         }
     }
 
+    /// Counts one more request in flight, or refuses it with
+    /// `too_many_requests` when [`MAX_IN_FLIGHT`] are already running.
+    fn admit(&mut self, request_id: Option<&Value>, ctx: &mut ws::WebsocketContext<Self>) -> bool {
+        if self.in_flight < MAX_IN_FLIGHT {
+            self.in_flight += 1;
+            return true;
+        }
+        let frame = ServerFrame::Error {
+            code: "too_many_requests".into(),
+            detail: format!(
+                "{MAX_IN_FLIGHT} requests of this session are still running; \
+                 wait for their answers, then send again."
+            ),
+            request_id: request_id.cloned(),
+        };
+        self.send(&frame, ctx);
+        false
+    }
+
+    /// Marks one admitted request answered.
+    fn finished(&mut self) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+    }
+
     fn relocate(&mut self, latitude: f64, longitude: f64, ctx: &mut ws::WebsocketContext<Self>) {
         let Ok(location) = GeoPoint::parse(latitude, longitude) else {
             let frame = ServerFrame::Error {
@@ -116,6 +150,9 @@ impl WsSession {
             };
             return self.send(&frame, ctx);
         };
+        if !self.admit(None, ctx) {
+            return;
+        }
         let (state, user_id) = (self.state.clone(), self.user_id);
         let moved = async move {
             let current = db::clients::find_profile_of_user(&state.pool, user_id)
@@ -125,6 +162,7 @@ impl WsSession {
         };
         // One move at a time, in the order sent: a later frame waits for this one.
         ctx.wait(moved.into_actor(self).map(|moved, session, ctx| {
+            session.finished();
             if let Err(error) = moved {
                 session.send(&error_frame(&error, None), ctx);
             }
@@ -135,6 +173,9 @@ impl WsSession {
     /// which reaches every session of the user, and this one with its
     /// `request_id`; only a refusal is answered here.
     fn reserve(&mut self, promo_id: i64, request_id: Value, ctx: &mut ws::WebsocketContext<Self>) {
+        if !self.admit(Some(&request_id), ctx) {
+            return;
+        }
         let (state, user_id) = (self.state.clone(), self.user_id);
         let origin = WsOrigin {
             session_id: self.session_id,
@@ -147,6 +188,7 @@ impl WsSession {
             reserved
                 .into_actor(self)
                 .map(move |reserved, session, ctx| {
+                    session.finished();
                     if let Err(error) = reserved {
                         session.send(&error_frame(&error, Some(request_id)), ctx);
                     }

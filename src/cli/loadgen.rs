@@ -14,6 +14,8 @@
 //!   long the mailer takes to deliver their confirmation emails.
 //! - `finish`: a campaign of N verified subscribers (written straight into
 //!   the database), then the time `finish_campaign/` takes to draw.
+//! - `flood-login`, `flood-ws`: one abusive caller against everyone else
+//!   (see [`super::flood`]).
 //!
 //! It sets up its own data: stores, products, a segment and promos through the
 //! admin API (`ADMIN_USERNAME`/`ADMIN_PASSWORD`), and shoppers with tokens
@@ -97,6 +99,39 @@ pub enum Scenario {
         #[arg(long, default_value_t = 1_000_000)]
         subscribers: usize,
     },
+    /// Wrong Basic passwords from many connections while a token client
+    /// measures its latency (and the server's memory is sampled).
+    FloodLogin {
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// Flooding connections (at most 5,000).
+        #[arg(long, default_value_t = 500)]
+        connections: usize,
+        /// How long to flood, in seconds (at most 120).
+        #[arg(long, default_value_t = 15)]
+        seconds: u64,
+        /// The service's process id, to sample its resident memory.
+        #[arg(long)]
+        server_pid: Option<u32>,
+        /// Send from 253 loopback addresses instead of one.
+        #[arg(long)]
+        spread: bool,
+    },
+    /// One WebSocket writing reserve frames as fast as it can while REST
+    /// clients list stores.
+    FloodWs {
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// Reserve frames to write (at most 100,000).
+        #[arg(long, default_value_t = 20_000)]
+        frames: usize,
+        /// REST clients calling `GET /api/market/stores/` meanwhile.
+        #[arg(long, default_value_t = 50)]
+        rest_clients: usize,
+        /// The service's process id, to sample its resident memory.
+        #[arg(long)]
+        server_pid: Option<u32>,
+    },
 }
 
 /// Runs a scenario against the service at its `--url`.
@@ -146,6 +181,27 @@ pub async fn run(config: &Config, pool: &DbPool, scenario: Scenario) -> anyhow::
         Scenario::Finish { url, subscribers } => {
             let target = Target::connect(config, url).await?;
             finish(&target, pool, subscribers.clamp(1, 50_000_000)).await
+        }
+        Scenario::FloodLogin {
+            url,
+            connections,
+            seconds,
+            server_pid,
+            spread,
+        } => {
+            let (connections, seconds) = (connections.clamp(1, 5_000), seconds.clamp(1, 120));
+            let url = url.trim_end_matches('/');
+            super::flood::login(config, url, connections, seconds, server_pid, spread).await
+        }
+        Scenario::FloodWs {
+            url,
+            frames,
+            rest_clients,
+            server_pid,
+        } => {
+            let (frames, rest_clients) = (frames.clamp(1, 100_000), rest_clients.clamp(1, 500));
+            let url = url.trim_end_matches('/');
+            super::flood::ws(config, url, frames, rest_clients, server_pid).await
         }
     }
 }
@@ -679,7 +735,7 @@ async fn open_sessions(
 }
 
 /// The resident memory of a process, in KiB (Linux).
-fn resident_kib(pid: u32) -> Option<u64> {
+pub(super) fn resident_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
     line.split_whitespace().nth(1)?.parse().ok()

@@ -57,7 +57,9 @@ pub async fn find_token_account(
 }
 
 /// Creates the admin account, or makes the existing account of that name the
-/// admin with `password_hash` when one is given. Returns the admin's id.
+/// admin (with `password_hash` when one is given), and takes admin rights from
+/// every other account, in one statement: there is one admin, the one
+/// `ADMIN_USERNAME` names now. Returns the admin's id.
 #[tracing::instrument(skip(pool, password_hash))]
 pub async fn upsert_admin(
     pool: &DbPool,
@@ -65,19 +67,30 @@ pub async fn upsert_admin(
     password_hash: Option<&str>,
 ) -> Result<i64, DbError> {
     let client = pool.get().await?;
+    // Both parts see the same snapshot; the UPDATE skips the admin's own row,
+    // so no row is changed twice.
     let statement = client
         .prepare_cached(
-            "INSERT INTO users (username, password_hash, is_admin) VALUES ($1, $2, true) \
-             ON CONFLICT (username) DO UPDATE \
-             SET password_hash = COALESCE($3, users.password_hash), is_admin = true \
-             RETURNING id",
+            "WITH admin AS ( \
+                 INSERT INTO users (username, password_hash, is_admin) VALUES ($1, $2, true) \
+                 ON CONFLICT (username) DO UPDATE \
+                 SET password_hash = COALESCE($3, users.password_hash), is_admin = true \
+                 RETURNING id), \
+             demoted AS ( \
+                 UPDATE users SET is_admin = false \
+                 WHERE is_admin AND id NOT IN (SELECT id FROM admin) RETURNING id) \
+             SELECT id, (SELECT count(*) FROM demoted) AS demoted FROM admin",
         )
         .await?;
     let initial_hash = password_hash.unwrap_or("!");
     let row = client
         .query_one(&statement, &[&username, &initial_hash, &password_hash])
         .await?;
-    Ok(row.get(0))
+    let demoted: i64 = row.get("demoted");
+    if demoted > 0 {
+        tracing::warn!(demoted, "former admin accounts are no longer admins");
+    }
+    Ok(row.get("id"))
 }
 
 /// True when `username` belongs to a shopper (an account with a client profile).

@@ -3,7 +3,11 @@
 //!
 //! Usernames follow the original's rules (Django's: up to 150 of letters,
 //! digits and `@.+-_`), so every account it had can be recreated. Addresses are
-//! checked by the `email_address` crate, not a hand-written pattern.
+//! checked by the `email_address` crate, not a hand-written pattern, and then
+//! by `lettre`'s parsers, the ones the mailer uses: RFC 5322 allows addresses
+//! (quoted local parts such as `"a b"@example.com`) that the transport refuses
+//! to send to, and an address nobody can mail must be refused when it is given,
+//! not discovered later by the mailer.
 
 use std::fmt;
 use std::str::FromStr;
@@ -103,10 +107,11 @@ impl EmailAddress {
             return Err(AccountError::InvalidEmail);
         }
         let local = checked.local_part();
-        Ok(EmailAddress(format!(
-            "{local}@{}",
-            checked.domain().to_lowercase()
-        )))
+        let address = format!("{local}@{}", checked.domain().to_lowercase());
+        if !is_mailable(&address) || !is_mailable(&address.to_lowercase()) {
+            return Err(AccountError::InvalidEmail);
+        }
+        Ok(EmailAddress(address))
     }
 
     /// The address lower-cased whole: the form two entries are compared in.
@@ -118,6 +123,19 @@ impl EmailAddress {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// True when the mail transport takes `address` as it is: it parses as a
+/// `lettre::Address`, and the mailer's `Mailbox` parse reads back the very same
+/// address (a quoted local part like `"ana"` would be unquoted, so one mailbox
+/// could enter a campaign under two spellings).
+fn is_mailable(address: &str) -> bool {
+    address.parse::<lettre::Address>().is_ok()
+        && address
+            .parse::<lettre::message::Mailbox>()
+            .is_ok_and(|mailbox| {
+                mailbox.name.is_none() && AsRef::<str>::as_ref(&mailbox.email) == address
+            })
 }
 
 #[cfg(test)]
@@ -160,6 +178,8 @@ mod tests {
             "@example.com",
             "Ana <ana@example.com>",
             "a b@c.d",
+            "\"a b\"@example.com",
+            "\"ana\"@example.com",
         ] {
             assert_eq!(
                 EmailAddress::parse(bad),

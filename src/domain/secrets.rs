@@ -5,9 +5,18 @@
 //! shown to the client once as hex; only their SHA-256 is stored, so a database
 //! leak gives no usable token. Hashing is slow on purpose: callers run it off
 //! the async executor.
+//!
+//! A check reuses one argon2 work area per thread (19 MiB at the default
+//! cost) instead of allocating a fresh one: the allocator serves argon2's
+//! 64-byte-aligned blocks in a way that left each freed area unusable for the
+//! next, so every check made the process ~19 MiB bigger until memory was
+//! fragmented enough to reuse. The few threads that check passwords (the
+//! password gate's) each keep one area.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
+use std::cell::RefCell;
+
+use argon2::password_hash::{Output, PasswordHash, PasswordHasher, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use rand::rngs::OsRng;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -28,15 +37,54 @@ pub fn hash_password(password: &Password) -> Result<String, HashingError> {
         .map_err(|error| HashingError(error.to_string()))
 }
 
+/// Work areas larger than this (in 1 KiB blocks) are not kept between checks.
+const MAX_KEPT_BLOCKS: usize = 4 * Params::DEFAULT_M_COST as usize;
+
+thread_local! {
+    /// This thread's argon2 work area, reused by every check it runs.
+    static WORK_AREA: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+}
+
 /// True when `candidate` matches `stored_hash`; a malformed stored hash never matches.
 pub fn verify_password(candidate: &str, stored_hash: &str) -> bool {
     PasswordHash::new(stored_hash)
-        .map(|parsed| {
-            Argon2::default()
-                .verify_password(candidate.as_bytes(), &parsed)
-                .is_ok()
-        })
+        .ok()
+        .and_then(|parsed| matches(candidate, &parsed))
         .unwrap_or(false)
+}
+
+/// Recomputes the hash with the stored parameters and salt; compares in
+/// constant time (`Output`'s equality). `None` when the stored hash is unusable.
+fn matches(candidate: &str, stored: &PasswordHash<'_>) -> Option<bool> {
+    let (salt, expected) = (stored.salt?, stored.hash?);
+    let algorithm = Algorithm::try_from(stored.algorithm).ok()?;
+    let version = match stored.version {
+        Some(version) => Version::try_from(version).ok()?,
+        None => Version::default(),
+    };
+    let params = Params::try_from(stored).ok()?;
+    let blocks = params.block_count();
+    let hasher = Argon2::new(algorithm, version, params);
+    let mut salt_bytes = [0u8; 64];
+    let salt = salt.decode_b64(&mut salt_bytes).ok()?;
+    let mut computed = vec![0u8; expected.len()];
+    let hashed = if blocks <= MAX_KEPT_BLOCKS {
+        WORK_AREA.with_borrow_mut(|area| {
+            if area.len() < blocks {
+                area.resize(blocks, Block::default());
+            }
+            hasher.hash_password_into_with_memory(
+                candidate.as_bytes(),
+                salt,
+                &mut computed,
+                &mut area[..blocks],
+            )
+        })
+    } else {
+        hasher.hash_password_into(candidate.as_bytes(), salt, &mut computed)
+    };
+    hashed.ok()?;
+    Some(Output::new(&computed).ok()? == expected)
 }
 
 /// A newly issued API token: the text for the client and the hash to store.
@@ -92,6 +140,19 @@ mod tests {
             hash_password(&password).unwrap(),
             hash_password(&password).unwrap()
         );
+    }
+
+    #[test]
+    fn hashes_made_with_other_parameters_still_verify() {
+        let params = Params::new(8 * 1024, 1, 1, None).unwrap();
+        let hasher = Argon2::new(Algorithm::Argon2i, Version::V0x10, params);
+        let salt = SaltString::generate(&mut OsRng);
+        let hash = hasher
+            .hash_password(b"correct horse", &salt)
+            .unwrap()
+            .to_string();
+        assert!(verify_password("correct horse", &hash));
+        assert!(!verify_password("correct horsf", &hash));
     }
 
     #[test]

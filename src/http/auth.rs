@@ -5,6 +5,15 @@
 //! remembered briefly in the [`CredentialCache`](super::credential_cache), so a
 //! Basic client does not pay an argon2 hash per request. A missing or wrong
 //! credential is 401; an authenticated non-admin on an admin route is 403.
+//!
+//! Every password check (a Basic cache miss, `POST /api/auth/token/`) passes
+//! the [`LoginThrottle`](super::login_throttle) first (429 without hashing once
+//! a username or an address has failed too often), then takes a place in the
+//! [`PasswordGate`](super::password_gate) (503 at once when it is full) before
+//! its database lookup and hash. Token and cached-Basic requests skip both.
+
+use std::net::IpAddr;
+use std::time::Instant;
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
@@ -31,8 +40,13 @@ pub struct AdminCaller(pub AccountSummary);
 pub enum Credentials {
     /// A token from `Bearer`, `Token` or the WebSocket `?token=`.
     Token(String),
-    /// A username and password from HTTP Basic.
-    Basic { username: String, password: String },
+    /// A username and password from HTTP Basic, and the address (TCP peer)
+    /// that sent them, for the sign-in throttle.
+    Basic {
+        username: String,
+        password: String,
+        client: Option<IpAddr>,
+    },
 }
 
 impl FromRequest for Caller {
@@ -80,14 +94,17 @@ pub fn credentials_from_header(request: &HttpRequest) -> Result<Option<Credentia
     let rest = rest.trim();
     match scheme.to_ascii_lowercase().as_str() {
         "bearer" | "token" if !rest.is_empty() => Ok(Some(Credentials::Token(rest.to_owned()))),
-        "basic" => decode_basic(rest).map(Some),
+        "basic" => {
+            let client = request.peer_addr().map(|peer| peer.ip());
+            decode_basic(rest, client).map(Some)
+        }
         _ => Err(ApiError::NotAuthenticated(
             "Malformed Authorization header.",
         )),
     }
 }
 
-fn decode_basic(encoded: &str) -> Result<Credentials, ApiError> {
+fn decode_basic(encoded: &str, client: Option<IpAddr>) -> Result<Credentials, ApiError> {
     let malformed = || ApiError::NotAuthenticated("Malformed Basic credentials.");
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(encoded)
@@ -97,6 +114,7 @@ fn decode_basic(encoded: &str) -> Result<Credentials, ApiError> {
     Ok(Credentials::Basic {
         username: username.to_owned(),
         password: password.to_owned(),
+        client,
     })
 }
 
@@ -107,21 +125,27 @@ pub async fn authenticate(
 ) -> Result<AccountSummary, ApiError> {
     let fingerprint = match &credentials {
         Credentials::Token(token) => state.credentials.fingerprint("token", &[token]),
-        Credentials::Basic { username, password } => state
+        Credentials::Basic {
+            username, password, ..
+        } => state
             .credentials
             .fingerprint("basic", &[username, password]),
     };
     if let Some(account) = state.credentials.get(&fingerprint) {
         return Ok(account);
     }
-    let checked_at = std::time::Instant::now();
+    let checked_at = Instant::now();
     let account = match credentials {
         Credentials::Token(token) => {
             db::users::find_token_account(&state.pool, &hash_token(&token))
                 .await?
                 .ok_or(ApiError::NotAuthenticated("Invalid token."))?
         }
-        Credentials::Basic { username, password } => verify_login(state, &username, password)
+        Credentials::Basic {
+            username,
+            password,
+            client,
+        } => verify_login(state, &username, password, client)
             .await?
             .ok_or(ApiError::NotAuthenticated("Invalid username/password."))?,
     };
@@ -131,18 +155,31 @@ pub async fn authenticate(
     Ok(account)
 }
 
-/// Checks a username and password; `None` when either is wrong. The hash runs
-/// on the blocking pool, and an unknown username costs as much as a known one.
+/// Checks a username and password sent from `client`; `None` when either is
+/// wrong. Throttled and gated as the module doc says; the hash runs on the
+/// blocking pool, and an unknown username costs as much as a known one.
 pub async fn verify_login(
     state: &AppState,
     username: &str,
     password: String,
+    client: Option<IpAddr>,
 ) -> Result<Option<AccountSummary>, ApiError> {
+    if let Some(throttle) = &state.login_throttle {
+        throttle.check(username, client, Instant::now())?;
+    }
+    let admission = state.password_gate.admit()?;
     let login = db::users::find_login(&state.pool, username).await?;
     let stored_hash = login
         .as_ref()
         .map(|login| login.password_hash.clone())
         .unwrap_or_else(|| state.decoy_password_hash.clone());
-    let matches = web::block(move || verify_password(&password, &stored_hash)).await?;
+    let matches = admission
+        .run(move || verify_password(&password, &stored_hash))
+        .await?;
+    if !matches {
+        if let Some(throttle) = &state.login_throttle {
+            throttle.record_failure(username, client, Instant::now());
+        }
+    }
     Ok(login.filter(|_| matches).map(|login| login.account))
 }

@@ -14,8 +14,10 @@ pub mod error;
 pub mod form;
 pub mod health;
 pub mod idempotency;
+pub mod login_throttle;
 pub mod notifications;
 pub mod pagination;
+pub mod password_gate;
 pub mod products;
 pub mod promos;
 pub mod rate_limit;
@@ -53,6 +55,10 @@ pub struct AppState {
     pub decoy_password_hash: String,
     /// `add_subscriber` requests per client address; `None` when unlimited.
     pub subscribe_limit: Option<rate_limit::ClientRateLimit>,
+    /// The one bounded queue every password check goes through.
+    pub password_gate: password_gate::PasswordGate,
+    /// Failed sign-ins per username and address; `None` when unlimited.
+    pub login_throttle: Option<login_throttle::LoginThrottle>,
 }
 
 /// Registers every route and the app-wide extractor settings.

@@ -59,7 +59,7 @@ impl ClientRateLimit {
 }
 
 /// The key a client is counted under: IPv4 as is, IPv6 by its /64.
-fn client_key(client: IpAddr) -> IpAddr {
+pub(crate) fn client_key(client: IpAddr) -> IpAddr {
     match client {
         IpAddr::V4(_) => client,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {

@@ -1,6 +1,9 @@
 //! `POST /api/auth/token/`: trades a username and password for a new token.
+//!
+//! The check goes through the sign-in throttle and the password gate (see
+//! [`verify_login`]), keyed by the TCP peer's address.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
 use super::auth::verify_login;
@@ -18,6 +21,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
 
 #[tracing::instrument(skip_all)]
 async fn create_token(
+    request: HttpRequest,
     state: web::Data<AppState>,
     body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
@@ -33,7 +37,8 @@ async fn create_token(
         present(username, "username")?,
         present(password, "password")?,
     );
-    let account = verify_login(&state, username.trim(), password)
+    let client = request.peer_addr().map(|peer| peer.ip());
+    let account = verify_login(&state, username.trim(), password, client)
         .await?
         .ok_or(ApiError::InvalidCredentials)?;
     let token = issue_token();

@@ -4,7 +4,13 @@ use base64::Engine;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{spawn_app, Auth, ADMIN_PASSWORD, ADMIN_USERNAME, SHOPPER_PASSWORD};
+use actix_web::dev::ServerHandle;
+use promo_engine::config::Config;
+use promo_engine::startup::Application;
+
+use crate::helpers::{
+    spawn_app, spawn_app_with, Auth, TestApp, ADMIN_PASSWORD, ADMIN_USERNAME, SHOPPER_PASSWORD,
+};
 
 #[actix_web::test]
 async fn the_token_endpoint_returns_a_token_and_the_user() {
@@ -177,4 +183,177 @@ async fn a_password_change_ends_cached_basic_access_at_once() {
             .status,
         StatusCode::OK
     );
+}
+
+/// A client whose requests come from `address` (any of 127.0.0.0/8 is this
+/// machine), so that one test can play several client addresses.
+fn client_from(address: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(address.parse::<std::net::IpAddr>().unwrap())
+        .timeout(std::time::Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+/// `POST /api/auth/token/` from `client`: the status, `Retry-After` and body.
+async fn sign_in(
+    app: &TestApp,
+    client: &reqwest::Client,
+    username: &str,
+    password: &str,
+) -> (StatusCode, Option<u64>, serde_json::Value) {
+    let response = client
+        .post(format!("{}/api/auth/token/", app.address))
+        .json(&json!({"username": username, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .map(|value| value.to_str().unwrap().parse().unwrap());
+    (status, retry_after, response.json().await.unwrap())
+}
+
+/// An authenticated GET with HTTP Basic from `client`: the status.
+async fn basic_get(app: &TestApp, client: &reqwest::Client, user: &str, pw: &str) -> StatusCode {
+    client
+        .get(format!("{}/api/users/clients-profiles/me/", app.address))
+        .basic_auth(user, Some(pw))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+#[actix_web::test]
+async fn the_eleventh_wrong_password_for_a_username_is_429_even_with_the_right_one() {
+    let app = spawn_app().await;
+    app.create_shopper("ana", None, &[]).await;
+    app.create_shopper("bob", None, &[]).await;
+    // Ten failures, each from its own address and by either route.
+    for attempt in 0..10 {
+        let client = client_from(&format!("127.0.0.{}", 10 + attempt));
+        if attempt % 2 == 0 {
+            let (status, _, body) = sign_in(&app, &client, "ana", "wrong-password").await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        } else {
+            let status = basic_get(&app, &client, "ana", "wrong-password").await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED);
+        }
+    }
+    let fresh = client_from("127.0.0.40");
+    let (status, retry_after, body) = sign_in(&app, &fresh, "ana", SHOPPER_PASSWORD).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["code"], "rate_limited");
+    assert!(retry_after.is_some_and(|seconds| (1..=60).contains(&seconds)));
+    assert_eq!(
+        basic_get(&app, &fresh, "ana", SHOPPER_PASSWORD).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // Another username, from the same address, is not held back.
+    let (status, _, body) = sign_in(&app, &fresh, "bob", SHOPPER_PASSWORD).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        basic_get(&app, &fresh, "bob", SHOPPER_PASSWORD).await,
+        StatusCode::OK
+    );
+}
+
+#[actix_web::test]
+async fn one_address_is_throttled_across_many_usernames() {
+    let app = spawn_app().await;
+    app.create_shopper("ana", None, &[]).await;
+    let noisy = client_from("127.0.0.50");
+    for attempt in 0..10 {
+        let (status, _, body) = sign_in(&app, &noisy, &format!("guess{attempt}"), "x-y-z-w").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    }
+    let (status, retry_after, body) = sign_in(&app, &noisy, "ana", SHOPPER_PASSWORD).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert!(retry_after.is_some());
+    assert_eq!(
+        basic_get(&app, &noisy, "ana", SHOPPER_PASSWORD).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // The same username from another address signs in.
+    let quiet = client_from("127.0.0.51");
+    let (status, _, body) = sign_in(&app, &quiet, "ana", SHOPPER_PASSWORD).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+#[actix_web::test]
+async fn a_zero_login_failure_limit_turns_the_throttle_off() {
+    let app = spawn_app_with(|config| config.login_failures_per_minute = 0).await;
+    let client = client_from("127.0.0.60");
+    for _ in 0..12 {
+        let (status, _, _) = sign_in(&app, &client, ADMIN_USERNAME, "wrong-password").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (status, _, _) = sign_in(&app, &client, ADMIN_USERNAME, ADMIN_PASSWORD).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+/// Builds and runs a second service on `app`'s database whose admin is `admin`.
+async fn restart_with_admin(app: &TestApp, admin: &str, password: &str) -> (String, ServerHandle) {
+    let data_dir = tempfile::tempdir().unwrap();
+    let vars = std::collections::HashMap::from([
+        ("DATABASE_URL", app.database_url()),
+        ("DATABASE_POOL_SIZE", "2".to_owned()),
+        ("BIND", "127.0.0.1:0".to_owned()),
+        ("HTTP_WORKERS", "1".to_owned()),
+        ("ADMIN_USERNAME", admin.to_owned()),
+        ("ADMIN_PASSWORD", password.to_owned()),
+        ("DATA_DIR", data_dir.path().display().to_string()),
+    ]);
+    let config = Config::from_lookup(|name| vars.get(name).cloned()).unwrap();
+    let application = Application::build(config).await.unwrap();
+    let address = format!("http://127.0.0.1:{}", application.port());
+    let handle = application.handle();
+    actix_web::rt::spawn(async move {
+        let _kept = data_dir;
+        application.run_until_stopped().await
+    });
+    (address, handle)
+}
+
+/// The status of an admin-only GET at `address`.
+async fn admin_list_status(address: &str, auth: &Auth) -> StatusCode {
+    let request = reqwest::Client::new().get(format!("{address}/api/users/user-segments/"));
+    let request = match auth {
+        Auth::Token(token) => request.bearer_auth(token),
+        Auth::Basic(user, password) => request.basic_auth(user, Some(password)),
+        other => panic!("unexpected {other:?}"),
+    };
+    request.send().await.unwrap().status()
+}
+
+#[actix_web::test]
+async fn restarting_with_another_admin_username_demotes_the_former_admin() {
+    let app = spawn_app().await;
+    let former_basic = Auth::Basic(ADMIN_USERNAME.into(), ADMIN_PASSWORD.into());
+    let (address, handle) = restart_with_admin(&app, "boss", "boss-password-1").await;
+    let boss = Auth::Basic("boss".into(), "boss-password-1".into());
+    assert_eq!(admin_list_status(&address, &boss).await, StatusCode::OK);
+    assert_eq!(
+        admin_list_status(&address, &app.admin).await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        admin_list_status(&address, &former_basic).await,
+        StatusCode::FORBIDDEN
+    );
+    handle.stop(true).await;
+    // Back to the first admin, whose password is unchanged: boss is demoted.
+    let (address, handle) = restart_with_admin(&app, ADMIN_USERNAME, ADMIN_PASSWORD).await;
+    assert_eq!(
+        admin_list_status(&address, &app.admin).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        admin_list_status(&address, &boss).await,
+        StatusCode::FORBIDDEN
+    );
+    handle.stop(true).await;
 }

@@ -143,3 +143,67 @@ async fn serve_with_demo_data_lets_the_demo_shoppers_take_part_in_promos() {
         .await;
     assert_eq!(far.code(), "too_far", "sofia is 5 km away");
 }
+
+#[actix_web::test]
+async fn the_flood_scenarios_run_briefly_and_report_what_they_measured() {
+    let app = spawn_app().await;
+    let (url, database_url) = (app.address.clone(), app.database_url());
+    let pid = std::process::id().to_string();
+    let login = tokio::task::spawn_blocking({
+        let (url, database_url, pid) = (url.clone(), database_url.clone(), pid.clone());
+        move || {
+            let args = [
+                "loadgen",
+                "flood-login",
+                "--url",
+                &url,
+                "--connections",
+                "8",
+            ];
+            let more = ["--seconds", "1", "--server-pid", &pid, "--spread"];
+            promo_engine(&database_url, &[&args[..], &more[..]].concat())
+        }
+    })
+    .await
+    .unwrap();
+    let printed = String::from_utf8_lossy(&login.stdout);
+    assert!(
+        login.status.success(),
+        "{}",
+        String::from_utf8_lossy(&login.stderr)
+    );
+    for part in [
+        "flood (8 connections",
+        "token client:",
+        "/healthz:",
+        "server RSS:",
+    ] {
+        assert!(printed.contains(part), "{part} missing from: {printed}");
+    }
+    let ws = tokio::task::spawn_blocking(move || {
+        let args = ["loadgen", "flood-ws", "--url", &url, "--frames", "200"];
+        let more = ["--rest-clients", "4", "--server-pid", &pid];
+        promo_engine(&database_url, &[&args[..], &more[..]].concat())
+    })
+    .await
+    .unwrap();
+    let printed = String::from_utf8_lossy(&ws.stdout);
+    assert!(
+        ws.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ws.stderr)
+    );
+    assert!(printed.contains("too_many_requests"), "{printed}");
+    assert!(printed.contains("REST (4 clients)"), "{printed}");
+}
+
+#[actix_web::test]
+async fn the_flood_scenarios_refuse_to_target_another_machine() {
+    let database = TestDatabase::new();
+    let args = ["loadgen", "flood-login", "--url", "http://192.0.2.1:8080"];
+    let output = tokio::task::spawn_blocking(move || promo_engine(&database.url(), &args))
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("loopback"));
+}

@@ -435,3 +435,58 @@ async fn selling_the_last_unit_sends_the_final_stock_then_the_end() {
     let ended = next_of(&mut socket, "promo.ended").await;
     assert_eq!(ended["reason"], "sold_out");
 }
+
+#[actix_web::test]
+async fn a_session_runs_at_most_eight_requests_at_once_and_refuses_the_rest_at_once() {
+    let app = spawn_app().await;
+    let shopper = app.create_shopper("ana", None, &[]).await;
+    let mut socket = connect(&app, &shopper).await;
+    // Every pool connection held: an executed reserve (of an unknown promo,
+    // which asks the database) cannot finish until they are given back.
+    let mut held = Vec::new();
+    for _ in 0..app.pool.status().max_size {
+        held.push(app.pool.get().await.expect("a pool connection"));
+    }
+    for request_id in 0..200 {
+        let frame = json!({"type": "reserve", "promo_id": 424242, "request_id": request_id});
+        socket
+            .feed(Message::Text(frame.to_string()))
+            .await
+            .expect("queued");
+    }
+    socket.flush().await.expect("sent");
+    let mut refused = std::collections::BTreeSet::new();
+    while refused.len() < 192 {
+        let frame = next_of(&mut socket, "error").await;
+        assert_eq!(frame["code"], "too_many_requests", "{frame}");
+        assert!(frame["detail"].is_string());
+        refused.insert(frame["request_id"].as_i64().expect("request_id"));
+    }
+    drop(held);
+    let mut executed = std::collections::BTreeSet::new();
+    while refused.len() + executed.len() < 200 {
+        let frame = next_of(&mut socket, "error").await;
+        let request_id = frame["request_id"].as_i64().expect("request_id");
+        if frame["code"] == "too_many_requests" {
+            refused.insert(request_id);
+        } else {
+            assert_eq!(frame["code"], "not_found", "{frame}");
+            executed.insert(request_id);
+        }
+    }
+    assert_eq!(executed.len(), 8, "executed: {executed:?}");
+    assert!(refused.is_disjoint(&executed));
+    send(&mut socket, json!({"type": "ping", "request_id": "after"})).await;
+    assert_eq!(next_of(&mut socket, "pong").await["request_id"], "after");
+    // Capacity is back: the next request runs.
+    send(
+        &mut socket,
+        json!({"type": "reserve", "promo_id": 424242, "request_id": "last"}),
+    )
+    .await;
+    let answer = next_of(&mut socket, "error").await;
+    assert_eq!(
+        (answer["code"].clone(), answer["request_id"].clone()),
+        (json!("not_found"), json!("last"))
+    );
+}

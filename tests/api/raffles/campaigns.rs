@@ -304,3 +304,41 @@ async fn verifying_after_the_draw_confirms_the_address_but_changes_no_winner() {
     );
     assert_eq!(app.follow(&link, "*/*").await.0, StatusCode::NOT_FOUND);
 }
+
+#[actix_web::test]
+async fn an_admin_email_the_mail_transport_cannot_send_to_is_refused() {
+    let app = spawn_app().await;
+    let body = json!({
+        "name": "Spring raffle",
+        "admin_email": "\"market ing\"@example.com",
+        "email_subject": "Confirm your entry",
+        "email_template": "Hi! Confirm your entry: {{verify_url}}",
+    });
+    let refused = app.post("/api/raffles/campaigns/", &app.admin, body).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::BAD_REQUEST,
+        "{:?}",
+        refused.body
+    );
+    assert!(refused.body["fields"]["admin_email"].is_array());
+    assert_eq!(app.count_rows("campaigns").await, 0);
+    let campaign_id = app.create_campaign("Spring raffle").await;
+    let patched = app
+        .patch(
+            &format!("/api/raffles/campaigns/{campaign_id}/"),
+            &app.admin,
+            json!({"admin_email": "\"a b\"@example.com"}),
+        )
+        .await;
+    assert_eq!(
+        patched.status,
+        StatusCode::BAD_REQUEST,
+        "{:?}",
+        patched.body
+    );
+    assert_eq!(
+        app.campaign(campaign_id).await["admin_email"],
+        "marketing@example.com"
+    );
+}

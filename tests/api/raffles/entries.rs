@@ -221,3 +221,29 @@ async fn an_entry_that_cannot_be_written_is_answered_503_and_may_be_sent_again()
     assert_eq!(app.count_rows("subscribers").await, 2);
     assert_eq!(app.count_rows("email_outbox").await, 2);
 }
+
+#[actix_web::test]
+async fn an_address_the_mail_transport_cannot_send_to_is_refused() {
+    let app = spawn_app().await;
+    let campaign_id = app.create_campaign("Autumn raffle").await;
+    // Valid by RFC 5322 (a quoted local part) but not sendable by the mailer.
+    for email in [r#""a b"@example.com"#, r#""ana"@example.com"#] {
+        let answer = app.subscribe(campaign_id, email).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::BAD_REQUEST,
+            "{email}: {:?}",
+            answer.body
+        );
+        assert_eq!(answer.code(), "validation_error");
+        assert!(
+            answer.body["fields"]["email"].is_array(),
+            "{:?}",
+            answer.body
+        );
+    }
+    assert_eq!(app.count_rows("subscribers").await, 0);
+    assert_eq!(app.count_rows("email_outbox").await, 0);
+    let plain = app.subscribe(campaign_id, "a.b+raffle@example.com").await;
+    assert_eq!(plain.status, StatusCode::CREATED, "{:?}", plain.body);
+}
