@@ -88,13 +88,19 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
 
 /// The service reaching its database through `proxy`.
 pub async fn spawn_app_through(proxy: &DbProxy) -> TestApp {
+    spawn_app_through_with(proxy, |_| {}).await
+}
+
+/// The service reaching its database through `proxy`, with the configuration adjusted.
+pub async fn spawn_app_through_with(proxy: &DbProxy, adjust: impl FnOnce(&mut Config)) -> TestApp {
     let database = TestDatabase::new();
     let via_proxy = format!(
         "postgres://postgres@127.0.0.1:{}/{}",
         proxy.port(),
         database.name
     );
-    let config = test_config(&via_proxy);
+    let mut config = test_config(&via_proxy);
+    adjust(&mut config);
     start(config, database).await
 }
 

@@ -263,14 +263,21 @@ impl FaultProxy {
         }
     }
 
-    /// Lifts every fault: restores, resumes, no delay, no chaos, no pending commit faults.
-    /// Links already blackholed by [`CommitFault::LoseReply`] stay so.
+    /// Lifts every fault: restores, resumes, no delay, no chaos, no pending
+    /// commit faults, and resets the links blackholed by
+    /// [`CommitFault::LoseReply`] (their client would otherwise wait forever,
+    /// as on a link that died silently, until its own timeout or keepalive).
     pub fn heal(&self) {
         self.calm();
         self.clear_commit_faults();
         self.delay(Duration::ZERO);
         self.resume();
         self.restore();
+        for control in lock(&self.shared.links).live.values() {
+            if control.blackhole.load(Ordering::SeqCst) {
+                control.reset.notify_one();
+            }
+        }
     }
 
     /// What the proxy has done so far.
