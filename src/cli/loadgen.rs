@@ -14,6 +14,8 @@
 //!   long the mailer takes to deliver their confirmation emails.
 //! - `finish`: a campaign of N verified subscribers (written straight into
 //!   the database), then the time `finish_campaign/` takes to draw.
+//! - `chaos`: an audited faulted storm against a service it starts itself
+//!   behind a fault-injecting proxy (see `chaos.rs`).
 //!
 //! It sets up its own data: stores, products, a segment and promos through the
 //! admin API (`ADMIN_USERNAME`/`ADMIN_PASSWORD`), and shoppers with tokens
@@ -32,6 +34,10 @@ use serde_json::{json, Value};
 
 use crate::config::Config;
 use crate::db::{self, DbPool};
+
+// A child module, so the storm reuses `Target` and its set-up steps as they are.
+#[path = "chaos.rs"]
+mod chaos;
 
 /// Which load to generate.
 #[derive(Debug, clap::Subcommand)]
@@ -97,6 +103,9 @@ pub enum Scenario {
         #[arg(long, default_value_t = 1_000_000)]
         subscribers: usize,
     },
+    /// An audited faulted storm: starts `serve` itself behind a fault proxy
+    /// on a fresh database, then audits the database (exit 1 if broken).
+    Chaos(chaos::ChaosArgs),
 }
 
 /// Runs a scenario against the service at its `--url`.
@@ -147,6 +156,7 @@ pub async fn run(config: &Config, pool: &DbPool, scenario: Scenario) -> anyhow::
             let target = Target::connect(config, url).await?;
             finish(&target, pool, subscribers.clamp(1, 50_000_000)).await
         }
+        Scenario::Chaos(args) => chaos::run(config, args).await,
     }
 }
 
