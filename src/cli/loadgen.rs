@@ -16,6 +16,8 @@
 //!   the database), then the time `finish_campaign/` takes to draw.
 //! - `flood-login`, `flood-ws`: one abusive caller against everyone else
 //!   (see [`super::flood`]).
+//! - `chaos`: an audited faulted storm against a service it starts itself
+//!   behind a fault-injecting proxy (see `chaos.rs`).
 //!
 //! It sets up its own data: stores, products, a segment and promos through the
 //! admin API (`ADMIN_USERNAME`/`ADMIN_PASSWORD`), and shoppers with tokens
@@ -34,6 +36,10 @@ use serde_json::{json, Value};
 
 use crate::config::Config;
 use crate::db::{self, DbPool};
+
+// A child module, so the storm reuses `Target` and its set-up steps as they are.
+#[path = "chaos.rs"]
+mod chaos;
 
 /// Which load to generate.
 #[derive(Debug, clap::Subcommand)]
@@ -132,6 +138,9 @@ pub enum Scenario {
         #[arg(long)]
         server_pid: Option<u32>,
     },
+    /// An audited faulted storm: starts `serve` itself behind a fault proxy
+    /// on a fresh database, then audits the database (exit 1 if broken).
+    Chaos(chaos::ChaosArgs),
 }
 
 /// Runs a scenario against the service at its `--url`.
@@ -203,6 +212,7 @@ pub async fn run(config: &Config, pool: &DbPool, scenario: Scenario) -> anyhow::
             let url = url.trim_end_matches('/');
             super::flood::ws(config, url, frames, rest_clients, server_pid).await
         }
+        Scenario::Chaos(args) => chaos::run(config, args).await,
     }
 }
 

@@ -4,6 +4,7 @@
 //! an actix system (the actors and the HTTP server need one).
 
 mod demo_data;
+pub mod fault_proxy;
 mod flood;
 mod loadgen;
 mod serve;

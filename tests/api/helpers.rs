@@ -7,18 +7,16 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
+use promo_engine::cli::fault_proxy::FaultProxy;
 use promo_engine::config::Config;
 use promo_engine::db::DbPool;
 use promo_engine::startup::Application;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::AbortHandle;
 
 pub const ADMIN_USERNAME: &str = "admin";
 pub const ADMIN_PASSWORD: &str = "admin-password-1";
@@ -90,13 +88,19 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
 
 /// The service reaching its database through `proxy`.
 pub async fn spawn_app_through(proxy: &DbProxy) -> TestApp {
+    spawn_app_through_with(proxy, |_| {}).await
+}
+
+/// The service reaching its database through `proxy`, with the configuration adjusted.
+pub async fn spawn_app_through_with(proxy: &DbProxy, adjust: impl FnOnce(&mut Config)) -> TestApp {
     let database = TestDatabase::new();
     let via_proxy = format!(
         "postgres://postgres@127.0.0.1:{}/{}",
         proxy.port(),
         database.name
     );
-    let config = test_config(&via_proxy);
+    let mut config = test_config(&via_proxy);
+    adjust(&mut config);
     start(config, database).await
 }
 
@@ -392,59 +396,24 @@ impl Drop for TestDatabase {
     }
 }
 
-/// A TCP proxy in front of PostgreSQL that a test can cut and restore, to
-/// make the database unreachable without touching the real server.
-pub struct DbProxy {
-    port: u16,
-    open: Arc<AtomicBool>,
-    links: Arc<Mutex<Vec<AbortHandle>>>,
-}
+/// The library's [`FaultProxy`] in front of the test server: `cut()`,
+/// `restore()`, `port()` and every other fault through `Deref`.
+pub struct DbProxy(FaultProxy);
 
 impl DbProxy {
     pub async fn start() -> DbProxy {
-        let target: SocketAddr = "127.0.0.1:5432".parse().expect("address");
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("proxy listens");
-        let port = listener.local_addr().expect("proxy address").port();
-        let open = Arc::new(AtomicBool::new(true));
-        let links = Arc::new(Mutex::new(Vec::new()));
-        let (accept_open, accept_links) = (open.clone(), links.clone());
-        tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                if !accept_open.load(Ordering::SeqCst) {
-                    drop(inbound);
-                    continue;
-                }
-                let task = tokio::spawn(async move {
-                    if let Ok(mut outbound) = TcpStream::connect(target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
-                accept_links
-                    .lock()
-                    .expect("links")
-                    .push(task.abort_handle());
-            }
-        });
-        DbProxy { port, open, links }
+        let config: tokio_postgres::Config = server_url().parse().expect("TEST_DATABASE_URL");
+        let port = config.get_ports().first().copied().unwrap_or(5432);
+        let target = SocketAddr::from(([127, 0, 0, 1], port));
+        DbProxy(FaultProxy::start_to(target).await.expect("proxy listens"))
     }
+}
 
-    pub fn port(&self) -> u16 {
-        self.port
-    }
+impl std::ops::Deref for DbProxy {
+    type Target = FaultProxy;
 
-    /// Breaks every open connection and refuses new ones.
-    pub fn cut(&self) {
-        self.open.store(false, Ordering::SeqCst);
-        for link in self.links.lock().expect("links").drain(..) {
-            link.abort();
-        }
-    }
-
-    /// Lets connections through again.
-    pub fn restore(&self) {
-        self.open.store(true, Ordering::SeqCst);
+    fn deref(&self) -> &FaultProxy {
+        &self.0
     }
 }
 

@@ -5,6 +5,7 @@ mod auth;
 mod cli;
 mod clients;
 mod errors;
+mod faults;
 mod fence;
 mod health;
 #[allow(dead_code)] // helpers serve every module; not each uses every one
