@@ -181,8 +181,15 @@ impl WsSession {
             session_id: self.session_id,
             request_id: request_id.clone(),
         };
+        // The same deadline as a REST request: past it the frame says
+        // `outcome_unknown`, and a hold that does commit still arrives as
+        // `reservation.held`.
         let reserved = async move {
-            crate::http::reservations::reserve_for(&state, user_id, promo_id, Some(origin)).await
+            let reserving =
+                crate::http::reservations::reserve_for(&state, user_id, promo_id, Some(origin));
+            tokio::time::timeout(crate::http::idempotency::REQUEST_DEADLINE, reserving)
+                .await
+                .unwrap_or(Err(ApiError::OutcomeUnknown { retry_after: 2 }))
         };
         ctx.spawn(
             reserved

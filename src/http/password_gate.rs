@@ -13,6 +13,10 @@
 //! changing crowd of blocking threads left hundreds of MiB resident after a
 //! flood; a few long-lived threads reuse their own few blocks.
 //!
+//! The gate's threads run at a lower scheduling priority (nice 10): while a
+//! flood keeps every core hashing, requests that need no hash (tokens, cached
+//! Basic, everything else) still get the CPU first and answer in milliseconds.
+//!
 //! The admission permit moves into the job and is freed when the hash ends,
 //! not when the request does: a caller that hangs up mid-hash cannot let
 //! another check in beside the one still running.
@@ -92,8 +96,12 @@ impl PasswordGate {
     }
 }
 
+/// How much less the gate's threads are favoured than the rest (`nice`).
+const HASH_THREAD_NICENESS: i32 = 10;
+
 /// A gate thread: runs jobs until the gate is dropped.
 fn run_jobs(queue: &Mutex<mpsc::Receiver<Job>>) {
+    lower_this_threads_priority();
     loop {
         let next = queue
             .lock()
@@ -103,6 +111,20 @@ fn run_jobs(queue: &Mutex<mpsc::Receiver<Job>>) {
             // A panicking job must not take the thread with it.
             Ok(job) => drop(std::panic::catch_unwind(std::panic::AssertUnwindSafe(job))),
             Err(mpsc::RecvError) => return,
+        }
+    }
+}
+
+/// Makes the calling thread yield the CPU to the service's other threads.
+/// On Linux a thread's nice value is its own, and `who = 0` names the
+/// calling thread. A failure only leaves the priority as it was.
+fn lower_this_threads_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: setpriority takes plain integers and touches no memory of ours.
+        let status = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, HASH_THREAD_NICENESS) };
+        if status != 0 {
+            tracing::debug!("password threads keep their scheduling priority");
         }
     }
 }

@@ -138,10 +138,12 @@ fn committed_or_unknown(answer: &Answer, success: StatusCode) -> bool {
 }
 
 /// An answer that does not give away a unit someone else holds or bought.
+/// `unavailable` qualifies: while the promo settles an unconfirmed write it
+/// refuses new decisions at once, and nothing of them is written.
 fn not_given_away(answer: &Answer) -> bool {
     matches!(
         answer.code(),
-        "all_units_held" | "sold_out" | "outcome_unknown"
+        "all_units_held" | "sold_out" | "outcome_unknown" | "unavailable"
     )
 }
 
