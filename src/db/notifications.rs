@@ -31,7 +31,9 @@ pub struct NotificationRecord {
 
 /// Claims `day` for each candidate who has had no notification that day, in
 /// one statement; records the notification and `last_notification_date` for
-/// the winners and returns them.
+/// the winners and returns them. Only while the promo is active and inside
+/// its window in the database: an announcement that raced a deactivation or
+/// an end spends nobody's daily slot.
 #[tracing::instrument(skip(pool, user_ids, distances), fields(candidates = user_ids.len()))]
 pub async fn claim_daily_slots(
     pool: &DbPool,
@@ -47,6 +49,8 @@ pub async fn claim_daily_slots(
                  INSERT INTO promo_notifications (user_id, promo_id, notify_day, distance_km)
                  SELECT candidate.user_id, $1, $2, candidate.distance_km
                  FROM unnest($3::bigint[], $4::float8[]) AS candidate(user_id, distance_km)
+                 WHERE EXISTS (SELECT 1 FROM flash_promos f WHERE f.id = $1 AND f.is_active
+                               AND f.start_time <= now() AND now() < f.end_time)
                  ON CONFLICT (user_id, notify_day) DO NOTHING
                  RETURNING id, user_id, distance_km, sent_at
              ), touched AS (

@@ -142,3 +142,36 @@ async fn moving_into_a_running_promos_radius_notifies_once() {
     .await;
     assert!(!twice, "at most once a day");
 }
+
+#[actix_web::test]
+async fn an_announcement_racing_a_deactivation_spends_nobodys_daily_slot() {
+    let app = spawn_app().await;
+    let market = app.create_market_at(0.0, 0.0).await;
+    let promo = app.create_running_promo(&market, 1, json!({})).await;
+    let shopper = app
+        .create_shopper("walker", Some((1.0, 1.0)), &[market.segment_id])
+        .await;
+    // Switched off in the database a moment before the engine hears of it.
+    let client = app.pool.get().await.unwrap();
+    client
+        .execute(
+            "UPDATE flash_promos SET is_active = false WHERE id = $1",
+            &[&promo["id"].as_i64().unwrap()],
+        )
+        .await
+        .unwrap();
+    // The engine still believes it runs: the geofence tries to claim the slot.
+    app.move_shopper(&shopper, 0.001, 0.0).await;
+    let told = wait_until(Duration::from_millis(1_500), || async {
+        inbox(&app, &shopper).await["count"] != 0
+    })
+    .await;
+    assert!(!told, "a switched-off promo spent the shopper's slot");
+    let profile = app
+        .get("/api/users/clients-profiles/me/", &shopper.auth)
+        .await;
+    assert_eq!(
+        profile.body["last_notification_date"],
+        serde_json::Value::Null
+    );
+}
