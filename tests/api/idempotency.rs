@@ -18,7 +18,7 @@ use promo_engine::http::idempotency::KEY_LIFETIME;
 const RESERVATIONS: &str = "/api/promotions/promo-reservations/";
 
 /// POSTs `body` with an `Idempotency-Key` header (raw bytes, to send bad ones too).
-async fn post_keyed(app: &TestApp, path: &str, auth: &Auth, key: &[u8], body: Value) -> Answer {
+pub async fn post_keyed(app: &TestApp, path: &str, auth: &Auth, key: &[u8], body: Value) -> Answer {
     let key = reqwest::header::HeaderValue::from_bytes(key).expect("a header value");
     let mut request = app
         .http

@@ -307,3 +307,78 @@ async fn an_expiry_whose_commit_reply_is_lost_frees_the_unit_exactly_once() {
     audit(&scene, &ledger, &mut findings).await;
     findings.assert_none();
 }
+
+#[actix_web::test]
+async fn a_retry_with_the_same_key_after_outcome_unknown_gets_the_first_answer() {
+    let scene = scene(1, 2, LONG_HOLD).await;
+    let (ana, luis) = (&scene.shoppers[0], &scene.shoppers[1]);
+    let (mut ledger, mut findings) = (Ledger::default(), Findings::default());
+    let path = "/api/promotions/promo-reservations/";
+    let body = json!({"promo_id": scene.promo_id});
+    let post =
+        || crate::idempotency::post_keyed(&scene.app, path, &ana.auth, b"ana-1", body.clone());
+    scene
+        .proxy
+        .on_next_commits(1, CommitFault::Delay(PAST_THE_DEADLINE));
+    let first = post().await;
+    ledger.reserve(ana, &first);
+    findings.check(
+        first.code() == "outcome_unknown",
+        format!(
+            "a commit landing after the deadline was answered {} {:?}",
+            first.status, first.body
+        ),
+    );
+    scene.proxy.heal();
+    // The retry replays what the first request's work learned once settled.
+    let retried = std::cell::RefCell::new(None);
+    let replayed = wait_until(Duration::from_secs(30), || async {
+        let answer = post().await;
+        let settled = answer.code() != "outcome_unknown";
+        *retried.borrow_mut() = Some(answer);
+        settled
+    })
+    .await;
+    findings.check(
+        replayed,
+        "the key never gave an answer other than outcome_unknown",
+    );
+    if let Some(answer) = retried.into_inner() {
+        ledger.reserve(ana, &answer);
+        findings.check(
+            answer.status == StatusCode::CREATED,
+            format!(
+                "the retry got {} {:?}, not the hold",
+                answer.status, answer.body
+            ),
+        );
+        let client = scene.direct.get().await.expect("direct connection");
+        let held: Vec<String> = client
+            .query(
+                "SELECT reservation_id::text FROM promo_reservations WHERE status = 'held'",
+                &[],
+            )
+            .await
+            .expect("holds")
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        findings.check(
+            held == [answer.body["reservation_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()],
+            format!(
+                "held rows {held:?} are not the replayed hold {:?}",
+                answer.body
+            ),
+        );
+    }
+    let other = scene.reserve(luis, &mut ledger).await;
+    findings.check(
+        not_given_away(&other),
+        format!("luis got ana's unit: {} {:?}", other.status, other.body),
+    );
+    audit(&scene, &ledger, &mut findings).await;
+    findings.assert_none();
+}
