@@ -21,7 +21,7 @@
 //! Sent by: the [`CampaignRegistry`]. Emits: `raffle.stats` to the hub,
 //! [`CampaignActorStopped`] to the registry.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -233,14 +233,18 @@ impl CampaignActor {
     fn settle_in_doubt(&mut self, batch: Vec<Pending>, token: Uuid, ctx: &mut Context<Self>) {
         let pool = self.links.pool.clone();
         let hashes: Vec<Vec<u8>> = batch.iter().map(|p| p.entry.code_hash.clone()).collect();
+        let campaign_id = self.campaign_id;
         let settling = async move {
             match db::fence::settle(&pool, token).await? {
                 Settled::NotCommitted => Ok::<_, DbError>(None),
                 Settled::Committed => {
                     let hashes: Vec<&[u8]> = hashes.iter().map(Vec::as_slice).collect();
-                    Ok(Some(
-                        db::subscribers::find_by_code_hashes(&pool, &hashes).await?,
-                    ))
+                    let found = db::subscribers::find_by_code_hashes(&pool, &hashes).await?;
+                    // A batch that committed without its entries found the
+                    // campaign closed or gone: ask which.
+                    let campaign = db::campaigns::find_campaign(&pool, campaign_id).await?;
+                    let status = campaign.map(|campaign| campaign.status);
+                    Ok(Some((found, status)))
                 }
             }
         };
@@ -253,19 +257,45 @@ impl CampaignActor {
                     });
                     return;
                 }
-                Ok(Some(found)) => {
-                    let ids = batch
-                        .iter()
-                        .map(|p| found.get(&p.entry.code_hash).copied())
-                        .collect();
-                    actor.answer_written(batch, ids);
-                }
+                Ok(Some((found, status))) => actor.answer_settled(batch, &found, status),
                 Ok(None) => actor.refuse_all(batch, EntryRefusal::Unavailable),
             }
             actor.in_doubt = false;
             actor.flush(ctx);
             actor.stop_if_done(ctx);
         }));
+    }
+
+    /// Answers a batch that turned out committed: each entry found by its code
+    /// is written; the rest were refused by the batch itself, as a duplicate
+    /// while the campaign is open, or because it was closed or deleted.
+    fn answer_settled(
+        &mut self,
+        batch: Vec<Pending>,
+        found: &HashMap<Vec<u8>, i64>,
+        status: Option<CampaignStatus>,
+    ) {
+        let (written, refused): (Vec<Pending>, Vec<Pending>) = batch
+            .into_iter()
+            .partition(|pending| found.contains_key(&pending.entry.code_hash));
+        let ids = written
+            .iter()
+            .map(|pending| found.get(&pending.entry.code_hash).copied())
+            .collect();
+        self.answer_written(written, ids);
+        let refusal = match status {
+            Some(CampaignStatus::Open) => EntryRefusal::AlreadySubscribed,
+            Some(_) => EntryRefusal::CampaignClosed,
+            None => EntryRefusal::NotLoaded,
+        };
+        if refusal == EntryRefusal::AlreadySubscribed {
+            for pending in refused {
+                let _ = pending.reply.send(Err(refusal));
+            }
+        } else {
+            self.closing = true;
+            self.refuse_all(refused, refusal);
+        }
     }
 
     /// Answers every entry of a batch that was not written with `refusal`;

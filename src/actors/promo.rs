@@ -513,9 +513,14 @@ impl PromoActor {
                 retry.push(again);
             }
         }
-        if matches!(failure, WriteFailure::NotCommitted(DbError::Corrupt(_))) {
-            // Memory and the database disagree: stop, and let the registry
-            // start a fresh actor that reloads the truth.
+        // A refused release that cannot be undone would be refused again on
+        // every retry: memory and the database disagree, like a corrupt batch.
+        let disagree = refused && !retry.is_empty();
+        if disagree || matches!(failure, WriteFailure::NotCommitted(DbError::Corrupt(_))) {
+            for pending in retry {
+                self.refuse_release(pending);
+            }
+            // Stop, and let the registry start a fresh actor that reloads the truth.
             tracing::error!(promo_id = self.promo.id, "reloading the promo's stock");
             ctx.stop();
             return;
@@ -529,6 +534,16 @@ impl PromoActor {
                 actor.flush(ctx);
             });
         }
+    }
+
+    /// Answers a release that will not be written `refused`.
+    fn refuse_release(&mut self, pending: Pending) {
+        let reservation_id = pending.hold().reservation_id;
+        let reply = match pending {
+            Pending::Complete { reply, .. } | Pending::Cancel { reply, .. } => Some(reply),
+            _ => None,
+        };
+        self.answer_release(&reservation_id, reply, Err(PromoRefusal::Refused));
     }
 
     /// Puts decisions back at the front of the queue, in their order.

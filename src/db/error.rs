@@ -89,11 +89,15 @@ impl DbError {
     }
 }
 
-/// Server states that mean "the database is not there right now".
+/// Server states that mean "the database is not there right now", or that
+/// the same statement may well pass if tried again: nothing was written.
 fn is_connection_failure(code: &SqlState) -> bool {
     let class = &code.code()[..2];
     class == "08" // connection exception
         || class == "57" // operator intervention: shutdown, crash recovery
+        || class == "40" // transaction rollback: serialization failure, deadlock
+        || class == "53" // insufficient resources: disk full, out of memory
+        || code == &SqlState::LOCK_NOT_AVAILABLE
         || code == &SqlState::TOO_MANY_CONNECTIONS
         || code == &SqlState::CANNOT_CONNECT_NOW
 }
@@ -131,6 +135,8 @@ mod tests {
     fn connection_states_count_as_unavailable() {
         assert!(is_connection_failure(&SqlState::ADMIN_SHUTDOWN));
         assert!(is_connection_failure(&SqlState::CONNECTION_FAILURE));
+        assert!(is_connection_failure(&SqlState::T_R_DEADLOCK_DETECTED));
+        assert!(is_connection_failure(&SqlState::LOCK_NOT_AVAILABLE));
         assert!(!is_connection_failure(&SqlState::UNIQUE_VIOLATION));
     }
 }

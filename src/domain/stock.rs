@@ -166,12 +166,17 @@ impl PromoStock {
         self.remove(reservation_id);
     }
 
-    /// Undoes a sale whose write failed. The unit is held again if that is
-    /// still possible (returns true); otherwise it stays free, and the caller
-    /// must make the database forget the hold too.
+    /// Undoes a sale whose write failed: the sold unit is held again
+    /// (returns true), which leaves `available` as it was. Not while its user
+    /// holds another unit of the promo (returns false): then the sale stands
+    /// and still counts as sold, and the caller writes it again.
     pub fn undo_complete(&mut self, hold: Hold) -> bool {
+        if self.holder_of.contains_key(&hold.user_id) {
+            return false;
+        }
         self.sold = self.sold.saturating_sub(1);
-        self.try_restore(hold)
+        self.insert(hold);
+        true
     }
 
     /// Undoes a release whose write failed, if the unit is still free and its
@@ -347,6 +352,16 @@ mod tests {
         assert!(stock.undo_complete(sold));
         assert_eq!((stock.held(), stock.sold()), (1, 0));
         assert_eq!(reserve(&mut stock, 1), Err(ReserveError::AlreadyReserved));
+    }
+
+    #[test]
+    fn a_sale_that_cannot_be_undone_still_counts_as_sold() {
+        let mut stock = PromoStock::new(2, 0, []);
+        let hold = reserve(&mut stock, 1).unwrap();
+        let sold = stock.complete(&hold.reservation_id, now()).unwrap();
+        reserve(&mut stock, 1).unwrap();
+        assert!(!stock.undo_complete(sold));
+        assert_eq!((stock.sold(), stock.held(), stock.available()), (1, 1, 0));
     }
 
     #[test]

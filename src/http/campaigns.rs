@@ -169,6 +169,14 @@ async fn draw_for_sure(state: &AppState, campaign_id: i64) -> Result<(Finish, bo
     loop {
         match db::campaigns::finish_campaign(&state.pool, campaign_id, DRAW_TIMEOUT).await {
             Ok(finish) => return Ok((finish, settled_late)),
+            // Nothing of this attempt was written, but an earlier one may
+            // have drawn: only a later answer may say which.
+            Err(WriteFailure::NotCommitted(_)) if settled_late => {
+                if tokio::time::Instant::now() + SETTLE_PAUSE >= give_up {
+                    return Err(ApiError::OutcomeUnknown { retry_after: 2 });
+                }
+                tokio::time::sleep(SETTLE_PAUSE).await;
+            }
             Err(WriteFailure::NotCommitted(error)) => return Err(error.into()),
             Err(WriteFailure::InDoubt { token, cause }) => {
                 tracing::warn!(campaign_id, %cause, "draw in doubt; settling it");

@@ -41,6 +41,16 @@ pub const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
 /// Longer than [`REQUEST_DEADLINE`], so that the work of a request with an
 /// `Idempotency-Key` can record the real outcome after its caller gave up.
 pub const OUTCOME_WAIT: Duration = Duration::from_secs(30);
+/// `work`, or `outcome_unknown` when it takes longer than [`OUTCOME_WAIT`]
+/// (which keeps every attempt well under [`TAKEOVER_AGE`]).
+pub async fn within_outcome_wait<T>(
+    work: impl Future<Output = Result<T, ApiError>>,
+) -> Result<T, ApiError> {
+    tokio::time::timeout(OUTCOME_WAIT, work)
+        .await
+        .unwrap_or(Err(ApiError::OutcomeUnknown { retry_after: 2 }))
+}
+
 /// How long a key's first answer is replayed.
 pub const KEY_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
 /// A claim pending this long belongs to a process that died mid-request

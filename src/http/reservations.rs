@@ -13,7 +13,7 @@ use super::auth::Caller;
 use super::body::JsonBody;
 use super::error::ApiError;
 use super::form::{id, present, Form, Presence};
-use super::idempotency::{respond_once, CallerKey, OUTCOME_WAIT};
+use super::idempotency::{respond_once, within_outcome_wait, CallerKey};
 use super::pagination::PageRequest;
 use super::promos::unavailable;
 use super::{resource, AppState};
@@ -81,15 +81,6 @@ pub async fn reserve_for(
     origin: Option<WsOrigin>,
 ) -> Result<Reservation, ApiError> {
     within_outcome_wait(ask_to_reserve(state, user_id, promo_id, origin)).await
-}
-
-/// `work`, or `outcome_unknown` when it takes longer than [`OUTCOME_WAIT`].
-async fn within_outcome_wait<T>(
-    work: impl std::future::Future<Output = Result<T, ApiError>>,
-) -> Result<T, ApiError> {
-    tokio::time::timeout(OUTCOME_WAIT, work)
-        .await
-        .unwrap_or(Err(ApiError::OutcomeUnknown { retry_after: 2 }))
 }
 
 async fn ask_to_reserve(

@@ -16,7 +16,7 @@ use url::form_urlencoded;
 use super::body::JsonBody;
 use super::error::ApiError;
 use super::form::{checked, text, Form, Presence};
-use super::idempotency::{respond_once, CallerKey};
+use super::idempotency::{respond_once, within_outcome_wait, CallerKey};
 use super::{resource, AppState};
 use crate::actors::campaign::EntryRefusal;
 use crate::actors::campaign_registry::{CampaignCountsChanged, OpenCampaign, RouteEntry};
@@ -52,7 +52,7 @@ async fn add_subscriber(
         limit.check(peer)?;
     }
     let (email, data) = read_entry(body.parse()?)?;
-    let work = subscribe(state.clone(), path.into_inner(), email, data);
+    let work = within_outcome_wait(subscribe(state.clone(), path.into_inner(), email, data));
     respond_once(
         &state,
         &request,
