@@ -60,22 +60,7 @@ async fn admin_token(config: &Config, url: &str) -> anyhow::Result<String> {
             .parse::<IpAddr>()
             .is_ok_and(|ip| ip.is_loopback());
     ensure!(loopback, "flood scenarios only target loopback addresses");
-    let password = config
-        .admin_password
-        .clone()
-        .context("set ADMIN_PASSWORD to the service's admin password")?;
-    let answer: Value = Client::new()
-        .post(format!("{url}/api/auth/token/"))
-        .json(&json!({"username": config.admin_username, "password": password}))
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {url}"))?
-        .json()
-        .await?;
-    Ok(answer["token"]
-        .as_str()
-        .context("admin login refused")?
-        .to_owned())
+    super::loadgen::sign_in_admin(&Client::new(), config, url).await
 }
 
 /// Samples the server's RSS (KiB) until `stop`; returns the largest seen.

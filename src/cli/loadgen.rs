@@ -217,6 +217,30 @@ pub async fn run(config: &Config, pool: &DbPool, scenario: Scenario) -> anyhow::
 }
 
 /// The service under load and an admin token for it.
+/// Signs the admin of `config` in at the service at `url`: its token.
+pub(super) async fn sign_in_admin(
+    http: &Client,
+    config: &Config,
+    url: &str,
+) -> anyhow::Result<String> {
+    let password = config
+        .admin_password
+        .clone()
+        .context("set ADMIN_PASSWORD to the service's admin password")?;
+    let answer: Value = http
+        .post(format!("{url}/api/auth/token/"))
+        .json(&json!({"username": config.admin_username, "password": password}))
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {url}"))?
+        .json()
+        .await?;
+    Ok(answer["token"]
+        .as_str()
+        .context("admin login refused")?
+        .to_owned())
+}
+
 struct Target {
     http: Client,
     url: String,
@@ -230,23 +254,8 @@ impl Target {
             .pool_max_idle_per_host(512)
             .timeout(Duration::from_secs(30))
             .build()?;
-        let password = config
-            .admin_password
-            .clone()
-            .context("set ADMIN_PASSWORD to the service's admin password")?;
         let url = url.trim_end_matches('/').to_owned();
-        let answer: Value = http
-            .post(format!("{url}/api/auth/token/"))
-            .json(&json!({"username": config.admin_username, "password": password}))
-            .send()
-            .await
-            .with_context(|| format!("cannot reach {url}"))?
-            .json()
-            .await?;
-        let admin = answer["token"]
-            .as_str()
-            .context("admin login refused")?
-            .to_owned();
+        let admin = sign_in_admin(&http, config, &url).await?;
         let tag = format!("{:x}", chrono::Utc::now().timestamp_millis());
         Ok(Target {
             http,

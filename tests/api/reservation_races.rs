@@ -17,8 +17,8 @@ async fn release(app: &TestApp, shopper: &Shopper, reservation: &Value, verb: &s
     app.post(&path, &shopper.auth, json!({})).await
 }
 
-#[actix_web::test]
-async fn same_instant_completes_of_one_hold_all_get_the_same_200() {
+/// A promo of three units and ana holding one of them.
+async fn one_hold() -> (TestApp, Shopper, Value) {
     let app = spawn_app().await;
     let market = app.create_market_at(0.0, 0.0).await;
     let promo = app.create_running_promo(&market, 3, json!({})).await;
@@ -26,6 +26,12 @@ async fn same_instant_completes_of_one_hold_all_get_the_same_200() {
         .create_shopper("ana", Some((0.0, 0.0)), &[market.segment_id])
         .await;
     let reservation = app.reserve(&ana, promo["id"].as_i64().unwrap()).await.body;
+    (app, ana, reservation)
+}
+
+#[actix_web::test]
+async fn same_instant_completes_of_one_hold_all_get_the_same_200() {
+    let (app, ana, reservation) = one_hold().await;
 
     let answers = join_all((0..10).map(|_| release(&app, &ana, &reservation, "complete"))).await;
     for answer in &answers {
@@ -44,13 +50,7 @@ async fn same_instant_completes_of_one_hold_all_get_the_same_200() {
 
 #[actix_web::test]
 async fn same_instant_cancels_and_completes_of_one_hold_agree_on_one_outcome() {
-    let app = spawn_app().await;
-    let market = app.create_market_at(0.0, 0.0).await;
-    let promo = app.create_running_promo(&market, 3, json!({})).await;
-    let ana = app
-        .create_shopper("ana", Some((0.0, 0.0)), &[market.segment_id])
-        .await;
-    let reservation = app.reserve(&ana, promo["id"].as_i64().unwrap()).await.body;
+    let (app, ana, reservation) = one_hold().await;
 
     let verbs = ["cancel", "complete"].repeat(5);
     let answers = join_all(
