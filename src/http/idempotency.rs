@@ -102,8 +102,10 @@ where
     let Some(key) = idempotency_key(request)? else {
         return run_with_deadline(work, Instant::now() + REQUEST_DEADLINE).await;
     };
+    // A key is scoped to its caller and its path (API.md): the same key on
+    // another endpoint is another request.
     let slot = KeySlot {
-        caller: caller.to_string(),
+        caller: format!("{caller} {} {}", request.method(), request.path()),
         key,
         fingerprint: fingerprint(request, body),
         claim: Uuid::new_v4(),
