@@ -223,6 +223,35 @@ async fn a_sale_whose_commit_reply_is_lost_is_never_undone() {
     findings.assert_none();
 }
 
+/// The one unit freed (by a cancel or expiry) comes back, to the first of
+/// the two takers who asks, and no second unit comes free for the other.
+async fn a_freed_unit_goes_to_one_shopper(
+    scene: &Scene,
+    [first, second]: [&Shopper; 2],
+    ledger: &mut Ledger,
+    findings: &mut Findings,
+) {
+    let tries = scene
+        .reserve_until(first, ledger, |answer| answer.status == StatusCode::CREATED)
+        .await;
+    let taken = tries.last().expect("the first taker tried");
+    findings.check(
+        taken.status == StatusCode::CREATED,
+        format!(
+            "the freed unit never came back: {} {:?}",
+            taken.status, taken.body
+        ),
+    );
+    let other = scene.reserve(second, ledger).await;
+    findings.check(
+        not_given_away(&other),
+        format!(
+            "the unit was freed twice: the second taker got {} {:?}",
+            other.status, other.body
+        ),
+    );
+}
+
 #[actix_web::test]
 async fn a_cancel_whose_commit_reply_is_lost_releases_the_unit_exactly_once() {
     let scene = scene(1, 3, LONG_HOLD).await;
@@ -245,27 +274,7 @@ async fn a_cancel_whose_commit_reply_is_lost_releases_the_unit_exactly_once() {
         scene.shows(ana, "cancelled").await,
         "the committed cancel never showed in ana's list",
     );
-    let tries = scene
-        .reserve_until(luis, &mut ledger, |answer| {
-            answer.status == StatusCode::CREATED
-        })
-        .await;
-    let taken = tries.last().expect("luis tried");
-    findings.check(
-        taken.status == StatusCode::CREATED,
-        format!(
-            "the released unit never came back: {} {:?}",
-            taken.status, taken.body
-        ),
-    );
-    let third = scene.reserve(eva, &mut ledger).await;
-    findings.check(
-        not_given_away(&third),
-        format!(
-            "the unit was released twice: eva got {} {:?}",
-            third.status, third.body
-        ),
-    );
+    a_freed_unit_goes_to_one_shopper(&scene, [luis, eva], &mut ledger, &mut findings).await;
     audit(&scene, &ledger, &mut findings).await;
     findings.assert_none();
 }
@@ -283,27 +292,7 @@ async fn an_expiry_whose_commit_reply_is_lost_frees_the_unit_exactly_once() {
         scene.shows(ana, "expired").await,
         "the committed expiry never showed in ana's list",
     );
-    let tries = scene
-        .reserve_until(luis, &mut ledger, |answer| {
-            answer.status == StatusCode::CREATED
-        })
-        .await;
-    let taken = tries.last().expect("luis tried");
-    findings.check(
-        taken.status == StatusCode::CREATED,
-        format!(
-            "the expired unit never came back: {} {:?}",
-            taken.status, taken.body
-        ),
-    );
-    let third = scene.reserve(eva, &mut ledger).await;
-    findings.check(
-        not_given_away(&third),
-        format!(
-            "the unit was freed twice: eva got {} {:?}",
-            third.status, third.body
-        ),
-    );
+    a_freed_unit_goes_to_one_shopper(&scene, [luis, eva], &mut ledger, &mut findings).await;
     audit(&scene, &ledger, &mut findings).await;
     findings.assert_none();
 }
