@@ -113,8 +113,13 @@ impl PromoTerms {
 
     /// True when `now` lies in the half-open window `[start_time, end_time)`.
     pub fn window_contains(&self, now: DateTime<Utc>) -> bool {
-        self.start_time <= now && now < self.end_time
+        in_window(self.start_time, self.end_time, now)
     }
+}
+
+/// True when `now` lies in the half-open window `[start, end)`.
+fn in_window(start: DateTime<Utc>, end: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    start <= now && now < end
 }
 
 /// Where a promo stands.
@@ -191,6 +196,13 @@ impl FlashPromo {
             now,
         );
         self
+    }
+
+    /// True when the promo is switched on and `now` lies in its half-open
+    /// window `[start_time, end_time)`, whatever its stock: the one rule for
+    /// "should this promo's actor be taking decisions now".
+    pub fn runs_at(&self, now: DateTime<Utc>) -> bool {
+        self.is_active && in_window(self.start_time, self.end_time, now)
     }
 
     /// The ids of the targeted segments.
