@@ -85,7 +85,7 @@ async fn running_promo(bench: &Bench, quantity: u32) -> i64 {
     bench
         .app
         .engine()
-        .registry
+        .registry()
         .send(PromoChanged {
             promo: promo.clone(),
         })
@@ -110,7 +110,7 @@ async fn reserve_many(
     first_user: i64,
     count: u64,
 ) -> Duration {
-    let registry = bench.app.engine().registry.clone();
+    let registry = bench.app.engine().registry().clone();
     let started = Instant::now();
     let mut next = 0;
     while next < count {

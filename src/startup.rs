@@ -9,20 +9,11 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, HttpServer};
 use anyhow::Context;
 
-use actix::Actor;
-
-use crate::actors::audience::AudienceIndex;
-use crate::actors::campaign::CampaignLinks;
-use crate::actors::campaign_registry::CampaignRegistry;
-use crate::actors::mailer::Mailer;
-use crate::actors::notifier::Notifier;
-use crate::actors::promo_registry::PromoRegistry;
-use crate::actors::session_hub::SessionHub;
-use crate::actors::Engine;
 use crate::config::Config;
 use crate::db::{self, DbPool};
 use crate::domain::secrets::{generate_password, hash_password, verify_password};
 use crate::domain::Password;
+use crate::engine::Engine;
 use crate::http::credential_cache::{CredentialCache, CREDENTIAL_TTL};
 use crate::http::idempotency;
 use crate::http::login_throttle::LoginThrottle;
@@ -47,7 +38,7 @@ impl Application {
         let listener = TcpListener::bind(config.bind)
             .with_context(|| format!("cannot listen on BIND={}", config.bind))?;
         let port = listener.local_addr()?.port();
-        let engine = start_engine(&pool, &config).await?;
+        let engine = Engine::start(&pool, &config).await?;
         idempotency::start_pruning(pool.clone());
         let state = web::Data::new(AppState {
             engine: engine.clone(),
@@ -103,54 +94,6 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
-}
-
-/// Starts the long-lived actors on the current arbiter, loading what they own.
-async fn start_engine(pool: &DbPool, config: &Config) -> anyhow::Result<Engine> {
-    let members = db::clients::load_audience(pool).await?;
-    tracing::info!(clients = members.len(), "audience loaded");
-    let audience = AudienceIndex::new(members).start();
-    let hub = SessionHub::default().start();
-    let notifier = Notifier::new(
-        pool.clone(),
-        audience.clone(),
-        hub.clone(),
-        config.notify_timezone,
-    )
-    .start();
-    let registry = PromoRegistry::new(
-        pool.clone(),
-        config.reservation_hold,
-        notifier.clone(),
-        hub.clone(),
-    )
-    .resync_every(config.registry_resync_interval)
-    .start();
-    let mailer = Mailer::new(pool.clone(), config)?.start();
-    let campaigns = CampaignRegistry::new(CampaignLinks {
-        pool: pool.clone(),
-        hub: hub.clone(),
-        mailer: mailer.clone(),
-        verify_link_base: Arc::from(verify_link_base(&config.public_base_url)),
-    })
-    .start();
-    Ok(Engine {
-        registry,
-        audience,
-        notifier,
-        hub,
-        campaigns,
-        mailer,
-    })
-}
-
-/// The verification link of API.md without its code, under `PUBLIC_BASE_URL`
-/// (which may carry a path prefix).
-fn verify_link_base(public_base_url: &url::Url) -> String {
-    format!(
-        "{}/api/raffles/verify_subscriber/?code=",
-        public_base_url.as_str().trim_end_matches('/')
-    )
 }
 
 /// Creates the database if needed, opens the pool and applies migrations.

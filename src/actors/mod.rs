@@ -24,16 +24,3 @@ pub mod promo;
 pub mod promo_registry;
 pub mod session_hub;
 pub mod ws_session;
-
-use actix::Addr;
-
-/// The addresses of the long-lived actors, shared by every HTTP worker.
-#[derive(Clone)]
-pub struct Engine {
-    pub registry: Addr<promo_registry::PromoRegistry>,
-    pub audience: Addr<audience::AudienceIndex>,
-    pub notifier: Addr<notifier::Notifier>,
-    pub hub: Addr<session_hub::SessionHub>,
-    pub campaigns: Addr<campaign_registry::CampaignRegistry>,
-    pub mailer: Addr<mailer::Mailer>,
-}

@@ -1,7 +1,8 @@
 //! `WsSession`: one shopper's (or the admin's) WebSocket connection.
 //!
 //! Owns the socket: says `hello`, answers `ping`, applies `location` and
-//! `reserve` frames through the same code as the REST calls, answers a bad
+//! `reserve` frames through the same [`Engine`] calls as the REST handlers
+//! (an [`EngineError`] becomes an `error` frame, in one place), answers a bad
 //! frame with an `error` frame (the connection stays), and relays what the
 //! [`SessionHub`] pushes. It pings the client every [`HEARTBEAT_INTERVAL`] and
 //! closes after [`CLIENT_TIMEOUT`] of silence. Its mailbox is bounded: when it
@@ -18,19 +19,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use actix_web::web;
 use actix_web_actors::ws;
 use chrono::Utc;
 use serde_json::Value;
 
 use super::promo::WsOrigin;
-use super::promo_registry::GetRunning;
 use super::session_hub::{Connect, Disconnect, Evict, Push, SessionHub, SessionLink};
-use crate::db::{self, PageWindow};
 use crate::domain::frames::{ClientFrame, ServerFrame};
 use crate::domain::GeoPoint;
-use crate::http::error::ApiError;
-use crate::http::AppState;
+use crate::engine::deadlines::{within, REQUEST_DEADLINE};
+use crate::engine::{Engine, EngineError};
 
 /// How often the server pings and checks for silence.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
@@ -50,7 +48,7 @@ pub struct WsSession {
     user_id: i64,
     is_admin: bool,
     session_id: u64,
-    state: web::Data<AppState>,
+    engine: Engine,
     hub: Addr<SessionHub>,
     last_heard: Instant,
     /// Client requests started and not yet answered.
@@ -59,13 +57,13 @@ pub struct WsSession {
 
 impl WsSession {
     /// A session for an authenticated user.
-    pub fn new(user_id: i64, is_admin: bool, state: web::Data<AppState>) -> WsSession {
-        let hub = state.engine.hub.clone();
+    pub fn new(user_id: i64, is_admin: bool, engine: Engine) -> WsSession {
+        let hub = engine.hub().clone();
         WsSession {
             user_id,
             is_admin,
             session_id: NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed),
-            state,
+            engine,
             hub,
             last_heard: Instant::now(),
             in_flight: 0,
@@ -143,23 +141,13 @@ impl WsSession {
 
     fn relocate(&mut self, latitude: f64, longitude: f64, ctx: &mut ws::WebsocketContext<Self>) {
         let Ok(location) = GeoPoint::parse(latitude, longitude) else {
-            let frame = ServerFrame::Error {
-                code: "validation_error".into(),
-                detail: "latitude must be in [-90, 90] and longitude in [-180, 180]".into(),
-                request_id: None,
-            };
-            return self.send(&frame, ctx);
+            return self.send(&error_frame(&EngineError::InvalidLocation, None), ctx);
         };
         if !self.admit(None, ctx) {
             return;
         }
-        let (state, user_id) = (self.state.clone(), self.user_id);
-        let moved = async move {
-            let current = db::clients::find_profile_of_user(&state.pool, user_id)
-                .await?
-                .ok_or(ApiError::NotFound)?;
-            crate::http::clients::relocate(&state, &current, Some(location)).await
-        };
+        let (engine, user_id) = (self.engine.clone(), self.user_id);
+        let moved = async move { engine.relocate_user(user_id, location).await };
         // One move at a time, in the order sent: a later frame waits for this one.
         ctx.wait(moved.into_actor(self).map(|moved, session, ctx| {
             session.finished();
@@ -176,7 +164,7 @@ impl WsSession {
         if !self.admit(Some(&request_id), ctx) {
             return;
         }
-        let (state, user_id) = (self.state.clone(), self.user_id);
+        let (engine, user_id) = (self.engine.clone(), self.user_id);
         let origin = WsOrigin {
             session_id: self.session_id,
             request_id: request_id.clone(),
@@ -185,11 +173,8 @@ impl WsSession {
         // `outcome_unknown`, and a hold that does commit still arrives as
         // `reservation.held`.
         let reserved = async move {
-            let reserving =
-                crate::http::reservations::reserve_for(&state, user_id, promo_id, Some(origin));
-            tokio::time::timeout(crate::http::idempotency::REQUEST_DEADLINE, reserving)
-                .await
-                .unwrap_or(Err(ApiError::OutcomeUnknown { retry_after: 2 }))
+            let reserving = engine.reserve(user_id, promo_id, Some(origin));
+            within(REQUEST_DEADLINE, reserving).await
         };
         ctx.spawn(
             reserved
@@ -205,49 +190,21 @@ impl WsSession {
 
     /// Pushes the undelivered notifications of still-running promos.
     fn deliver_missed(&self, ctx: &mut ws::WebsocketContext<Self>) {
-        let (state, user_id) = (self.state.clone(), self.user_id);
-        let missed = async move {
-            let every = PageWindow {
-                limit: i64::MAX,
-                offset: 0,
-            };
-            let running = state
-                .engine
-                .registry
-                .send(GetRunning { window: every })
-                .await
-                .ok()?;
-            let promo_ids: Vec<i64> = running.items.iter().map(|promo| promo.id).collect();
-            // Taken (marked delivered) before they are sent: never twice.
-            let records = db::notifications::take_undelivered(&state.pool, user_id, &promo_ids)
-                .await
-                .ok()?;
-            let frames: Vec<ServerFrame> = records
-                .into_iter()
-                .filter_map(|record| {
-                    let promo = running
-                        .items
-                        .iter()
-                        .find(|promo| promo.id == record.promo_id)?
-                        .clone();
-                    Some(ServerFrame::PromoNotification {
-                        notification_id: record.id,
-                        promo,
-                        distance_km: record.distance_km,
-                    })
-                })
-                .collect();
-            Some(frames)
-        };
-        ctx.spawn(missed.into_actor(self).map(|missed, session, ctx| {
-            for frame in missed.unwrap_or_default() {
-                session.send(&frame, ctx);
-            }
-        }));
+        let (engine, user_id) = (self.engine.clone(), self.user_id);
+        let missed = async move { engine.take_missed_notifications(user_id).await };
+        ctx.spawn(
+            missed
+                .into_actor(self)
+                .map(|missed, session, ctx| match missed {
+                    Ok(frames) => frames.iter().for_each(|frame| session.send(frame, ctx)),
+                    Err(error) => tracing::warn!(%error, "could not deliver missed notifications"),
+                }),
+        );
     }
 }
 
-fn error_frame(error: &ApiError, request_id: Option<Value>) -> ServerFrame {
+/// The one place an engine failure becomes an `error` frame.
+fn error_frame(error: &EngineError, request_id: Option<Value>) -> ServerFrame {
     ServerFrame::Error {
         code: error.code().into(),
         detail: error.detail(),
@@ -265,7 +222,7 @@ impl Actor for WsSession {
             push: ctx.address().recipient(),
             evict: ctx.address().recipient(),
         };
-        let (hub, state, user_id) = (self.hub.clone(), self.state.clone(), self.user_id);
+        let (hub, engine, user_id) = (self.hub.clone(), self.engine.clone(), self.user_id);
         let is_admin = self.is_admin;
         let session_id = self.session_id;
         // Registered and watching before `hello`: a client that has its hello
@@ -279,7 +236,7 @@ impl Actor for WsSession {
             })
             .await
             .ok()?;
-            if let Err(error) = crate::http::clients::refresh_watches(&state, user_id).await {
+            if let Err(error) = engine.refresh_watches(user_id).await {
                 tracing::warn!(%error, "could not compute the promos a session watches");
             }
             Some(())

@@ -40,6 +40,16 @@ pub struct Listing<T> {
     pub items: Vec<T>,
 }
 
+impl<T> Listing<T> {
+    /// A listing with nothing in it.
+    pub fn empty() -> Listing<T> {
+        Listing {
+            total: 0,
+            items: Vec::new(),
+        }
+    }
+}
+
 /// Which rows of a listing one page holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PageWindow {

@@ -18,8 +18,6 @@ use super::form::{checked, text, Form, Presence};
 use super::idempotency::{respond_once, CallerKey, OUTCOME_WAIT};
 use super::pagination::PageRequest;
 use super::{resource, AppState};
-use crate::actors::campaign_registry::{CampaignClosed, OpenCampaign};
-use crate::actors::mailer::Wake;
 use crate::db;
 use crate::db::campaigns::{CampaignFields, Finish};
 use crate::db::fence::WriteFailure;
@@ -80,9 +78,7 @@ async fn create_campaign(
 ) -> Result<HttpResponse, ApiError> {
     let fields = read_campaign(body.parse()?, Presence::Required)?;
     let campaign = db::campaigns::insert_campaign(&state.pool, &fields).await?;
-    state.engine.campaigns.do_send(OpenCampaign {
-        campaign_id: campaign.id,
-    });
+    state.engine.campaign_opened(campaign.id);
     Ok(HttpResponse::Created().json(campaign))
 }
 
@@ -127,10 +123,7 @@ async fn delete_campaign(
     if !db::campaigns::delete_campaign(&state.pool, campaign_id).await? {
         return Err(ApiError::NotFound);
     }
-    state
-        .engine
-        .campaigns
-        .do_send(CampaignClosed { campaign_id });
+    state.engine.campaign_closed(campaign_id);
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -231,11 +224,8 @@ async fn finish(state: web::Data<AppState>, campaign_id: i64) -> Result<HttpResp
         } => {
             if drawn_now || settled_late {
                 tracing::info!(campaign_id, winner_id = winner.id, "raffle drawn");
-                state
-                    .engine
-                    .campaigns
-                    .do_send(CampaignClosed { campaign_id });
-                state.engine.mailer.do_send(Wake);
+                state.engine.campaign_closed(campaign_id);
+                state.engine.wake_mailer();
             }
             Ok(HttpResponse::Ok().json(FinishBody {
                 campaign: *campaign,

@@ -13,19 +13,10 @@ use super::body::JsonBody;
 use super::error::ApiError;
 use super::form::{checked, id_list, nullable, number, present, text, Form, Presence};
 use super::pagination::PageRequest;
-use super::promos::unavailable;
 use super::{resource, AppState};
-use crate::actors::audience::{GetMember, PutMember, RemoveMember};
-use crate::actors::notifier::NotifyMember;
-use crate::actors::promo_registry::FindEligible;
-use crate::actors::session_hub::SetWatches;
 use crate::db;
 use crate::db::clients::{ClientChanges, NewClient, ProfileScope};
-use crate::db::PageWindow;
-use crate::domain::eligibility::check_eligibility;
-use crate::domain::eligibility::AudienceMember;
 use crate::domain::entities::ClientProfile;
-use crate::domain::promo::FlashPromo;
 use crate::domain::secrets::hash_password;
 use crate::domain::{EmailAddress, GeoPoint, Latitude, Longitude, Password, Username};
 
@@ -102,24 +93,8 @@ async fn update_my_location(
     let Some(location) = location else {
         return Ok(HttpResponse::Ok().json(current));
     };
-    let profile = relocate(&state, &current, location).await?;
+    let profile = state.engine.relocate(&current, location).await?;
     Ok(HttpResponse::Ok().json(profile))
-}
-
-/// Moves a shopper (REST `PATCH me/` or a WebSocket `location` frame): the
-/// row, the in-memory audience, and a geofence notification if they entered
-/// a running promo's radius — all before the caller is answered.
-pub async fn relocate(
-    state: &AppState,
-    current: &ClientProfile,
-    location: Option<GeoPoint>,
-) -> Result<ClientProfile, ApiError> {
-    let profile = db::clients::update_location_of_user(&state.pool, current.user.id, location)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    let eligible = publish_member(state, &profile).await?;
-    notify_on_entry(state, current, &profile, &eligible);
-    Ok(profile)
 }
 
 async fn create_client(
@@ -137,7 +112,7 @@ async fn create_client(
         segment_ids: input.segment_ids.unwrap_or_default(),
     };
     let profile = db::clients::insert_client(&state.pool, &new).await?;
-    publish_member(&state, &profile).await?;
+    state.engine.publish_member(&profile).await?;
     Ok(HttpResponse::Created().json(profile))
 }
 
@@ -187,7 +162,7 @@ async fn write_client(
         .await?
         .ok_or(ApiError::NotFound)?;
     state.credentials.forget_user(profile.user.id);
-    publish_member(&state, &profile).await?;
+    state.engine.publish_member(&profile).await?;
     Ok(HttpResponse::Ok().json(profile))
 }
 
@@ -200,12 +175,7 @@ async fn delete_client(
         .await?
         .ok_or(ApiError::NotFound)?;
     state.credentials.forget_user(user_id);
-    state
-        .engine
-        .audience
-        .send(RemoveMember { user_id })
-        .await
-        .map_err(unavailable)?;
+    state.engine.forget_member(user_id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -330,96 +300,6 @@ fn pair_location(form: &mut Form, latitude: f64, longitude: f64) -> Option<Optio
             }
             None
         }
-    }
-}
-
-/// Updates the in-memory audience before the client hears of the change, so
-/// eligibility follows a new location or segment at once, and with it the
-/// promos whose stock frames the user's sessions get. Returns the running
-/// promos the shopper may now reserve, nearest first.
-async fn publish_member(
-    state: &AppState,
-    profile: &ClientProfile,
-) -> Result<Vec<(FlashPromo, f64)>, ApiError> {
-    let member = AudienceMember::from(profile);
-    state
-        .engine
-        .audience
-        .send(PutMember {
-            member: member.clone(),
-        })
-        .await
-        .map_err(unavailable)?;
-    let eligible = eligible_promos(state, member).await?;
-    watch(state, profile.user.id, &eligible);
-    Ok(eligible)
-}
-
-/// Tells the session hub which running promos the user is eligible for now
-/// (a WebSocket session does this as it opens).
-pub async fn refresh_watches(state: &AppState, user_id: i64) -> Result<(), ApiError> {
-    let member = state
-        .engine
-        .audience
-        .send(GetMember { user_id })
-        .await
-        .map_err(unavailable)?;
-    let eligible = match member {
-        Some(member) => eligible_promos(state, member).await?,
-        None => Vec::new(),
-    };
-    watch(state, user_id, &eligible);
-    Ok(())
-}
-
-fn watch(state: &AppState, user_id: i64, eligible: &[(FlashPromo, f64)]) {
-    let promo_ids = eligible.iter().map(|(promo, _)| promo.id).collect();
-    state.engine.hub.do_send(SetWatches { user_id, promo_ids });
-}
-
-/// Every running promo `member` may reserve, nearest first.
-async fn eligible_promos(
-    state: &AppState,
-    member: AudienceMember,
-) -> Result<Vec<(FlashPromo, f64)>, ApiError> {
-    if member.location.is_none() {
-        return Ok(Vec::new());
-    }
-    let every = PageWindow {
-        limit: i64::MAX,
-        offset: 0,
-    };
-    let eligible = state
-        .engine
-        .registry
-        .send(FindEligible {
-            member,
-            window: every,
-        })
-        .await
-        .map_err(unavailable)?;
-    Ok(eligible.items)
-}
-
-/// Geofence: when a move brings the shopper inside the radius of running
-/// promos they may reserve, they are told of the nearest one as on a start,
-/// still at most once a day (the notifier's daily claim decides).
-fn notify_on_entry(
-    state: &AppState,
-    before: &ClientProfile,
-    after: &ClientProfile,
-    eligible_now: &[(FlashPromo, f64)],
-) {
-    let was = AudienceMember::from(before);
-    let entered = eligible_now
-        .iter()
-        .find(|(promo, _)| check_eligibility(promo, &was).is_err());
-    if let Some((promo, distance_km)) = entered {
-        state.engine.notifier.do_send(NotifyMember {
-            user_id: after.user.id,
-            promo_id: promo.id,
-            distance_km: *distance_km,
-        });
     }
 }
 

@@ -12,6 +12,8 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
 use crate::db::{DbError, Violation};
+use crate::domain::eligibility::Ineligible;
+use crate::engine::EngineError;
 
 /// Messages per field, for `validation_error`.
 pub type FieldErrors = BTreeMap<String, Vec<String>>;
@@ -84,6 +86,10 @@ pub enum ApiError {
     /// `Idempotency-Key` returns it.
     #[error("outcome unknown; retry in {retry_after} s")]
     OutcomeUnknown { retry_after: u64 },
+    /// An engine call failed: its `code` and `detail` are the engine's
+    /// (the WebSocket edge sends the same); the status is decided here.
+    #[error(transparent)]
+    Engine(EngineError),
     /// A bug or an unexpected failure.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -126,6 +132,7 @@ impl ApiError {
             | ApiError::EngineUnavailable(_)
             | ApiError::Overloaded { .. } => "unavailable",
             ApiError::OutcomeUnknown { .. } => "outcome_unknown",
+            ApiError::Engine(error) => error.code(),
             ApiError::Internal(_) => "internal_error",
         }
     }
@@ -164,8 +171,45 @@ impl ApiError {
             ApiError::OutcomeUnknown { .. } => "The database did not confirm in time whether the \
                 change was made. Retry with the same Idempotency-Key to learn the outcome."
                 .into(),
+            ApiError::Engine(error) => error.detail(),
             ApiError::Internal(_) => "Internal server error.".into(),
         }
+    }
+
+    /// Seconds the client should wait before retrying, if the contract says.
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            ApiError::RetryLater { retry_after, .. } | ApiError::OutcomeUnknown { retry_after } => {
+                Some(*retry_after)
+            }
+            ApiError::Overloaded { .. } => Some(1),
+            ApiError::Engine(error) => error.retry_after(),
+            _ => None,
+        }
+    }
+}
+
+/// The status of each way an engine call fails.
+fn engine_status(error: &EngineError) -> StatusCode {
+    match error {
+        EngineError::NotFound => StatusCode::NOT_FOUND,
+        EngineError::Ineligible(Ineligible::LocationUnknown) | EngineError::InvalidLocation => {
+            StatusCode::BAD_REQUEST
+        }
+        EngineError::Ineligible(_) => StatusCode::FORBIDDEN,
+        EngineError::PromoNotRunning
+        | EngineError::Stock(_)
+        | EngineError::ReservationExpired
+        | EngineError::ReservationCancelled
+        | EngineError::AlreadyCompleted
+        | EngineError::AlreadySubscribed
+        | EngineError::CampaignClosed => StatusCode::CONFLICT,
+        EngineError::NotWritten(_)
+        | EngineError::Busy(_)
+        | EngineError::Mailbox { .. }
+        | EngineError::Overloaded(_)
+        | EngineError::OutcomeUnknown => StatusCode::SERVICE_UNAVAILABLE,
+        EngineError::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -191,6 +235,7 @@ impl ResponseError for ApiError {
             | ApiError::EngineUnavailable(_)
             | ApiError::Overloaded { .. }
             | ApiError::OutcomeUnknown { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Engine(error) => engine_status(error),
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -201,6 +246,9 @@ impl ResponseError for ApiError {
             ApiError::Unavailable(cause) => tracing::warn!(%cause, "database unavailable"),
             ApiError::EngineUnavailable(cause) => tracing::warn!(%cause, "engine unavailable"),
             ApiError::OutcomeUnknown { .. } => tracing::warn!("write outcome unknown"),
+            ApiError::Engine(error) if self.status_code().is_server_error() => {
+                tracing::warn!(%error, "engine call failed")
+            }
             _ => {}
         }
         let detail = self.detail();
@@ -212,13 +260,7 @@ impl ResponseError for ApiError {
         if matches!(self, ApiError::NotAuthenticated(_)) {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"api\""));
         }
-        let retry_after = match self {
-            ApiError::RetryLater { retry_after, .. } | ApiError::OutcomeUnknown { retry_after } => {
-                Some(*retry_after)
-            }
-            ApiError::Overloaded { .. } => Some(1),
-            _ => None,
-        };
+        let retry_after = self.retry_after();
         if let Some(seconds) = retry_after {
             response.insert_header((header::RETRY_AFTER, seconds.to_string()));
         }
@@ -228,6 +270,16 @@ impl ResponseError for ApiError {
             fields,
             retry_after,
         })
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(error: EngineError) -> Self {
+        match error {
+            EngineError::NotFound => ApiError::NotFound,
+            EngineError::Database(error) => error.into(),
+            other => ApiError::Engine(other),
+        }
     }
 }
 

@@ -33,23 +33,7 @@ use super::AppState;
 use crate::db::idempotency::{self as keys, KeyRecord, KeySlot, StoredAnswer};
 use crate::db::DbPool;
 
-/// How long any of these requests may wait for its outcome.
-pub const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
-/// The longest the engine waits for a decision's outcome. A write whose
-/// commit went unheard is settled within about this (the server ends an
-/// abandoned transaction after 15 s); past it the answer is `outcome_unknown`.
-/// Longer than [`REQUEST_DEADLINE`], so that the work of a request with an
-/// `Idempotency-Key` can record the real outcome after its caller gave up.
-pub const OUTCOME_WAIT: Duration = Duration::from_secs(30);
-/// `work`, or `outcome_unknown` when it takes longer than [`OUTCOME_WAIT`]
-/// (which keeps every attempt well under [`TAKEOVER_AGE`]).
-pub async fn within_outcome_wait<T>(
-    work: impl Future<Output = Result<T, ApiError>>,
-) -> Result<T, ApiError> {
-    tokio::time::timeout(OUTCOME_WAIT, work)
-        .await
-        .unwrap_or(Err(ApiError::OutcomeUnknown { retry_after: 2 }))
-}
+pub use crate::engine::deadlines::{OUTCOME_WAIT, REQUEST_DEADLINE};
 
 /// How long a key's first answer is replayed.
 pub const KEY_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);

@@ -34,9 +34,9 @@ use std::sync::Arc;
 use actix_web::middleware::{NormalizePath, TrailingSlash};
 use actix_web::{web, App, HttpResponse};
 
-use crate::actors::Engine;
 use crate::config::Config;
 use crate::db::DbPool;
+use crate::engine::Engine;
 use credential_cache::CredentialCache;
 use error::ApiError;
 
@@ -44,7 +44,7 @@ use error::ApiError;
 pub struct AppState {
     /// The database pool.
     pub pool: DbPool,
-    /// The long-lived actors.
+    /// The one way in to the realtime engine.
     pub engine: Engine,
     /// The process configuration.
     pub config: Arc<Config>,

@@ -9,7 +9,6 @@ use super::body::JsonBody;
 use super::error::ApiError;
 use super::form::{checked, id, money, present, text, Form, Presence};
 use super::pagination::PageRequest;
-use super::promos::{refresh_promos, stop_promos};
 use super::{resource, AppState};
 use crate::db;
 use crate::db::products::ProductChanges;
@@ -99,7 +98,7 @@ async fn write_product(
         .await?
         .ok_or(ApiError::NotFound)?;
     let promo_ids = db::promos::find_promo_ids_of(&state.pool, None, Some(product.id)).await?;
-    refresh_promos(&state, &promo_ids).await?;
+    state.engine.refresh_promos(&promo_ids).await?;
     Ok(HttpResponse::Ok().json(product))
 }
 
@@ -113,7 +112,7 @@ async fn delete_product(
     if !db::products::delete_product(&state.pool, id).await? {
         return Err(ApiError::NotFound);
     }
-    stop_promos(&state, promo_ids);
+    state.engine.stop_promos(&promo_ids).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -22,10 +22,6 @@ use super::form::{
 };
 use super::pagination::PageRequest;
 use super::{resource, AppState};
-use crate::actors::audience::GetMember;
-use crate::actors::promo_registry::{
-    FindEligible, GetRunning, PrepareQuantityChange, PromoChanged, PromoRemoved,
-};
 use crate::db::{self, Listing};
 use crate::domain::promo::{parse_quantity, FlashPromo, PromoTerms, RadiusKm, DEFAULT_RADIUS_KM};
 
@@ -81,14 +77,7 @@ async fn list_running_promos(
     state: web::Data<AppState>,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let running = state
-        .engine
-        .registry
-        .send(GetRunning {
-            window: page.window(),
-        })
-        .await
-        .map_err(unavailable)?;
+    let running = state.engine.running(page.window()).await?;
     page.respond(&request, running)
 }
 
@@ -106,29 +95,7 @@ async fn list_eligible_promos(
     state: web::Data<AppState>,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let member = state
-        .engine
-        .audience
-        .send(GetMember {
-            user_id: account.id,
-        })
-        .await
-        .map_err(unavailable)?;
-    let eligible = match member {
-        Some(member) if member.location.is_some() => state
-            .engine
-            .registry
-            .send(FindEligible {
-                member,
-                window: page.window(),
-            })
-            .await
-            .map_err(unavailable)?,
-        _ => Listing {
-            total: 0,
-            items: Vec::new(),
-        },
-    };
+    let eligible = state.engine.eligible(account.id, page.window()).await?;
     let items = eligible
         .items
         .into_iter()
@@ -152,7 +119,7 @@ async fn create_promo(
     let terms = fields.into_terms(None)?;
     check_terms(&state, &terms, true, None).await?;
     let promo = db::promos::insert_promo(&state.pool, &terms).await?;
-    announce(&state, &promo);
+    state.engine.announce_promo(&promo).await?;
     Ok(HttpResponse::Created().json(promo))
 }
 
@@ -188,7 +155,7 @@ async fn write_promo(
     let decide = |current| decide_terms(&state, current, &body, presence, &lowered);
     match db::promos::update_promo(&state.pool, promo_id, decide).await {
         Ok(Some(updated)) => {
-            announce(&state, &updated);
+            state.engine.announce_promo(&updated).await?;
             Ok(HttpResponse::Ok().json(updated))
         }
         Ok(None) => Err(ApiError::NotFound),
@@ -196,7 +163,7 @@ async fn write_promo(
             if lowered.get() {
                 // Give the actor back the quantity the database still has.
                 if let Some(unchanged) = db::promos::find_promo(&state.pool, promo_id).await? {
-                    announce(&state, &unchanged);
+                    state.engine.announce_promo(&unchanged).await?;
                 }
             }
             Err(error)
@@ -225,14 +192,8 @@ async fn decide_terms(
     if terms.quantity < current.quantity {
         state
             .engine
-            .registry
-            .send(PrepareQuantityChange {
-                promo_id: current.id,
-                quantity: terms.quantity,
-            })
-            .await
-            .map_err(unavailable)?
-            .map_err(|_| crate::db::Violation::QuantityBelowCommitted)?;
+            .prepare_quantity_change(current.id, terms.quantity)
+            .await?;
         lowered.set(true);
     }
     Ok(terms)
@@ -247,33 +208,8 @@ async fn delete_promo(
     if !db::promos::delete_promo(&state.pool, promo_id).await? {
         return Err(ApiError::NotFound);
     }
-    stop_promos(&state, vec![promo_id]);
+    state.engine.stop_promos(&[promo_id]).await?;
     Ok(HttpResponse::NoContent().finish())
-}
-
-/// Stops the actors of deleted promos (their rows went with a cascade).
-pub fn stop_promos(state: &AppState, promo_ids: Vec<i64>) {
-    for promo_id in promo_ids {
-        state.engine.registry.do_send(PromoRemoved { promo_id });
-    }
-}
-
-/// Tells the registry about a committed promo before the client hears of it.
-/// Queued at once (not awaited), so it is not lost if the client goes away;
-/// the registry handles messages in order, so any later request sees it.
-fn announce(state: &AppState, promo: &FlashPromo) {
-    state.engine.registry.do_send(PromoChanged {
-        promo: promo.clone(),
-    });
-}
-
-/// Re-reads the promos whose embedded store or product may have changed and
-/// announces them, so eligibility uses the new place at once.
-pub async fn refresh_promos(state: &AppState, promo_ids: &[i64]) -> Result<(), ApiError> {
-    for promo in db::promos::find_promos(&state.pool, promo_ids).await? {
-        announce(state, &promo);
-    }
-    Ok(())
 }
 
 /// The rules that need the product's price, reported per field.
@@ -378,9 +314,4 @@ impl PromoFields {
                 .unwrap_or(1),
         })
     }
-}
-
-/// A mailbox error: the actor is gone or overloaded.
-pub fn unavailable(error: actix::MailboxError) -> ApiError {
-    ApiError::EngineUnavailable(format!("actor mailbox: {error}"))
 }

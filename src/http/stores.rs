@@ -8,7 +8,6 @@ use super::body::JsonBody;
 use super::error::ApiError;
 use super::form::{checked, number, present, text, Form, Presence};
 use super::pagination::PageRequest;
-use super::promos::{refresh_promos, stop_promos};
 use super::{resource, AppState};
 use crate::db;
 use crate::db::stores::StoreChanges;
@@ -98,7 +97,7 @@ async fn write_store(
         .await?
         .ok_or(ApiError::NotFound)?;
     let promo_ids = db::promos::find_promo_ids_of(&state.pool, Some(store.id), None).await?;
-    refresh_promos(&state, &promo_ids).await?;
+    state.engine.refresh_promos(&promo_ids).await?;
     Ok(HttpResponse::Ok().json(store))
 }
 
@@ -112,7 +111,7 @@ async fn delete_store(
     if !db::stores::delete_store(&state.pool, id).await? {
         return Err(ApiError::NotFound);
     }
-    stop_promos(&state, promo_ids);
+    state.engine.stop_promos(&promo_ids).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -16,13 +16,11 @@ use url::form_urlencoded;
 use super::body::JsonBody;
 use super::error::ApiError;
 use super::form::{checked, text, Form, Presence};
-use super::idempotency::{respond_once, within_outcome_wait, CallerKey};
+use super::idempotency::{respond_once, CallerKey};
 use super::{resource, AppState};
-use crate::actors::campaign::EntryRefusal;
-use crate::actors::campaign_registry::{CampaignCountsChanged, OpenCampaign, RouteEntry};
 use crate::db;
 use crate::db::subscribers::Verification;
-use crate::domain::raffle::{parse_data, CampaignStatus, Entry};
+use crate::domain::raffle::{parse_data, CampaignStatus};
 use crate::domain::secrets::hash_token;
 use crate::domain::EmailAddress;
 
@@ -52,7 +50,7 @@ async fn add_subscriber(
         limit.check(peer)?;
     }
     let (email, data) = read_entry(body.parse()?)?;
-    let work = within_outcome_wait(subscribe(state.clone(), path.into_inner(), email, data));
+    let work = subscribe(state.clone(), path.into_inner(), email, data);
     respond_once(
         &state,
         &request,
@@ -70,87 +68,8 @@ async fn subscribe(
     email: String,
     data: Value,
 ) -> Result<HttpResponse, ApiError> {
-    let entered = match enter(&state, campaign_id, &email, &data).await {
-        Err(EntryRefusal::NotLoaded) => retry_after_loading(&state, campaign_id, email, data).await,
-        other => other,
-    };
-    match entered {
-        Ok(entry) => Ok(HttpResponse::Created().json(entry)),
-        Err(refusal) => Err(refusal_error(refusal)),
-    }
-}
-
-async fn enter(
-    state: &AppState,
-    campaign_id: i64,
-    email: &str,
-    data: &Value,
-) -> Result<Entry, EntryRefusal> {
-    let route = RouteEntry {
-        campaign_id,
-        email: email.to_owned(),
-        data: data.clone(),
-    };
-    state
-        .engine
-        .campaigns
-        .send(route)
-        .await
-        .unwrap_or(Err(EntryRefusal::Unavailable))
-}
-
-/// No actor had the campaign: find out why from the database, and if it is
-/// open after all (created a moment ago elsewhere), start its actor and retry.
-async fn retry_after_loading(
-    state: &AppState,
-    campaign_id: i64,
-    email: String,
-    data: Value,
-) -> Result<Entry, EntryRefusal> {
-    let campaign = db::campaigns::find_campaign(&state.pool, campaign_id)
-        .await
-        .map_err(|_| EntryRefusal::Unavailable)?;
-    match campaign.map(|campaign| campaign.status) {
-        None => Err(EntryRefusal::NotLoaded),
-        Some(CampaignStatus::Finished) => Err(EntryRefusal::CampaignClosed),
-        Some(CampaignStatus::Open) => {
-            let open = OpenCampaign { campaign_id };
-            if state.engine.campaigns.send(open).await.is_err() {
-                return Err(EntryRefusal::Unavailable);
-            }
-            match enter(state, campaign_id, &email, &data).await {
-                Err(EntryRefusal::NotLoaded) => Err(EntryRefusal::Unavailable),
-                other => other,
-            }
-        }
-    }
-}
-
-fn refusal_error(refusal: EntryRefusal) -> ApiError {
-    match refusal {
-        EntryRefusal::AlreadySubscribed => ApiError::Conflict {
-            code: "already_subscribed",
-            detail: "This address has already entered this campaign.".into(),
-        },
-        EntryRefusal::CampaignClosed => ApiError::Conflict {
-            code: "campaign_closed",
-            detail: "This campaign is finished and takes no more entries.".into(),
-        },
-        EntryRefusal::NotLoaded => ApiError::NotFound,
-        EntryRefusal::Unavailable => ApiError::Unavailable("campaign entry not written".into()),
-        EntryRefusal::Failed => {
-            ApiError::EngineUnavailable("the database refused the campaign entry".into())
-        }
-        EntryRefusal::Settling => ApiError::Overloaded {
-            detail: "This campaign is confirming an earlier write whose answer was lost; \
-                     nothing was changed. Retry in a moment.",
-        },
-        EntryRefusal::OutcomeUnknown => ApiError::OutcomeUnknown { retry_after: 2 },
-        EntryRefusal::Busy => ApiError::Overloaded {
-            detail: "Too many entries are waiting to be written; nothing was changed. \
-                     Retry in a moment.",
-        },
-    }
+    let entry = state.engine.enter_raffle(campaign_id, email, data).await?;
+    Ok(HttpResponse::Created().json(entry))
 }
 
 /// Reads `{"email", "data"}`: the address normalised (trimmed, lower-cased),
@@ -189,11 +108,11 @@ async fn verify_subscriber(
         };
     };
     if verification.newly_verified {
-        state.engine.campaigns.do_send(CampaignCountsChanged {
-            campaign_id: verification.campaign_id,
-            subscriber_count: verification.subscriber_count,
-            verified_count: verification.verified_count,
-        });
+        state.engine.campaign_counts_changed(
+            verification.campaign_id,
+            verification.subscriber_count,
+            verification.verified_count,
+        );
     }
     if wants_html {
         return Ok(page(HttpResponse::Ok(), &verified_page(&verification)));

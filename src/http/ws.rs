@@ -33,7 +33,7 @@ async fn open_session(
     ))?;
     let account = authenticate(&state, credentials).await?;
     ws::start(
-        WsSession::new(account.id, account.is_admin, state),
+        WsSession::new(account.id, account.is_admin, state.engine.clone()),
         &request,
         stream,
     )

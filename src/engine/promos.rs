@@ -1,0 +1,70 @@
+//! Promos in the engine: announcing committed changes to the registry,
+//! stopping deleted promos, refreshing promos whose store or product
+//! changed, preparing a quantity change, and the live `running/` view.
+//!
+//! A change is announced after it is committed and before the client hears
+//! of it, and the call waits until the registry has applied it, so a client
+//! that got its answer sees the change in every later read.
+
+use super::{Engine, EngineError};
+use crate::actors::promo_registry::{
+    GetRunning, PrepareQuantityChange, PromoChanged, PromoRemoved,
+};
+use crate::db::{self, DbError, Listing, PageWindow, Violation};
+use crate::domain::promo::FlashPromo;
+
+impl Engine {
+    /// Tells the registry about a committed promo (created or changed); it
+    /// starts, redefines or stops the promo's actor. The message is queued
+    /// when the call starts, so it is not lost if the caller goes away.
+    pub async fn announce_promo(&self, promo: &FlashPromo) -> Result<(), EngineError> {
+        self.registry
+            .send(PromoChanged {
+                promo: promo.clone(),
+            })
+            .await
+            .map_err(EngineError::mailbox("promo registry"))
+    }
+
+    /// Stops the actors of deleted promos (their rows went with a cascade).
+    pub async fn stop_promos(&self, promo_ids: &[i64]) -> Result<(), EngineError> {
+        for &promo_id in promo_ids {
+            self.registry
+                .send(PromoRemoved { promo_id })
+                .await
+                .map_err(EngineError::mailbox("promo registry"))?;
+        }
+        Ok(())
+    }
+
+    /// Re-reads the promos whose embedded store or product may have changed
+    /// and announces them, so eligibility uses the new place at once.
+    pub async fn refresh_promos(&self, promo_ids: &[i64]) -> Result<(), EngineError> {
+        for promo in db::promos::find_promos(&self.pool, promo_ids).await? {
+            self.announce_promo(&promo).await?;
+        }
+        Ok(())
+    }
+
+    /// Asks a running promo's actor to take no hold that would need more
+    /// than `quantity` units; refused when more are already held or sold.
+    pub async fn prepare_quantity_change(
+        &self,
+        promo_id: i64,
+        quantity: u32,
+    ) -> Result<(), EngineError> {
+        self.registry
+            .send(PrepareQuantityChange { promo_id, quantity })
+            .await
+            .map_err(EngineError::mailbox("promo registry"))?
+            .map_err(|_| DbError::Violation(Violation::QuantityBelowCommitted).into())
+    }
+
+    /// The promos running now, by id.
+    pub async fn running(&self, window: PageWindow) -> Result<Listing<FlashPromo>, EngineError> {
+        self.registry
+            .send(GetRunning { window })
+            .await
+            .map_err(EngineError::mailbox("promo registry"))
+    }
+}

@@ -1,0 +1,106 @@
+//! Raffle campaigns in the engine: entering an address (through the
+//! campaign's actor, loading it if it is open but not loaded here), and
+//! telling the campaign registry and the mailer what changed.
+
+use serde_json::Value;
+
+use super::{Engine, EngineError};
+use crate::actors::campaign::EntryRefusal;
+use crate::actors::campaign_registry::{
+    CampaignClosed, CampaignCountsChanged, OpenCampaign, RouteEntry,
+};
+use crate::actors::mailer::Wake;
+use crate::db;
+use crate::domain::raffle::{CampaignStatus, Entry};
+
+impl Engine {
+    /// Enters `email` (normalised) with `data` in campaign `campaign_id`;
+    /// answered once the entry and its confirmation email are committed.
+    pub async fn enter_raffle(
+        &self,
+        campaign_id: i64,
+        email: String,
+        data: Value,
+    ) -> Result<Entry, EngineError> {
+        match self.route_entry(campaign_id, &email, &data).await? {
+            Err(EntryRefusal::NotLoaded) => {
+                self.enter_after_loading(campaign_id, email, data).await
+            }
+            other => other.map_err(EngineError::from),
+        }
+    }
+
+    async fn route_entry(
+        &self,
+        campaign_id: i64,
+        email: &str,
+        data: &Value,
+    ) -> Result<Result<Entry, EntryRefusal>, EngineError> {
+        let route = RouteEntry {
+            campaign_id,
+            email: email.to_owned(),
+            data: data.clone(),
+        };
+        self.campaigns
+            .send(route)
+            .await
+            .map_err(EngineError::mailbox("campaign registry"))
+    }
+
+    /// No actor had the campaign: find out why from the database, and if it
+    /// is open after all (created a moment ago elsewhere), start its actor
+    /// and retry.
+    async fn enter_after_loading(
+        &self,
+        campaign_id: i64,
+        email: String,
+        data: Value,
+    ) -> Result<Entry, EngineError> {
+        let campaign = db::campaigns::find_campaign(&self.pool, campaign_id).await?;
+        match campaign.map(|campaign| campaign.status) {
+            None => Err(EngineError::NotFound),
+            Some(CampaignStatus::Finished) => Err(EngineError::CampaignClosed),
+            Some(CampaignStatus::Open) => {
+                self.campaigns
+                    .send(OpenCampaign { campaign_id })
+                    .await
+                    .map_err(EngineError::mailbox("campaign registry"))?;
+                match self.route_entry(campaign_id, &email, &data).await? {
+                    Err(EntryRefusal::NotLoaded) => {
+                        Err(EngineError::Busy("the campaign's actor is starting"))
+                    }
+                    other => other.map_err(EngineError::from),
+                }
+            }
+        }
+    }
+
+    /// A campaign was created: its actor starts taking entries.
+    pub fn campaign_opened(&self, campaign_id: i64) {
+        self.campaigns.do_send(OpenCampaign { campaign_id });
+    }
+
+    /// A campaign was deleted or drawn: its actor stops.
+    pub fn campaign_closed(&self, campaign_id: i64) {
+        self.campaigns.do_send(CampaignClosed { campaign_id });
+    }
+
+    /// An address was confirmed: the campaign's live counts change.
+    pub fn campaign_counts_changed(
+        &self,
+        campaign_id: i64,
+        subscriber_count: i64,
+        verified_count: i64,
+    ) {
+        self.campaigns.do_send(CampaignCountsChanged {
+            campaign_id,
+            subscriber_count,
+            verified_count,
+        });
+    }
+
+    /// Mail was queued in a commit: the mailer looks at the outbox now.
+    pub fn wake_mailer(&self) {
+        self.mailer.do_send(Wake);
+    }
+}

@@ -1,0 +1,175 @@
+//! Reserving, completing and cancelling a one-minute hold, for REST and
+//! WebSocket alike.
+//!
+//! A reserve goes straight to the promo's actor, which answers once the hold
+//! is committed. A complete or cancel reads the shopper's own reservation
+//! first (another shopper's is `NotFound`), sends a live hold to its actor,
+//! and answers anything else from the stored state, which makes repeats
+//! idempotent. Every call waits at most [`OUTCOME_WAIT`] for its outcome.
+//!
+//! [`OUTCOME_WAIT`]: super::deadlines::OUTCOME_WAIT
+
+use super::deadlines::within_outcome_wait;
+use super::{Engine, EngineError};
+use crate::actors::audience::GetMember;
+use crate::actors::promo::{PromoRefusal, Reserve, WsOrigin};
+use crate::actors::promo_registry::{ReleaseUnit, ReserveUnit, RoutedRefusal};
+use crate::db;
+use crate::domain::promo::PromoStatus;
+use crate::domain::reservation::{Reservation, ReservationRecord, ReservationStatus};
+use crate::domain::stock::ReleaseError;
+
+/// What a release asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Release {
+    Complete,
+    Cancel,
+}
+
+impl Release {
+    fn done(self) -> ReservationStatus {
+        match self {
+            Release::Complete => ReservationStatus::Completed,
+            Release::Cancel => ReservationStatus::Cancelled,
+        }
+    }
+}
+
+impl Engine {
+    /// Holds a unit of `promo_id` for `user_id`: the checks of API.md's table,
+    /// in its order; answered once the hold is durable. `origin` names the
+    /// WebSocket request this answers (its session gets the
+    /// `reservation.held` frame with the `request_id`).
+    pub async fn reserve(
+        &self,
+        user_id: i64,
+        promo_id: i64,
+        origin: Option<WsOrigin>,
+    ) -> Result<Reservation, EngineError> {
+        within_outcome_wait(self.ask_to_reserve(user_id, promo_id, origin)).await
+    }
+
+    /// Completes the purchase of reservation `id` of `user_id`.
+    pub async fn complete(&self, user_id: i64, id: i64) -> Result<Reservation, EngineError> {
+        within_outcome_wait(self.release(user_id, id, Release::Complete)).await
+    }
+
+    /// Cancels reservation `id` of `user_id`, freeing its unit.
+    pub async fn cancel(&self, user_id: i64, id: i64) -> Result<Reservation, EngineError> {
+        within_outcome_wait(self.release(user_id, id, Release::Cancel)).await
+    }
+
+    async fn ask_to_reserve(
+        &self,
+        user_id: i64,
+        promo_id: i64,
+        origin: Option<WsOrigin>,
+    ) -> Result<Reservation, EngineError> {
+        let member = self
+            .audience
+            .send(GetMember { user_id })
+            .await
+            .map_err(EngineError::mailbox("audience index"))?;
+        let reserve = Reserve {
+            user_id,
+            member,
+            origin,
+        };
+        let routed = self
+            .registry
+            .send(ReserveUnit { promo_id, reserve })
+            .await
+            .map_err(EngineError::mailbox("promo registry"))?;
+        match routed {
+            Ok(reservation) => Ok(reservation),
+            Err(RoutedRefusal::Refused(refusal)) => Err(refusal.into()),
+            Err(RoutedRefusal::NoActor) => Err(self.without_actor(promo_id).await),
+        }
+    }
+
+    /// Why a promo with no actor cannot be reserved.
+    async fn without_actor(&self, promo_id: i64) -> EngineError {
+        match db::promos::find_promo(&self.pool, promo_id).await {
+            Err(error) => error.into(),
+            Ok(None) => EngineError::NotFound,
+            // Running but its actor is (re)starting: a moment's wait fixes it.
+            Ok(Some(promo))
+                if matches!(promo.status, PromoStatus::Running | PromoStatus::SoldOut) =>
+            {
+                EngineError::Busy("the promo's actor is starting")
+            }
+            Ok(Some(_)) => EngineError::PromoNotRunning,
+        }
+    }
+
+    /// A live hold goes to its actor, which answers once the release (its
+    /// own, or a repeat's that got there first) is durable; anything else is
+    /// answered from the stored state.
+    async fn release(
+        &self,
+        user_id: i64,
+        id: i64,
+        release: Release,
+    ) -> Result<Reservation, EngineError> {
+        let record = db::reservations::find_reservation(&self.pool, id, user_id)
+            .await?
+            .ok_or(EngineError::NotFound)?;
+        if record.status == ReservationStatus::Held {
+            if let Some(answer) = self.release_live(&record, release).await? {
+                return outcome(answer, release);
+            }
+        }
+        let record = db::reservations::find_reservation_by_uuid(&self.pool, record.reservation_id)
+            .await?
+            .ok_or(EngineError::NotFound)?;
+        if record.status == ReservationStatus::Held {
+            // Held in the database, yet its actor does not hold it: the actor
+            // is (re)loading the promo's stock.
+            return Err(EngineError::Busy("the reservation's promo is reloading"));
+        }
+        outcome(self.with_promo(&record).await?, release)
+    }
+
+    /// Asks the promo's actor to release a held reservation: `None` when the
+    /// actor does not hold it (the stored state then answers).
+    async fn release_live(
+        &self,
+        record: &ReservationRecord,
+        release: Release,
+    ) -> Result<Option<Reservation>, EngineError> {
+        let routed = self
+            .registry
+            .send(ReleaseUnit {
+                promo_id: record.promo_id,
+                reservation_id: record.reservation_id,
+                sell: release == Release::Complete,
+            })
+            .await
+            .map_err(EngineError::mailbox("promo registry"))?;
+        match routed {
+            Ok(reservation) => Ok(Some(reservation)),
+            Err(RoutedRefusal::Refused(PromoRefusal::Release(ReleaseError::NotHeld)))
+            | Err(RoutedRefusal::NoActor) => Ok(None),
+            Err(RoutedRefusal::Refused(refusal)) => Err(refusal.into()),
+        }
+    }
+
+    /// A stored reservation with its promo as it stands.
+    pub async fn with_promo(&self, record: &ReservationRecord) -> Result<Reservation, EngineError> {
+        let promo = db::promos::find_promo(&self.pool, record.promo_id)
+            .await?
+            .ok_or(EngineError::NotFound)?;
+        Ok(Reservation::new(record, promo))
+    }
+}
+
+/// The answer to a release of `reservation` as it stands.
+fn outcome(reservation: Reservation, release: Release) -> Result<Reservation, EngineError> {
+    match (reservation.status, release) {
+        (status, _) if status == release.done() => Ok(reservation),
+        (ReservationStatus::Expired, _) => Err(EngineError::ReservationExpired),
+        (ReservationStatus::Cancelled, Release::Complete) => Err(EngineError::ReservationCancelled),
+        (ReservationStatus::Completed, Release::Cancel) => Err(EngineError::AlreadyCompleted),
+        (_, _) => Err(EngineError::Busy("the reservation is changing")),
+    }
+}
