@@ -490,3 +490,59 @@ async fn a_session_runs_at_most_eight_requests_at_once_and_refuses_the_rest_at_o
         (json!("not_found"), json!("last"))
     );
 }
+
+#[actix_web::test]
+async fn a_refusal_reads_the_same_on_both_edges() {
+    let app = spawn_app().await;
+    let market = app.create_market_at(0.0, 0.0).await;
+    let promo = app.create_running_promo(&market, 1, json!({})).await;
+    let paused = {
+        let other = app.create_product(market.store_id, "Cable", "99.00").await;
+        app.create_running_promo(
+            &market,
+            1,
+            json!({"product_id": other["id"], "promo_price": "9.00", "is_active": false}),
+        )
+        .await
+    };
+    let elsewhere = app.create_segment("Frequent buyers").await;
+    let cases = [
+        (
+            "far",
+            Some((1.0, 1.0)),
+            market.segment_id,
+            &promo,
+            "too_far",
+        ),
+        ("lost", None, market.segment_id, &promo, "location_unknown"),
+        (
+            "other",
+            Some((0.0, 0.0)),
+            elsewhere,
+            &promo,
+            "not_in_segment",
+        ),
+        (
+            "late",
+            Some((0.0, 0.0)),
+            market.segment_id,
+            &paused,
+            "promo_not_running",
+        ),
+    ];
+    for (name, location, segment, promo, code) in cases {
+        let shopper = app.create_shopper(name, location, &[segment]).await;
+        let rest = app.reserve(&shopper, promo["id"].as_i64().unwrap()).await;
+        let mut socket = connect(&app, &shopper).await;
+        send(
+            &mut socket,
+            json!({"type": "reserve", "promo_id": promo["id"], "request_id": name}),
+        )
+        .await;
+        let frame = next_of(&mut socket, "error").await;
+        assert_eq!(rest.code(), code, "{name}: {:?}", rest.body);
+        assert_eq!(frame["code"], code, "{name}: {frame}");
+        assert_eq!(frame["detail"], rest.body["detail"], "{name}");
+        assert_eq!(frame["request_id"], name);
+    }
+}
