@@ -7,11 +7,20 @@ use std::time::Duration;
 
 use anyhow::{ensure, Context};
 use futures_util::future::join_all;
+use futures_util::{stream, StreamExt, TryStreamExt};
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
 
 use crate::config::Config;
 use crate::db::{self, DbPool};
+
+/// Set-up requests in flight: enough to keep the service busy (10,000 promos
+/// are 21,000 creations, which store by store, ten at a time, waited on
+/// 3,000 round trips in a row), few enough not to queue behind its pool.
+const SETUP_IN_FLIGHT: usize = 32;
+
+/// Promos (each on its own product) per store.
+const PROMOS_PER_STORE: usize = 10;
 
 /// Signs the admin of `config` in at the service at `url`: its token.
 pub(super) async fn sign_in_admin(
@@ -85,8 +94,10 @@ impl Target {
         body["id"].as_i64().context("no id in the answer")
     }
 
-    /// A segment, and `count` running promos, each on its own product, with stores
-    /// spread up to `spread_km` around (0, 0).
+    /// A segment, and `count` running promos, each on its own product, ten to a
+    /// store, with stores spread up to `spread_km` around (0, 0). Created
+    /// [`SETUP_IN_FLIGHT`] at a time, in order (the ids come back in creation
+    /// order).
     pub(super) async fn running_promos(
         &self,
         count: usize,
@@ -99,38 +110,62 @@ impl Target {
                 json!({"name": format!("loadgen {}", self.tag)}),
             )
             .await?;
-        let stores = count.div_ceil(10);
-        let mut promos = Vec::with_capacity(count);
-        for store_index in 0..stores {
-            let offset = spread_km / 111.32 * (store_index as f64 / stores as f64);
-            let store = self
-                .create(
+        let stores = self
+            .stores(count.div_ceil(PROMOS_PER_STORE), spread_km)
+            .await?;
+        let slots = stores
+            .iter()
+            .flat_map(|store| {
+                (0..PROMOS_PER_STORE).map(move |product_index| (*store, product_index))
+            })
+            .take(count);
+        let promos = stream::iter(slots)
+            .map(|(store, product_index)| {
+                self.running_promo(store, product_index, segment, quantity)
+            })
+            .buffered(SETUP_IN_FLIGHT)
+            .try_collect()
+            .await?;
+        Ok((segment, promos))
+    }
+
+    /// `count` stores on a line from (0, 0) to `spread_km` south-west.
+    async fn stores(&self, count: usize, spread_km: f64) -> anyhow::Result<Vec<i64>> {
+        stream::iter(0..count)
+            .map(|store_index| {
+                let offset = spread_km / 111.32 * (store_index as f64 / count as f64);
+                self.create(
                     "/api/market/stores/",
                     json!({"name": format!("loadgen {} #{store_index}", self.tag), "latitude": offset, "longitude": -offset}),
                 )
-                .await?;
-            let on_this_store = (count - promos.len()).min(10);
-            let creations = (0..on_this_store).map(|product_index| async move {
-                let product = self
-                    .create(
-                        "/api/market/products/",
-                        json!({"store_id": store, "name": format!("item {product_index}"), "regular_price": "100.00"}),
-                    )
-                    .await?;
-                let start = chrono::Utc::now() - chrono::Duration::seconds(5);
-                self.create(
-                    "/api/promotions/flash-promos/",
-                    json!({"product_id": product, "promo_price": "50.00", "segment_ids": [segment],
-                           "start_time": start.to_rfc3339(), "end_time": (start + chrono::Duration::hours(1)).to_rfc3339(),
-                           "quantity": quantity, "max_distance_km": 2.0}),
-                )
-                .await
-            });
-            for promo in join_all(creations).await {
-                promos.push(promo?);
-            }
-        }
-        Ok((segment, promos))
+            })
+            .buffered(SETUP_IN_FLIGHT)
+            .try_collect()
+            .await
+    }
+
+    /// A product of `store` and a promo on it that started 5 s ago, for an hour.
+    async fn running_promo(
+        &self,
+        store: i64,
+        product_index: usize,
+        segment: i64,
+        quantity: usize,
+    ) -> anyhow::Result<i64> {
+        let product = self
+            .create(
+                "/api/market/products/",
+                json!({"store_id": store, "name": format!("item {product_index}"), "regular_price": "100.00"}),
+            )
+            .await?;
+        let start = chrono::Utc::now() - chrono::Duration::seconds(5);
+        self.create(
+            "/api/promotions/flash-promos/",
+            json!({"product_id": product, "promo_price": "50.00", "segment_ids": [segment],
+                   "start_time": start.to_rfc3339(), "end_time": (start + chrono::Duration::hours(1)).to_rfc3339(),
+                   "quantity": quantity, "max_distance_km": 2.0}),
+        )
+        .await
     }
 
     /// Shoppers with tokens, placed at (0, 0) through `PATCH me/`.
