@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Context};
 use serde_json::json;
 
-use super::report::resident_kib;
+use super::report::{percentile, resident_kib};
 use super::target::Target;
 use crate::db::DbPool;
 
@@ -70,17 +70,11 @@ pub(super) async fn fanout(
         }
     }
     latencies.sort_unstable();
-    let percentile = |p: f64| {
-        latencies
-            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or_default()
-    };
     println!(
         "notified {} of {opened} connected eligible shoppers; since the create request: p50 {:.2?}, p99 {:.2?}, max {:.2?}",
         latencies.len(),
-        percentile(0.5),
-        percentile(0.99),
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
         latencies.last().copied().unwrap_or_default()
     );
     ensure!(

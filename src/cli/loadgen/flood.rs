@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Context};
 use reqwest::Client;
 
-use super::report::resident_kib;
+use super::report::{percentile, resident_kib};
 use super::target::sign_in_admin;
 use crate::config::Config;
 
@@ -99,15 +99,11 @@ pub(super) async fn measure(
 /// `N requests, p50 …, p99 …, max …` of these latencies.
 pub(super) fn percentiles(mut latencies: Vec<Duration>) -> String {
     latencies.sort_unstable();
-    let at = |p: f64| {
-        let index = ((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1));
-        latencies.get(index).copied().unwrap_or_default()
-    };
     format!(
         "{} requests, p50 {:.2?}, p99 {:.2?}, max {:.2?}",
         latencies.len(),
-        at(0.5),
-        at(0.99),
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
         latencies.last().copied().unwrap_or_default()
     )
 }

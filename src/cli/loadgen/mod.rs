@@ -91,6 +91,10 @@ pub enum Scenario {
         /// How long to measure, in seconds (at most 300).
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+        /// Also measure `GET /healthz` for as long, with the same clients, in
+        /// alternating one-second rounds, and print the ratio eligible/healthz.
+        #[arg(long)]
+        against_healthz: bool,
     },
     /// Raffle entries per second through HTTP (run the service with
     /// `RATE_LIMIT_SUBSCRIBE_PER_MINUTE=0`: every request comes from one address).
@@ -175,10 +179,16 @@ pub async fn run(config: &Config, pool: &DbPool, scenario: Scenario) -> anyhow::
             promos,
             concurrency,
             seconds,
+            against_healthz,
         } => {
             let target = Target::connect(config, url).await?;
-            let duration = Duration::from_secs(seconds.clamp(1, 300));
-            eligible::eligible(&target, pool, promos.max(1), concurrency.max(1), duration).await
+            let plan = eligible::Plan {
+                promos: promos.max(1),
+                concurrency: concurrency.max(1),
+                duration: Duration::from_secs(seconds.clamp(1, 300)),
+                against_healthz,
+            };
+            eligible::eligible(&target, pool, plan).await
         }
         Scenario::Subscribe {
             url,
