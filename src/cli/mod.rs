@@ -5,7 +5,6 @@
 
 mod demo_data;
 pub mod fault_proxy;
-mod flood;
 mod loadgen;
 mod serve;
 

@@ -207,3 +207,41 @@ async fn the_flood_scenarios_refuse_to_target_another_machine() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("loopback"));
 }
+
+#[actix_web::test]
+async fn loadgen_eligible_against_healthz_prints_both_rates_and_their_ratio() {
+    let app = spawn_app().await;
+    let (url, database_url) = (app.address.clone(), app.database_url());
+    let output = tokio::task::spawn_blocking(move || {
+        let args = ["loadgen", "eligible", "--url", &url, "--promos", "25"];
+        let more = ["--concurrency", "2", "--seconds", "1", "--against-healthz"];
+        promo_engine(&database_url, &[&args[..], &more[..]].concat())
+    })
+    .await
+    .unwrap();
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for part in [
+        "eligible: ",
+        "healthz: ",
+        "each answer listed 25 eligible promos",
+    ] {
+        assert!(printed.contains(part), "{part} missing from: {printed}");
+    }
+    let ratio = printed
+        .lines()
+        .find(|line| line.starts_with("eligible/: "))
+        .unwrap_or_default();
+    assert!(ratio.contains(" req/s p50 "), "{printed}");
+    assert!(ratio.contains("; /healthz: "), "{printed}");
+    assert!(
+        ratio.contains("; ratio ") && ratio.ends_with(" %"),
+        "{printed}"
+    );
+    assert!(!printed.contains("not every answer was 200"), "{printed}");
+    assert_eq!(app.count_rows("flash_promos").await, 25);
+}
