@@ -109,7 +109,9 @@ impl Application {
 async fn start_engine(pool: &DbPool, config: &Config) -> anyhow::Result<Engine> {
     let members = db::clients::load_audience(pool).await?;
     tracing::info!(clients = members.len(), "audience loaded");
-    let audience = AudienceIndex::new(members).start();
+    let audience = AudienceIndex::new(members);
+    let members = audience.members();
+    let audience = audience.start();
     let hub = SessionHub::default().start();
     let notifier = Notifier::new(
         pool.clone(),
@@ -124,8 +126,9 @@ async fn start_engine(pool: &DbPool, config: &Config) -> anyhow::Result<Engine> 
         notifier.clone(),
         hub.clone(),
     )
-    .resync_every(config.registry_resync_interval)
-    .start();
+    .resync_every(config.registry_resync_interval);
+    let live_promos = registry.live_promos();
+    let registry = registry.start();
     let mailer = Mailer::new(pool.clone(), config)?.start();
     let campaigns = CampaignRegistry::new(CampaignLinks {
         pool: pool.clone(),
@@ -136,7 +139,9 @@ async fn start_engine(pool: &DbPool, config: &Config) -> anyhow::Result<Engine> 
     .start();
     Ok(Engine {
         registry,
+        live_promos,
         audience,
+        members,
         notifier,
         hub,
         campaigns,
