@@ -113,7 +113,7 @@ async fn delete_product(
     if !db::products::delete_product(&state.pool, id).await? {
         return Err(ApiError::NotFound);
     }
-    stop_promos(&state, promo_ids);
+    stop_promos(&state, promo_ids).await;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -22,10 +22,7 @@ use super::form::{
 };
 use super::pagination::PageRequest;
 use super::{resource, AppState};
-use crate::actors::audience::GetMember;
-use crate::actors::promo_registry::{
-    FindEligible, GetRunning, PrepareQuantityChange, PromoChanged, PromoRemoved,
-};
+use crate::actors::promo_registry::{PrepareQuantityChange, PromoChanged, PromoRemoved};
 use crate::db::{self, Listing};
 use crate::domain::promo::{parse_quantity, FlashPromo, PromoTerms, RadiusKm, DEFAULT_RADIUS_KM};
 
@@ -81,14 +78,7 @@ async fn list_running_promos(
     state: web::Data<AppState>,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let running = state
-        .engine
-        .registry
-        .send(GetRunning {
-            window: page.window(),
-        })
-        .await
-        .map_err(unavailable)?;
+    let running = state.engine.live_promos.running(Utc::now(), page.window());
     page.respond(&request, running)
 }
 
@@ -106,24 +96,13 @@ async fn list_eligible_promos(
     state: web::Data<AppState>,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let member = state
-        .engine
-        .audience
-        .send(GetMember {
-            user_id: account.id,
-        })
-        .await
-        .map_err(unavailable)?;
-    let eligible = match member {
-        Some(member) if member.location.is_some() => state
-            .engine
-            .registry
-            .send(FindEligible {
-                member,
-                window: page.window(),
-            })
-            .await
-            .map_err(unavailable)?,
+    let eligible = match state.engine.members.get(account.id) {
+        Some(member) if member.location.is_some() => {
+            state
+                .engine
+                .live_promos
+                .eligible(&member, Utc::now(), page.window())
+        }
         _ => Listing {
             total: 0,
             items: Vec::new(),
@@ -152,7 +131,7 @@ async fn create_promo(
     let terms = fields.into_terms(None)?;
     check_terms(&state, &terms, true, None).await?;
     let promo = db::promos::insert_promo(&state.pool, &terms).await?;
-    announce(&state, &promo);
+    announce(&state, &promo).await;
     Ok(HttpResponse::Created().json(promo))
 }
 
@@ -188,7 +167,7 @@ async fn write_promo(
     let decide = |current| decide_terms(&state, current, &body, presence, &lowered);
     match db::promos::update_promo(&state.pool, promo_id, decide).await {
         Ok(Some(updated)) => {
-            announce(&state, &updated);
+            announce(&state, &updated).await;
             Ok(HttpResponse::Ok().json(updated))
         }
         Ok(None) => Err(ApiError::NotFound),
@@ -196,7 +175,7 @@ async fn write_promo(
             if lowered.get() {
                 // Give the actor back the quantity the database still has.
                 if let Some(unchanged) = db::promos::find_promo(&state.pool, promo_id).await? {
-                    announce(&state, &unchanged);
+                    announce(&state, &unchanged).await;
                 }
             }
             Err(error)
@@ -247,31 +226,37 @@ async fn delete_promo(
     if !db::promos::delete_promo(&state.pool, promo_id).await? {
         return Err(ApiError::NotFound);
     }
-    stop_promos(&state, vec![promo_id]);
+    stop_promos(&state, vec![promo_id]).await;
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Stops the actors of deleted promos (their rows went with a cascade).
-pub fn stop_promos(state: &AppState, promo_ids: Vec<i64>) {
+/// Stops the actors of deleted promos (their rows went with a cascade);
+/// awaited like [`announce`], so a later listing no longer shows them.
+pub async fn stop_promos(state: &AppState, promo_ids: Vec<i64>) {
     for promo_id in promo_ids {
-        state.engine.registry.do_send(PromoRemoved { promo_id });
+        let _ = state.engine.registry.send(PromoRemoved { promo_id }).await;
     }
 }
 
 /// Tells the registry about a committed promo before the client hears of it.
-/// Queued at once (not awaited), so it is not lost if the client goes away;
-/// the registry handles messages in order, so any later request sees it.
-fn announce(state: &AppState, promo: &FlashPromo) {
-    state.engine.registry.do_send(PromoChanged {
-        promo: promo.clone(),
-    });
+/// Queued at once (so it is not lost if the client goes away) and awaited:
+/// the registry publishes its snapshot before it answers, so any later
+/// request, which reads that snapshot, sees the change.
+async fn announce(state: &AppState, promo: &FlashPromo) {
+    let _ = state
+        .engine
+        .registry
+        .send(PromoChanged {
+            promo: promo.clone(),
+        })
+        .await;
 }
 
 /// Re-reads the promos whose embedded store or product may have changed and
 /// announces them, so eligibility uses the new place at once.
 pub async fn refresh_promos(state: &AppState, promo_ids: &[i64]) -> Result<(), ApiError> {
     for promo in db::promos::find_promos(&state.pool, promo_ids).await? {
-        announce(state, &promo);
+        announce(state, &promo).await;
     }
     Ok(())
 }

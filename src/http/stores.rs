@@ -112,7 +112,7 @@ async fn delete_store(
     if !db::stores::delete_store(&state.pool, id).await? {
         return Err(ApiError::NotFound);
     }
-    stop_promos(&state, promo_ids);
+    stop_promos(&state, promo_ids).await;
     Ok(HttpResponse::NoContent().finish())
 }
 
