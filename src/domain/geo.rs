@@ -132,19 +132,23 @@ pub fn chord_for_km(km: f64) -> f64 {
 }
 
 /// Every point within a great-circle radius of a centre, held as a unit
-/// vector and a chord so membership needs no trigonometry.
+/// vector and a squared chord so membership needs no trigonometry (and no
+/// square root unless the point is inside).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Disc {
     center: [f64; 3],
     radius_chord: f64,
+    radius_squared: f64,
 }
 
 impl Disc {
     /// The points within `radius_km` of `center`.
     pub fn new(center: GeoPoint, radius_km: f64) -> Disc {
+        let radius_chord = chord_for_km(radius_km);
         Disc {
             center: center.unit_vector(),
-            radius_chord: chord_for_km(radius_km),
+            radius_chord,
+            radius_squared: radius_chord * radius_chord,
         }
     }
 
@@ -159,10 +163,26 @@ impl Disc {
     }
 
     /// The chord from the centre to `point` (a unit vector), when `point` lies
-    /// in the disc: the one test of "within r km".
+    /// in the disc: the one test of "within r km" (squared chords compared).
     pub fn chord_to(&self, point: [f64; 3]) -> Option<f64> {
-        let chord = chord_between(self.center, point);
-        (chord <= self.radius_chord).then_some(chord)
+        let [dx, dy, dz] = [
+            self.center[0] - point[0],
+            self.center[1] - point[1],
+            self.center[2] - point[2],
+        ];
+        let squared = dx * dx + dy * dy + dz * dz;
+        (squared <= self.radius_squared).then(|| squared.sqrt())
+    }
+
+    /// The same disc, as a key: discs with equal keys hold the same points.
+    pub fn key(&self) -> [u64; 4] {
+        let [x, y, z] = self.center;
+        [
+            x.to_bits(),
+            y.to_bits(),
+            z.to_bits(),
+            self.radius_squared.to_bits(),
+        ]
     }
 }
 

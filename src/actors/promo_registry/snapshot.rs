@@ -132,8 +132,13 @@ impl Snapshot {
         let spots = entries.iter().zip(0u32..).filter_map(|(entry, slot)| {
             let reach = entry.reach.filter(|_| entry.promo.is_active)?;
             let ran = entry.promo.runs_at(now);
-            let spot = Spot::new(reach, entry.promo.id, slot, ran, Arc::clone(&entry.counts));
-            Some((spot, entry.promo.segment_ids()))
+            let spot = Spot {
+                promo_id: entry.promo.id,
+                slot,
+                ran,
+                counts: Arc::clone(&entry.counts),
+            };
+            Some((reach, spot, entry.promo.segment_ids()))
         });
         let index = ReachIndex::build(spots);
         Snapshot {

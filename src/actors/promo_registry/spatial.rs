@@ -3,9 +3,12 @@
 //!
 //! One R-tree per segment (like the audience index), so a query walks only
 //! the promos of the shopper's segments and the segment filter is the tree
-//! itself. Each object is a promo's [`Disc`] on the unit sphere: its envelope
-//! is the box of the centre ± the radius chord (every point of the disc lies
-//! in it), and the exact test is [`Disc::chord_to`], the one rule of
+//! itself. Each object is a *place*: one [`Disc`] on the unit sphere (a
+//! store and a radius) with the promos of that segment that reach exactly
+//! it, kept side by side; stores usually run several promos with the same
+//! radius, so the disc is tested once for all of them. Its envelope is the
+//! box of the centre ± the radius chord (every point of the disc lies in
+//! it), and the exact test is [`Disc::chord_to`], the one rule of
 //! [`eligibility`](crate::domain::eligibility). Bulk-loaded whenever the live
 //! set or terms change; never edited in place (snapshots share it read-only).
 
@@ -18,8 +21,8 @@ use rstar::{PointDistance, RStarInsertionStrategy, RTree, RTreeObject, RTreePara
 use super::counts::LiveCounts;
 use crate::domain::geo::Disc;
 
-/// Wider nodes than rstar's default: queries here return many promos each,
-/// and scanning a wide leaf is cheaper than descending more levels.
+/// Wider nodes than rstar's default: queries here return many places each,
+/// and scanning a wide node is cheaper than descending more levels.
 struct WideNodes;
 
 impl RTreeParams for WideNodes {
@@ -29,11 +32,9 @@ impl RTreeParams for WideNodes {
     type DefaultInsertionStrategy = RStarInsertionStrategy;
 }
 
-/// One promo's reach, as indexed: what a query needs without touching the
-/// promo itself.
+/// One promo as indexed: what a query needs without touching the promo.
 #[derive(Debug, Clone)]
 pub struct Spot {
-    reach: Disc,
     pub promo_id: i64,
     /// Where the promo sits in the snapshot that owns this index.
     pub slot: u32,
@@ -42,7 +43,13 @@ pub struct Spot {
     pub counts: Arc<LiveCounts>,
 }
 
-impl RTreeObject for Spot {
+/// The promos of one segment that reach one disc.
+struct Place {
+    reach: Disc,
+    spots: Box<[Spot]>,
+}
+
+impl RTreeObject for Place {
     type Envelope = AABB<[f64; 3]>;
 
     fn envelope(&self) -> Self::Envelope {
@@ -51,7 +58,7 @@ impl RTreeObject for Spot {
     }
 }
 
-impl PointDistance for Spot {
+impl PointDistance for Place {
     /// Squared distance from the disc to `point` (0 inside).
     fn distance_2(&self, point: &[f64; 3]) -> f64 {
         let [x, y, z] = self.reach.center();
@@ -65,44 +72,42 @@ impl PointDistance for Spot {
     }
 }
 
-impl Spot {
-    /// A spot for a promo reaching `reach`.
-    pub fn new(reach: Disc, promo_id: i64, slot: u32, ran: bool, counts: Arc<LiveCounts>) -> Spot {
-        Spot {
-            reach,
-            promo_id,
-            slot,
-            ran,
-            counts,
-        }
-    }
-}
-
 /// The reaches of live promos, per targeted segment.
 #[derive(Default)]
 pub struct ReachIndex {
-    trees: HashMap<i64, RTree<Spot, WideNodes>>,
+    trees: HashMap<i64, RTree<Place, WideNodes>>,
 }
 
 impl ReachIndex {
-    /// Indexes each spot under each of its promo's segments.
+    /// Indexes each promo's spot under each of its segments, at its reach.
     pub fn build<S: IntoIterator<Item = i64>>(
-        promos: impl Iterator<Item = (Spot, S)>,
+        promos: impl Iterator<Item = (Disc, Spot, S)>,
     ) -> ReachIndex {
-        let mut spots: HashMap<i64, Vec<Spot>> = HashMap::new();
-        for (spot, segment_ids) in promos {
+        let mut places: HashMap<(i64, [u64; 4]), (Disc, Vec<Spot>)> = HashMap::new();
+        for (reach, spot, segment_ids) in promos {
             let mut segment_ids: Vec<i64> = segment_ids.into_iter().collect();
             // A promo is offered once per tree, however its segments were listed.
             segment_ids.sort_unstable();
             segment_ids.dedup();
             for segment_id in segment_ids {
-                spots.entry(segment_id).or_default().push(spot.clone());
+                let place = places
+                    .entry((segment_id, reach.key()))
+                    .or_insert_with(|| (reach, Vec::new()));
+                place.1.push(spot.clone());
             }
         }
+        let mut per_segment: HashMap<i64, Vec<Place>> = HashMap::new();
+        for ((segment_id, _), (reach, spots)) in places {
+            let spots = spots.into_boxed_slice();
+            per_segment
+                .entry(segment_id)
+                .or_default()
+                .push(Place { reach, spots });
+        }
         ReachIndex {
-            trees: spots
+            trees: per_segment
                 .into_iter()
-                .map(|(segment_id, spots)| (segment_id, RTree::bulk_load_with_params(spots)))
+                .map(|(segment_id, places)| (segment_id, RTree::bulk_load_with_params(places)))
                 .collect(),
         }
     }
@@ -122,9 +127,12 @@ impl ReachIndex {
                 continue;
             };
             let earlier = &segment_ids[..position];
-            let _ = tree.locate_all_at_point_int(&origin, |spot| {
-                if let Some(chord) = spot.reach.chord_to(origin) {
-                    found(spot, chord, earlier);
+            let _ = tree.locate_all_at_point_int(&origin, |place| {
+                if let Some(chord) = place.reach.chord_to(origin) {
+                    place
+                        .spots
+                        .iter()
+                        .for_each(|spot| found(spot, chord, earlier));
                 }
                 ControlFlow::<()>::Continue(())
             });
