@@ -121,7 +121,7 @@ pub struct PromoActor {
     settling: HashMap<Uuid, Vec<ReleaseReply>>,
     closing: bool,
     /// The counts readers of the registry's snapshot see, written by `report`.
-    counts: Arc<LiveCounts>,
+    counts: LiveCounts,
 }
 
 /// A decision waiting to be made durable, and who to tell.
@@ -187,7 +187,7 @@ impl PromoActor {
         pool: DbPool,
         registry: Addr<PromoRegistry>,
         hub: Addr<SessionHub>,
-        counts: Arc<LiveCounts>,
+        counts: LiveCounts,
     ) -> PromoActor {
         PromoActor {
             counts,

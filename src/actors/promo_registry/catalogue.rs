@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::counts::{Counts, LiveCounts};
+use super::counts::{Counts, CountsSlab, LiveCounts};
 use super::lifecycle;
 use crate::domain::eligibility::reach_of;
 use crate::domain::geo::Disc;
@@ -31,7 +31,7 @@ pub struct Entry<A> {
     pub promo: Arc<FlashPromo>,
     /// Where it reaches, computed once per change of terms.
     pub reach: Option<Disc>,
-    pub counts: Arc<LiveCounts>,
+    pub counts: LiveCounts,
     pub actor: Option<A>,
     /// Watchers were told it stopped running (reset when it runs again).
     pub end_told: bool,
@@ -39,10 +39,10 @@ pub struct Entry<A> {
 }
 
 impl<A> Entry<A> {
-    fn new(promo: FlashPromo, changed: Changed) -> Entry<A> {
+    fn new(promo: FlashPromo, changed: Changed, slab: &mut CountsSlab) -> Entry<A> {
         Entry {
             reach: reach_of(&promo),
-            counts: Arc::new(LiveCounts::new(Counts::of(&promo))),
+            counts: slab.allocate(Counts::of(&promo)),
             promo: Arc::new(promo),
             actor: None,
             end_told: false,
@@ -87,6 +87,7 @@ pub struct Applied<A> {
 pub struct Catalogue<A> {
     entries: HashMap<i64, Entry<A>>,
     generations: Generations,
+    slab: CountsSlab,
 }
 
 impl<A> Default for Catalogue<A> {
@@ -94,6 +95,7 @@ impl<A> Default for Catalogue<A> {
         Catalogue {
             entries: HashMap::new(),
             generations: Generations::default(),
+            slab: CountsSlab::default(),
         }
     }
 }
@@ -142,7 +144,8 @@ impl<A: Clone> Catalogue<A> {
         let terms = self.generations.bump();
         let Some(entry) = self.entries.get_mut(&promo.id) else {
             let changed = Changed { terms, counts: 0 };
-            self.entries.insert(promo.id, Entry::new(promo, changed));
+            let entry = Entry::new(promo, changed, &mut self.slab);
+            self.entries.insert(entry.promo.id, entry);
             return None;
         };
         entry.changed.terms = terms;
@@ -210,8 +213,8 @@ impl<A: Clone> Catalogue<A> {
             return None;
         }
         let Some(entry) = self.entries.get_mut(&promo.id) else {
-            self.entries
-                .insert(promo.id, Entry::new(promo, Changed::default()));
+            let entry = Entry::new(promo, Changed::default(), &mut self.slab);
+            self.entries.insert(entry.promo.id, entry);
             return None;
         };
         match entry.changed.verdict(started, entry.actor.is_some()) {

@@ -32,7 +32,6 @@ mod snapshot;
 mod spatial;
 
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -72,7 +71,7 @@ impl ActorLinks {
     fn start(
         &self,
         promo: FlashPromo,
-        counts: Arc<LiveCounts>,
+        counts: LiveCounts,
         registry: Addr<PromoRegistry>,
     ) -> Addr<PromoActor> {
         let (pool, hub) = (self.pool.clone(), self.hub.clone());
@@ -139,7 +138,7 @@ impl PromoRegistry {
             let end = match Step::at(&entry.promo, held, entry.actor.is_some(), now) {
                 Step::Start => {
                     let promo = entry.current(now);
-                    let counts = Arc::clone(&entry.counts);
+                    let counts = entry.counts.clone();
                     entry.actor = Some(self.links.start(promo.clone(), counts, registry.clone()));
                     entry.end_told = false;
                     // Announced once per start; the notifier skips promos already told.
@@ -147,7 +146,7 @@ impl PromoRegistry {
                     None
                 }
                 Step::Settle => {
-                    let counts = Arc::clone(&entry.counts);
+                    let counts = entry.counts.clone();
                     let actor = self
                         .links
                         .start(entry.current(now), counts, registry.clone());

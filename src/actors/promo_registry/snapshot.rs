@@ -81,7 +81,7 @@ pub struct Snapshot {
 /// A promo as published.
 struct Listed {
     promo: Arc<FlashPromo>,
-    counts: Arc<LiveCounts>,
+    counts: LiveCounts,
     actor: Option<Addr<PromoActor>>,
     /// It ran at build time (valid inside the steady window).
     ran: bool,
@@ -136,7 +136,7 @@ impl Snapshot {
                 promo_id: entry.promo.id,
                 slot,
                 ran,
-                counts: Arc::clone(&entry.counts),
+                counts: entry.counts.clone(),
             };
             Some((reach, spot, entry.promo.segment_ids()))
         });
@@ -153,7 +153,7 @@ impl Snapshot {
                 .map(|entry| Listed {
                     ran: entry.promo.runs_at(now),
                     promo: Arc::clone(&entry.promo),
-                    counts: Arc::clone(&entry.counts),
+                    counts: entry.counts.clone(),
                     actor: entry.actor.clone(),
                 })
                 .collect(),
@@ -303,6 +303,7 @@ impl Nearest {
         }
     }
 
+    #[inline]
     fn offer(&mut self, ranked: Ranked) {
         self.seen += 1;
         if self.heap.len() < self.keep {

@@ -14,7 +14,6 @@
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
-use std::sync::Arc;
 
 use rstar::{PointDistance, RStarInsertionStrategy, RTree, RTreeObject, RTreeParams, AABB};
 
@@ -40,7 +39,7 @@ pub struct Spot {
     pub slot: u32,
     /// It ran when the index was built (see the snapshot's steady window).
     pub ran: bool,
-    pub counts: Arc<LiveCounts>,
+    pub counts: LiveCounts,
 }
 
 /// The promos of one segment that reach one disc.
