@@ -217,15 +217,25 @@ impl Snapshot {
         segment_ids.dedup();
         let mut nearest = Nearest::keeping(window.offset.saturating_add(window.limit));
         self.index
-            .visit(&segment_ids, origin, |spot, chord, earlier| {
-                if self.runs(spot.slot, spot.ran, &spot.counts, now, steady)
-                    && (earlier.is_empty() || !self.targets_any(spot.slot, earlier))
-                {
-                    nearest.offer(Ranked {
-                        chord,
-                        promo_id: spot.promo_id,
-                        slot: spot.slot,
-                    });
+            .visit(&segment_ids, origin, |spots, chord, earlier| {
+                // One chord, ids ascending: once one is not kept, none after it
+                // can be, and the rest are only counted.
+                let mut ranks = true;
+                for spot in spots {
+                    if self.runs(spot.slot, spot.ran, &spot.counts, now, steady)
+                        && (earlier.is_empty() || !self.targets_any(spot.slot, earlier))
+                    {
+                        let ranked = Ranked {
+                            chord,
+                            promo_id: spot.promo_id,
+                            slot: spot.slot,
+                        };
+                        ranks = if ranks {
+                            nearest.offer(ranked)
+                        } else {
+                            nearest.count()
+                        };
+                    }
                 }
             });
         let total = nearest.seen;
@@ -303,16 +313,29 @@ impl Nearest {
         }
     }
 
+    /// Counts `ranked` and keeps it if it is among the nearest so far: true
+    /// when kept.
     #[inline]
-    fn offer(&mut self, ranked: Ranked) {
+    fn offer(&mut self, ranked: Ranked) -> bool {
         self.seen += 1;
         if self.heap.len() < self.keep {
             self.heap.push(ranked);
-        } else if let Some(mut farthest) = self.heap.peek_mut() {
-            if ranked < *farthest {
-                *farthest = ranked;
-            }
+            return true;
         }
+        match self.heap.peek_mut() {
+            Some(mut farthest) if ranked < *farthest => {
+                *farthest = ranked;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Counts one promo known not to be kept: false.
+    #[inline]
+    fn count(&mut self) -> bool {
+        self.seen += 1;
+        false
     }
 
     fn into_sorted(self) -> Vec<Ranked> {

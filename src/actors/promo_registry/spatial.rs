@@ -96,7 +96,9 @@ impl ReachIndex {
             }
         }
         let mut per_segment: HashMap<i64, Vec<Place>> = HashMap::new();
-        for ((segment_id, _), (reach, spots)) in places {
+        for ((segment_id, _), (reach, mut spots)) in places {
+            // In id order: the ranking relies on it (see `visit`).
+            spots.sort_unstable_by_key(|spot| spot.promo_id);
             let spots = spots.into_boxed_slice();
             per_segment
                 .entry(segment_id)
@@ -111,15 +113,16 @@ impl ReachIndex {
         }
     }
 
-    /// Calls `found` with every spot of `segment_ids` (deduplicated, in
-    /// order) whose reach holds `origin`, with its chord to `origin` and the
-    /// segments visited before this spot's tree: a promo of several of them is
-    /// offered once per tree, and the caller keeps the first.
+    /// Calls `found` with the spots of every place of `segment_ids`
+    /// (deduplicated, in order) whose reach holds `origin`, in id order, with
+    /// their chord to `origin` and the segments visited before this place's
+    /// tree: a promo of several of them is offered once per tree, and the
+    /// caller keeps the first.
     pub fn visit(
         &self,
         segment_ids: &[i64],
         origin: [f64; 3],
-        mut found: impl FnMut(&Spot, f64, &[i64]),
+        mut found: impl FnMut(&[Spot], f64, &[i64]),
     ) {
         for (position, segment_id) in segment_ids.iter().enumerate() {
             let Some(tree) = self.trees.get(segment_id) else {
@@ -128,10 +131,7 @@ impl ReachIndex {
             let earlier = &segment_ids[..position];
             let _ = tree.locate_all_at_point_int(&origin, |place| {
                 if let Some(chord) = place.reach.chord_to(origin) {
-                    place
-                        .spots
-                        .iter()
-                        .for_each(|spot| found(spot, chord, earlier));
+                    found(&place.spots, chord, earlier);
                 }
                 ControlFlow::<()>::Continue(())
             });
