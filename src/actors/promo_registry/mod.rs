@@ -37,7 +37,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
 
-use self::catalogue::{Catalogue, Redefinition};
+use self::catalogue::{Catalogue, Entry, Redefinition};
 pub use self::counts::{Counts, LiveCounts};
 use self::lifecycle::{ResyncGate, Step};
 pub use self::routing::{
@@ -68,14 +68,23 @@ struct ActorLinks {
 }
 
 impl ActorLinks {
+    /// Starts an actor for the promo of `entry`, sharing its live counts.
     fn start(
         &self,
-        promo: FlashPromo,
-        counts: LiveCounts,
+        entry: &Entry<Addr<PromoActor>>,
+        now: DateTime<Utc>,
         registry: Addr<PromoRegistry>,
     ) -> Addr<PromoActor> {
-        let (pool, hub) = (self.pool.clone(), self.hub.clone());
-        PromoActor::new(promo, self.hold_for, pool, registry, hub, counts).start()
+        let (pool, hub, counts) = (self.pool.clone(), self.hub.clone(), entry.counts.clone());
+        PromoActor::new(
+            entry.current(now),
+            self.hold_for,
+            pool,
+            registry,
+            hub,
+            counts,
+        )
+        .start()
     }
 }
 
@@ -134,42 +143,7 @@ impl PromoRegistry {
         let now = Utc::now();
         let registry = ctx.address();
         for entry in self.catalogue.iter_mut() {
-            let held = entry.counts.load().held;
-            let end = match Step::at(&entry.promo, held, entry.actor.is_some(), now) {
-                Step::Start => {
-                    let promo = entry.current(now);
-                    let counts = entry.counts.clone();
-                    entry.actor = Some(self.links.start(promo.clone(), counts, registry.clone()));
-                    entry.end_told = false;
-                    // Announced once per start; the notifier skips promos already told.
-                    self.notifier.do_send(AnnounceStart { promo });
-                    None
-                }
-                Step::Settle => {
-                    let counts = entry.counts.clone();
-                    let actor = self
-                        .links
-                        .start(entry.current(now), counts, registry.clone());
-                    actor.do_send(Close);
-                    entry.actor = Some(actor);
-                    None
-                }
-                Step::Close => {
-                    entry.actor.iter().for_each(|actor| actor.do_send(Close));
-                    entry.tell_end().then_some(EndReason::Ended)
-                }
-                Step::Deactivate => {
-                    entry
-                        .actor
-                        .iter()
-                        .for_each(|actor| actor.do_send(Deactivate));
-                    entry.tell_end().then_some(EndReason::Deactivated)
-                }
-                Step::Keep => None,
-            };
-            if let Some(reason) = end {
-                self.links.hub.do_send(ended(entry.promo.id, reason));
-            }
+            take_step(&self.links, &self.notifier, entry, &registry, now);
         }
         self.catalogue.retain_live(now);
         self.schedule_next(now, ctx);
@@ -232,6 +206,49 @@ impl PromoRegistry {
                 },
             });
         }
+    }
+}
+
+/// Starts, closes or deactivates the actor of one entry as its
+/// [`Step`] at `now` says, and tells watchers of an end once.
+fn take_step(
+    links: &ActorLinks,
+    notifier: &Addr<Notifier>,
+    entry: &mut Entry<Addr<PromoActor>>,
+    registry: &Addr<PromoRegistry>,
+    now: DateTime<Utc>,
+) {
+    let held = entry.counts.load().held;
+    let end = match Step::at(&entry.promo, held, entry.actor.is_some(), now) {
+        Step::Start => {
+            let promo = entry.current(now);
+            entry.actor = Some(links.start(entry, now, registry.clone()));
+            entry.end_told = false;
+            // Announced once per start; the notifier skips promos already told.
+            notifier.do_send(AnnounceStart { promo });
+            None
+        }
+        Step::Settle => {
+            let actor = links.start(entry, now, registry.clone());
+            actor.do_send(Close);
+            entry.actor = Some(actor);
+            None
+        }
+        Step::Close => {
+            entry.actor.iter().for_each(|actor| actor.do_send(Close));
+            entry.tell_end().then_some(EndReason::Ended)
+        }
+        Step::Deactivate => {
+            entry
+                .actor
+                .iter()
+                .for_each(|actor| actor.do_send(Deactivate));
+            entry.tell_end().then_some(EndReason::Deactivated)
+        }
+        Step::Keep => None,
+    };
+    if let Some(reason) = end {
+        links.hub.do_send(ended(entry.promo.id, reason));
     }
 }
 

@@ -211,11 +211,34 @@ impl Snapshot {
                 items: Vec::new(),
             };
         };
+        let keep = window.offset.saturating_add(window.limit);
+        let nearest = self.nearest(&member.segment_ids, origin, now, keep);
+        let total = nearest.seen;
+        let ranked = nearest.into_sorted();
+        let listing = page_of(ranked, window, |ranked| {
+            self.listed(ranked.slot)
+                .map(|listed| (listed.current(now), km_from_chord(ranked.chord)))
+        });
+        Listing {
+            total: i64::try_from(total).unwrap_or(i64::MAX),
+            items: listing.items.into_iter().flatten().collect(),
+        }
+    }
+
+    /// The `keep` nearest promos running at `now` of `segment_ids` whose
+    /// reach holds `origin`, and how many there are.
+    fn nearest(
+        &self,
+        segment_ids: &[i64],
+        origin: [f64; 3],
+        now: DateTime<Utc>,
+        keep: i64,
+    ) -> Nearest {
         let steady = self.steady.holds(now);
-        let mut segment_ids = member.segment_ids.clone();
+        let mut segment_ids = segment_ids.to_vec();
         segment_ids.sort_unstable();
         segment_ids.dedup();
-        let mut nearest = Nearest::keeping(window.offset.saturating_add(window.limit));
+        let mut nearest = Nearest::keeping(keep);
         self.index
             .visit(&segment_ids, origin, |spots, chord, earlier| {
                 // One chord, ids ascending: once one is not kept, none after it
@@ -238,16 +261,7 @@ impl Snapshot {
                     }
                 }
             });
-        let total = nearest.seen;
-        let ranked = nearest.into_sorted();
-        let listing = page_of(ranked, window, |ranked| {
-            self.listed(ranked.slot)
-                .map(|listed| (listed.current(now), km_from_chord(ranked.chord)))
-        });
-        Listing {
-            total: i64::try_from(total).unwrap_or(i64::MAX),
-            items: listing.items.into_iter().flatten().collect(),
-        }
+        nearest
     }
 
     /// Whether the promo in `slot` targets any of `segment_ids` (it was
