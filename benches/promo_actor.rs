@@ -13,7 +13,7 @@ use chrono::Utc;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use futures_util::future::join_all;
 use promo_engine::actors::promo::Reserve;
-use promo_engine::actors::promo_registry::{PromoChanged, ReserveUnit};
+use promo_engine::actors::promo_registry::PromoChanged;
 use promo_engine::config::Config;
 use promo_engine::db;
 use promo_engine::domain::eligibility::AudienceMember;
@@ -110,20 +110,22 @@ async fn reserve_many(
     first_user: i64,
     count: u64,
 ) -> Duration {
-    let registry = bench.app.engine().registry().clone();
+    let actor = bench
+        .app
+        .engine()
+        .live_promos()
+        .actor_of(promo_id)
+        .expect("the promo's actor runs");
     let started = Instant::now();
     let mut next = 0;
     while next < count {
         let wave = (count - next).min(IN_FLIGHT as u64);
         let sends = (next..next + wave).map(|offset| {
             let user_id = first_user + offset as i64;
-            registry.send(ReserveUnit {
-                promo_id,
-                reserve: Reserve {
-                    user_id,
-                    member: Some(member(user_id, segment_id)),
-                    origin: None,
-                },
+            actor.send(Reserve {
+                user_id,
+                member: Some(member(user_id, segment_id)),
+                origin: None,
             })
         });
         for answer in join_all(sends).await {

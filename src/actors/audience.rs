@@ -6,10 +6,17 @@
 //! targeted clients and is a chord-length query: exact great-circle distance,
 //! with no distortion at the poles or the antimeridian. Loaded at boot; REST and
 //! WebSocket location changes update it before they answer.
+//!
+//! The map is a persistent `imbl::HashMap` (a change costs O(log n) and a copy
+//! O(1)), published through [`Members`] after every change and before the
+//! change's message is answered, so request handlers look a member up without
+//! a mailbox hop; the actor stays the only writer.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use actix::prelude::*;
+use arc_swap::ArcSwap;
 use rstar::primitives::GeomWithData;
 use rstar::RTree;
 
@@ -19,9 +26,24 @@ use crate::domain::GeoPoint;
 
 type IndexedPoint = GeomWithData<[f64; 3], i64>;
 
+type MemberMap = imbl::HashMap<i64, AudienceMember>;
+
+/// The members as last published by the [`AudienceIndex`]; cheap to clone,
+/// shared by every worker.
+#[derive(Clone)]
+pub struct Members(Arc<ArcSwap<MemberMap>>);
+
+impl Members {
+    /// What the index knows of one user.
+    pub fn get(&self, user_id: i64) -> Option<AudienceMember> {
+        self.0.load().get(&user_id).cloned()
+    }
+}
+
 /// The in-memory audience.
 pub struct AudienceIndex {
-    members: HashMap<i64, AudienceMember>,
+    members: MemberMap,
+    published: Members,
     /// One tree per segment, so a query only walks the clients a promo targets.
     trees: HashMap<i64, RTree<IndexedPoint>>,
 }
@@ -41,16 +63,28 @@ impl AudienceIndex {
                     .push(IndexedPoint::new(location.unit_vector(), member.user_id));
             }
         }
+        let members: MemberMap = members
+            .into_iter()
+            .map(|member| (member.user_id, member))
+            .collect();
         AudienceIndex {
             trees: points
                 .into_iter()
                 .map(|(segment_id, points)| (segment_id, RTree::bulk_load(points)))
                 .collect(),
-            members: members
-                .into_iter()
-                .map(|member| (member.user_id, member))
-                .collect(),
+            published: Members(Arc::new(ArcSwap::from_pointee(members.clone()))),
+            members,
         }
+    }
+
+    /// What this index publishes (take it before starting the actor).
+    pub fn members(&self) -> Members {
+        self.published.clone()
+    }
+
+    /// Lets readers see the members as they are now.
+    fn publish(&self) {
+        self.published.0.store(Arc::new(self.members.clone()));
     }
 
     fn remove(&mut self, user_id: i64) -> Option<AudienceMember> {
@@ -115,13 +149,6 @@ impl Actor for AudienceIndex {
     }
 }
 
-/// What the index knows of one user.
-#[derive(Message)]
-#[rtype(result = "Option<AudienceMember>")]
-pub struct GetMember {
-    pub user_id: i64,
-}
-
 /// Adds or replaces a member (new profile, new location, new segments).
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -145,19 +172,12 @@ pub struct FindWithinRadius {
     pub segment_ids: Vec<i64>,
 }
 
-impl Handler<GetMember> for AudienceIndex {
-    type Result = Option<AudienceMember>;
-
-    fn handle(&mut self, message: GetMember, _: &mut Self::Context) -> Self::Result {
-        self.members.get(&message.user_id).cloned()
-    }
-}
-
 impl Handler<PutMember> for AudienceIndex {
     type Result = ();
 
     fn handle(&mut self, message: PutMember, _: &mut Self::Context) {
         self.put(message.member);
+        self.publish();
     }
 }
 
@@ -166,6 +186,7 @@ impl Handler<RemoveMember> for AudienceIndex {
 
     fn handle(&mut self, message: RemoveMember, _: &mut Self::Context) {
         self.remove(message.user_id);
+        self.publish();
     }
 }
 
@@ -200,6 +221,20 @@ mod tests {
         let found = index.within_radius(center, 2.0, &[1]);
         assert_eq!(found.iter().map(|(id, _)| *id).collect::<Vec<_>>(), vec![1]);
         assert!(found[0].1 < 1e-6);
+    }
+
+    #[test]
+    fn members_see_each_change_once_it_is_published_and_not_before() {
+        let mut index = AudienceIndex::new(vec![member(1, 0.0, 0.0, &[1])]);
+        let members = index.members();
+        assert_eq!(members.get(1), Some(member(1, 0.0, 0.0, &[1])));
+        index.put(member(1, 10.0, 0.0, &[2]));
+        assert_eq!(members.get(1), Some(member(1, 0.0, 0.0, &[1])));
+        index.publish();
+        assert_eq!(members.get(1), Some(member(1, 10.0, 0.0, &[2])));
+        index.remove(1);
+        index.publish();
+        assert_eq!(members.get(1), None);
     }
 
     #[test]

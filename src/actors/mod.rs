@@ -1,11 +1,13 @@
 //! The realtime engine's actors.
 //!
 //! - [`promo_registry::PromoRegistry`] — knows every live promo, starts and
-//!   stops one [`promo::PromoActor`] per running promo, routes reservation
-//!   messages and answers `running/` and `eligible/` from memory.
+//!   stops one [`promo::PromoActor`] per running promo, and publishes the
+//!   snapshot ([`promo_registry::LivePromos`]) that `running/`, `eligible/`
+//!   and reservation routing read without a mailbox hop.
 //! - [`promo::PromoActor`] — the single writer of one promo's stock, holds and
 //!   hold timers.
-//! - [`audience::AudienceIndex`] — every shopper's location and segments.
+//! - [`audience::AudienceIndex`] — every shopper's location and segments,
+//!   published as [`audience::Members`].
 //! - [`notifier::Notifier`] — tells a promo's audience it started, once a day each.
 //! - [`session_hub::SessionHub`] — the open WebSocket sessions, by user.
 //! - [`ws_session::WsSession`] — one WebSocket connection.

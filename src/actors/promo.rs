@@ -43,7 +43,7 @@ use uuid::Uuid;
 
 use std::sync::Arc;
 
-use super::promo_registry::{PromoActorStopped, PromoRegistry, StockChanged};
+use super::promo_registry::{Counts, LiveCounts, PromoActorStopped, PromoRegistry, StockChanged};
 use super::session_hub::{Origin, PromoEnded, PushToUser, SessionHub};
 use crate::db::fence::{Settled, WriteFailure};
 use crate::db::reservations::StockWrite;
@@ -120,6 +120,8 @@ pub struct PromoActor {
     /// the repeats of the request waiting for that write's answer.
     settling: HashMap<Uuid, Vec<ReleaseReply>>,
     closing: bool,
+    /// The counts readers of the registry's snapshot see, written by `report`.
+    counts: LiveCounts,
 }
 
 /// A decision waiting to be made durable, and who to tell.
@@ -185,8 +187,10 @@ impl PromoActor {
         pool: DbPool,
         registry: Addr<PromoRegistry>,
         hub: Addr<SessionHub>,
+        counts: LiveCounts,
     ) -> PromoActor {
         PromoActor {
+            counts,
             hub,
             row_ids: HashMap::new(),
             stock: PromoStock::new(promo.quantity, promo.sold, []),
@@ -609,6 +613,12 @@ impl PromoActor {
     }
 
     fn report(&self, _: &mut Context<Self>) {
+        // Synchronously, so readers see it before the caller gets its answer.
+        self.counts.store(Counts {
+            quantity: self.stock.quantity(),
+            held: self.stock.held(),
+            sold: self.stock.sold(),
+        });
         self.registry.do_send(StockChanged {
             promo_id: self.promo.id,
             quantity: self.stock.quantity(),

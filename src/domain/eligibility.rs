@@ -1,7 +1,14 @@
 //! Who may reserve a running promo: a client in one of its segments, with a
 //! known location within its radius of the store (great-circle distance).
+//!
+//! This is the one eligibility rule: the reservation check
+//! ([`check_eligibility`]) and the `eligible/` ranking both go through
+//! [`Shopper::check`] or, inside the spatial index, the same
+//! [`Disc::chord_to`] on the same precomputed [`reach_of`], so a shopper at
+//! the edge of a radius is eligible in both or in neither.
 
 use super::entities::ClientProfile;
+use super::geo::{km_from_chord, Disc};
 use super::promo::FlashPromo;
 use super::GeoPoint;
 
@@ -38,22 +45,59 @@ pub enum Ineligible {
     TooFar,
 }
 
-/// The distance from `member` to the promo's store, if `member` is eligible.
+/// A member prepared for many checks: its location as a unit vector,
+/// computed once rather than once per promo.
+#[derive(Debug, Clone, Copy)]
+pub struct Shopper<'a> {
+    member: &'a AudienceMember,
+    origin: Option<[f64; 3]>,
+}
+
+impl<'a> Shopper<'a> {
+    /// Prepares `member` for checks.
+    pub fn new(member: &'a AudienceMember) -> Shopper<'a> {
+        Shopper {
+            member,
+            origin: member.location.map(GeoPoint::unit_vector),
+        }
+    }
+
+    /// The member's location as a unit vector, if known.
+    pub fn origin(&self) -> Option<[f64; 3]> {
+        self.origin
+    }
+
+    /// True when the member is in one of the promo's segments.
+    pub fn in_segments(&self, promo: &FlashPromo) -> bool {
+        promo
+            .segment_ids()
+            .any(|id| self.member.segment_ids.contains(&id))
+    }
+
+    /// The rule, in API.md's order of checks: segments, location, reach.
+    /// `reach` is [`reach_of`] the promo (precomputed by callers that check
+    /// often). Answers the chord to the store, which orders like distance.
+    pub fn check(&self, promo: &FlashPromo, reach: Option<&Disc>) -> Result<f64, Ineligible> {
+        if !self.in_segments(promo) {
+            return Err(Ineligible::NotInSegment);
+        }
+        let origin = self.origin.ok_or(Ineligible::LocationUnknown)?;
+        reach
+            .and_then(|reach| reach.chord_to(origin))
+            .ok_or(Ineligible::TooFar)
+    }
+}
+
+/// The distance in km from `member` to the promo's store, if `member` is eligible.
 pub fn check_eligibility(promo: &FlashPromo, member: &AudienceMember) -> Result<f64, Ineligible> {
-    if !promo
-        .segment_ids()
-        .any(|id| member.segment_ids.contains(&id))
-    {
-        return Err(Ineligible::NotInSegment);
-    }
-    let location = member.location.ok_or(Ineligible::LocationUnknown)?;
-    let store = store_location(promo).ok_or(Ineligible::TooFar)?;
-    let distance = location.distance_km(store);
-    if distance <= promo.max_distance_km {
-        Ok(distance)
-    } else {
-        Err(Ineligible::TooFar)
-    }
+    Shopper::new(member)
+        .check(promo, reach_of(promo).as_ref())
+        .map(km_from_chord)
+}
+
+/// Where a promo reaches: its radius around its store.
+pub fn reach_of(promo: &FlashPromo) -> Option<Disc> {
+    store_location(promo).map(|store| Disc::new(store, promo.max_distance_km))
 }
 
 /// The store's location (stored coordinates are always in range).
@@ -136,6 +180,20 @@ mod tests {
         assert!(inside.is_ok_and(|distance| distance < 2.0));
         let outside = check_eligibility(&promo, &member(Some((19.4326 + 0.01800, -99.1332)), &[7]));
         assert_eq!(outside, Err(Ineligible::TooFar));
+    }
+
+    #[test]
+    fn the_distance_reported_is_the_great_circle_distance() {
+        let promo = promo_at(19.4326, -99.1332, 2.0);
+        let here = (19.4326 + 0.01, -99.1332 + 0.005);
+        let distance = check_eligibility(&promo, &member(Some(here), &[7])).unwrap();
+        let haversine = GeoPoint::parse(here.0, here.1)
+            .unwrap()
+            .distance_km(store_location(&promo).unwrap());
+        assert!(
+            (distance - haversine).abs() < 1e-9,
+            "{distance} vs {haversine}"
+        );
     }
 
     #[test]

@@ -1,8 +1,14 @@
-//! Coordinates and great-circle distance.
+//! Coordinates, great-circle distance, and the one test of "within r km".
 //!
 //! `Latitude` and `Longitude` are checked degrees; `GeoPoint` pairs them and
-//! measures distance with the haversine formula on a sphere of the Earth's mean
-//! radius, which is what "within `max_distance_km`" means everywhere.
+//! measures distance on a sphere of the Earth's mean radius. "Within
+//! `max_distance_km` of a store" is decided in one place, [`Disc::chord_to`]:
+//! the straight-line (chord) distance between unit vectors is a monotonic
+//! function of great-circle distance, so comparing chords is exact on the
+//! sphere, costs no trigonometry per test, and is the same comparison an
+//! R-tree of unit vectors makes. The reservation check, the `eligible/`
+//! ranking and its spatial index all call it, so they cannot disagree at the
+//! edge of a radius.
 
 use std::fmt;
 
@@ -125,6 +131,61 @@ pub fn chord_for_km(km: f64) -> f64 {
     2.0 * (angle / 2.0).sin()
 }
 
+/// Every point within a great-circle radius of a centre, held as a unit
+/// vector and a squared chord so membership needs no trigonometry (and no
+/// square root unless the point is inside).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Disc {
+    center: [f64; 3],
+    radius_chord: f64,
+    radius_squared: f64,
+}
+
+impl Disc {
+    /// The points within `radius_km` of `center`.
+    pub fn new(center: GeoPoint, radius_km: f64) -> Disc {
+        let radius_chord = chord_for_km(radius_km);
+        Disc {
+            center: center.unit_vector(),
+            radius_chord,
+            radius_squared: radius_chord * radius_chord,
+        }
+    }
+
+    /// The centre, as a unit vector.
+    pub fn center(&self) -> [f64; 3] {
+        self.center
+    }
+
+    /// The radius, as a chord of the unit sphere.
+    pub fn radius_chord(&self) -> f64 {
+        self.radius_chord
+    }
+
+    /// The chord from the centre to `point` (a unit vector), when `point` lies
+    /// in the disc: the one test of "within r km" (squared chords compared).
+    pub fn chord_to(&self, point: [f64; 3]) -> Option<f64> {
+        let [dx, dy, dz] = [
+            self.center[0] - point[0],
+            self.center[1] - point[1],
+            self.center[2] - point[2],
+        ];
+        let squared = dx * dx + dy * dy + dz * dz;
+        (squared <= self.radius_squared).then(|| squared.sqrt())
+    }
+
+    /// The same disc, as a key: discs with equal keys hold the same points.
+    pub fn key(&self) -> [u64; 4] {
+        let [x, y, z] = self.center;
+        [
+            x.to_bits(),
+            y.to_bits(),
+            z.to_bits(),
+            self.radius_squared.to_bits(),
+        ]
+    }
+}
+
 impl fmt::Display for GeoPoint {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(formatter, "({}, {})", self.latitude.0, self.longitude.0)
@@ -178,6 +239,14 @@ mod tests {
         let [x2, y2, z2] = b.unit_vector();
         let chord = ((x1 - x2).powi(2) + (y1 - y2).powi(2) + (z1 - z2).powi(2)).sqrt();
         assert!((chord - chord_for_km(a.distance_km(b))).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_disc_holds_what_lies_within_its_radius_across_the_antimeridian() {
+        let disc = Disc::new(point(0.0, 179.995), 2.0);
+        let across = disc.chord_to(point(0.0, -179.995).unit_vector());
+        assert!(across.is_some_and(|chord| (km_from_chord(chord) - 1.112).abs() < 0.01));
+        assert_eq!(disc.chord_to(point(0.0, -179.97).unit_vector()), None);
     }
 
     #[test]

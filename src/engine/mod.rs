@@ -26,12 +26,12 @@ use std::sync::Arc;
 
 use actix::{Actor, Addr};
 
-use crate::actors::audience::AudienceIndex;
+use crate::actors::audience::{AudienceIndex, Members};
 use crate::actors::campaign::CampaignLinks;
 use crate::actors::campaign_registry::CampaignRegistry;
 use crate::actors::mailer::Mailer;
 use crate::actors::notifier::Notifier;
-use crate::actors::promo_registry::PromoRegistry;
+use crate::actors::promo_registry::{LivePromos, PromoRegistry};
 use crate::actors::session_hub::SessionHub;
 use crate::config::Config;
 use crate::db::{self, DbPool};
@@ -42,7 +42,11 @@ pub use error::EngineError;
 pub struct Engine {
     pool: DbPool,
     registry: Addr<PromoRegistry>,
+    /// What the registry publishes: read directly, no mailbox hop.
+    live_promos: LivePromos,
     audience: Addr<AudienceIndex>,
+    /// What the audience index publishes: read directly, no mailbox hop.
+    members: Members,
     notifier: Addr<Notifier>,
     hub: Addr<SessionHub>,
     campaigns: Addr<CampaignRegistry>,
@@ -54,7 +58,9 @@ impl Engine {
     pub async fn start(pool: &DbPool, config: &Config) -> anyhow::Result<Engine> {
         let members = db::clients::load_audience(pool).await?;
         tracing::info!(clients = members.len(), "audience loaded");
-        let audience = AudienceIndex::new(members).start();
+        let audience = AudienceIndex::new(members);
+        let members = audience.members();
+        let audience = audience.start();
         let hub = SessionHub::default().start();
         let notifier = Notifier::new(
             pool.clone(),
@@ -69,8 +75,9 @@ impl Engine {
             notifier.clone(),
             hub.clone(),
         )
-        .resync_every(config.registry_resync_interval)
-        .start();
+        .resync_every(config.registry_resync_interval);
+        let live_promos = registry.live_promos();
+        let registry = registry.start();
         let mailer = Mailer::new(pool.clone(), config)?.start();
         let campaigns = CampaignRegistry::new(CampaignLinks {
             pool: pool.clone(),
@@ -82,7 +89,9 @@ impl Engine {
         Ok(Engine {
             pool: pool.clone(),
             registry,
+            live_promos,
             audience,
+            members,
             notifier,
             hub,
             campaigns,
@@ -93,6 +102,12 @@ impl Engine {
     /// The session hub, which a WebSocket session joins.
     pub fn hub(&self) -> &Addr<SessionHub> {
         &self.hub
+    }
+
+    /// The running promos as last published (for benches and operational
+    /// tools; request paths go through the engine's calls).
+    pub fn live_promos(&self) -> &LivePromos {
+        &self.live_promos
     }
 
     /// The promo registry (for benches and operational tools; request paths

@@ -7,9 +7,9 @@
 //! that got its answer sees the change in every later read.
 
 use super::{Engine, EngineError};
-use crate::actors::promo_registry::{
-    GetRunning, PrepareQuantityChange, PromoChanged, PromoRemoved,
-};
+use chrono::Utc;
+
+use crate::actors::promo_registry::{PrepareQuantityChange, PromoChanged, PromoRemoved};
 use crate::db::{self, DbError, Listing, PageWindow, Violation};
 use crate::domain::promo::FlashPromo;
 
@@ -61,10 +61,7 @@ impl Engine {
     }
 
     /// The promos running now, by id.
-    pub async fn running(&self, window: PageWindow) -> Result<Listing<FlashPromo>, EngineError> {
-        self.registry
-            .send(GetRunning { window })
-            .await
-            .map_err(EngineError::mailbox("promo registry"))
+    pub fn running(&self, window: PageWindow) -> Listing<FlashPromo> {
+        self.live_promos.running(Utc::now(), window)
     }
 }

@@ -1,8 +1,9 @@
 //! Reserving, completing and cancelling a one-minute hold, for REST and
 //! WebSocket alike.
 //!
-//! A reserve goes straight to the promo's actor, which answers once the hold
-//! is committed. A complete or cancel reads the shopper's own reservation
+//! A reserve reads the shopper from the audience's published snapshot and
+//! goes straight to the promo's actor (found in the registry's snapshot, no
+//! mailbox hop on the way), which answers once the hold is committed. A complete or cancel reads the shopper's own reservation
 //! first (another shopper's is `NotFound`), sends a live hold to its actor,
 //! and answers anything else from the stored state, which makes repeats
 //! idempotent. Every call waits at most [`OUTCOME_WAIT`] for its outcome.
@@ -11,9 +12,7 @@
 
 use super::deadlines::within_outcome_wait;
 use super::{Engine, EngineError};
-use crate::actors::audience::GetMember;
-use crate::actors::promo::{PromoRefusal, Reserve, WsOrigin};
-use crate::actors::promo_registry::{ReleaseUnit, ReserveUnit, RoutedRefusal};
+use crate::actors::promo::{Cancel, Complete, PromoRefusal, Reserve, WsOrigin};
 use crate::db;
 use crate::domain::promo::PromoStatus;
 use crate::domain::reservation::{Reservation, ReservationRecord, ReservationStatus};
@@ -65,25 +64,18 @@ impl Engine {
         promo_id: i64,
         origin: Option<WsOrigin>,
     ) -> Result<Reservation, EngineError> {
-        let member = self
-            .audience
-            .send(GetMember { user_id })
-            .await
-            .map_err(EngineError::mailbox("audience index"))?;
         let reserve = Reserve {
             user_id,
-            member,
+            member: self.members.get(user_id),
             origin,
         };
-        let routed = self
-            .registry
-            .send(ReserveUnit { promo_id, reserve })
-            .await
-            .map_err(EngineError::mailbox("promo registry"))?;
-        match routed {
-            Ok(reservation) => Ok(reservation),
-            Err(RoutedRefusal::Refused(refusal)) => Err(refusal.into()),
-            Err(RoutedRefusal::NoActor) => Err(self.without_actor(promo_id).await),
+        let Some(actor) = self.live_promos.actor_of(promo_id) else {
+            return Err(self.without_actor(promo_id).await);
+        };
+        match actor.send(reserve).await {
+            Ok(answer) => answer.map_err(EngineError::from),
+            // The actor stopped between the lookup and the send.
+            Err(_) => Err(self.without_actor(promo_id).await),
         }
     }
 
@@ -137,20 +129,20 @@ impl Engine {
         record: &ReservationRecord,
         release: Release,
     ) -> Result<Option<Reservation>, EngineError> {
-        let routed = self
-            .registry
-            .send(ReleaseUnit {
-                promo_id: record.promo_id,
-                reservation_id: record.reservation_id,
-                sell: release == Release::Complete,
-            })
-            .await
-            .map_err(EngineError::mailbox("promo registry"))?;
-        match routed {
-            Ok(reservation) => Ok(Some(reservation)),
-            Err(RoutedRefusal::Refused(PromoRefusal::Release(ReleaseError::NotHeld)))
-            | Err(RoutedRefusal::NoActor) => Ok(None),
-            Err(RoutedRefusal::Refused(refusal)) => Err(refusal.into()),
+        let Some(actor) = self.live_promos.actor_of(record.promo_id) else {
+            return Ok(None);
+        };
+        let reservation_id = record.reservation_id;
+        let answer = match release {
+            Release::Complete => actor.send(Complete { reservation_id }).await,
+            Release::Cancel => actor.send(Cancel { reservation_id }).await,
+        };
+        match answer {
+            Ok(Ok(reservation)) => Ok(Some(reservation)),
+            // Not in the actor's memory, or the actor stopped: the stored
+            // state answers.
+            Ok(Err(PromoRefusal::Release(ReleaseError::NotHeld))) | Err(_) => Ok(None),
+            Ok(Err(refusal)) => Err(refusal.into()),
         }
     }
 

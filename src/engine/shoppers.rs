@@ -6,10 +6,11 @@
 //! eligibility follows a new location or segment at once, and with it the
 //! promos whose stock frames the shopper's sessions get.
 
+use chrono::Utc;
+
 use super::{Engine, EngineError};
-use crate::actors::audience::{GetMember, PutMember, RemoveMember};
+use crate::actors::audience::{PutMember, RemoveMember};
 use crate::actors::notifier::NotifyMember;
-use crate::actors::promo_registry::{FindEligible, GetRunning};
 use crate::actors::session_hub::SetWatches;
 use crate::db::{self, Listing, PageWindow};
 use crate::domain::eligibility::{check_eligibility, AudienceMember};
@@ -67,7 +68,7 @@ impl Engine {
             })
             .await
             .map_err(EngineError::mailbox("audience index"))?;
-        let eligible = self.eligible_for(member, EVERY).await?.items;
+        let eligible = self.eligible_for(&member, EVERY).items;
         self.watch(profile.user.id, &eligible);
         Ok(eligible)
     }
@@ -95,29 +96,21 @@ impl Engine {
         user_id: i64,
         window: PageWindow,
     ) -> Result<Listing<(FlashPromo, f64)>, EngineError> {
-        let member = self
-            .audience
-            .send(GetMember { user_id })
-            .await
-            .map_err(EngineError::mailbox("audience index"))?;
-        match member {
-            Some(member) => self.eligible_for(member, window).await,
+        match self.members.get(user_id) {
+            Some(member) => Ok(self.eligible_for(&member, window)),
             None => Ok(Listing::empty()),
         }
     }
 
-    async fn eligible_for(
+    fn eligible_for(
         &self,
-        member: AudienceMember,
+        member: &AudienceMember,
         window: PageWindow,
-    ) -> Result<Listing<(FlashPromo, f64)>, EngineError> {
+    ) -> Listing<(FlashPromo, f64)> {
         if member.location.is_none() {
-            return Ok(Listing::empty());
+            return Listing::empty();
         }
-        self.registry
-            .send(FindEligible { member, window })
-            .await
-            .map_err(EngineError::mailbox("promo registry"))
+        self.live_promos.eligible(member, Utc::now(), window)
     }
 
     fn watch(&self, user_id: i64, eligible: &[(FlashPromo, f64)]) {
@@ -153,11 +146,7 @@ impl Engine {
         &self,
         user_id: i64,
     ) -> Result<Vec<ServerFrame>, EngineError> {
-        let running = self
-            .registry
-            .send(GetRunning { window: EVERY })
-            .await
-            .map_err(EngineError::mailbox("promo registry"))?;
+        let running = self.live_promos.running(Utc::now(), EVERY);
         let promo_ids: Vec<i64> = running.items.iter().map(|promo| promo.id).collect();
         let records = db::notifications::take_undelivered(&self.pool, user_id, &promo_ids).await?;
         let frames = records

@@ -77,7 +77,7 @@ async fn list_running_promos(
     state: web::Data<AppState>,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let running = state.engine.running(page.window()).await?;
+    let running = state.engine.running(page.window());
     page.respond(&request, running)
 }
 

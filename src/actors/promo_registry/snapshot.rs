@@ -1,0 +1,373 @@
+//! `LivePromos`: the registry's published, immutable read model, which
+//! request handlers read directly (no mailbox hop).
+//!
+//! The registry is the only writer: it builds a new [`Snapshot`] after each
+//! change of terms or lifecycle and swaps it in (`arc-swap`) before its
+//! handler returns. Live counts are not copied in: each promo shares its
+//! [`LiveCounts`] with its actor, so a stock change costs no rebuild and a
+//! reader sees it as soon as the actor has written it (before the actor
+//! answers the reservation that caused it).
+//!
+//! Window statuses only change at a promo's start or end. Each snapshot
+//! knows the steady window around the instant it was built, between the
+//! nearest boundaries of any of its promos; inside it, whether a promo runs
+//! is what [`FlashPromo::runs_at`] said at build time, kept beside its spot
+//! in the index. Outside it (a boundary passed and the registry has not yet
+//! republished), each candidate is asked `runs_at(now)` again.
+
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::Arc;
+
+use actix::Addr;
+use arc_swap::ArcSwap;
+use chrono::{DateTime, Utc};
+
+use super::catalogue::Entry;
+use super::counts::LiveCounts;
+use super::spatial::{ReachIndex, Spot};
+use crate::actors::promo::PromoActor;
+use crate::db::{Listing, PageWindow};
+use crate::domain::eligibility::{AudienceMember, Shopper};
+use crate::domain::geo::km_from_chord;
+use crate::domain::promo::FlashPromo;
+
+/// The live promos, as last published; cheap to clone, shared by every worker.
+#[derive(Clone)]
+pub struct LivePromos(Arc<ArcSwap<Snapshot>>);
+
+impl LivePromos {
+    /// Nothing published yet.
+    pub(super) fn new() -> LivePromos {
+        LivePromos(Arc::new(ArcSwap::from_pointee(Snapshot::default())))
+    }
+
+    /// Replaces what readers see.
+    pub(super) fn publish(&self, snapshot: Snapshot) {
+        self.0.store(Arc::new(snapshot));
+    }
+
+    /// One page of the promos running at `now`, in id order.
+    pub fn running(&self, now: DateTime<Utc>, window: PageWindow) -> Listing<FlashPromo> {
+        self.0.load().running(now, window)
+    }
+
+    /// One page of the promos running at `now` that `member` may reserve,
+    /// nearest first (then by id), with distances in km.
+    pub fn eligible(
+        &self,
+        member: &AudienceMember,
+        now: DateTime<Utc>,
+        window: PageWindow,
+    ) -> Listing<(FlashPromo, f64)> {
+        self.0.load().eligible(member, now, window)
+    }
+
+    /// The actor of a running promo, so a reservation can go straight to it.
+    pub fn actor_of(&self, promo_id: i64) -> Option<Addr<PromoActor>> {
+        self.0.load().actor_of(promo_id)
+    }
+}
+
+/// One published state of the live promos.
+#[derive(Default)]
+pub struct Snapshot {
+    /// In id order.
+    promos: Vec<Listed>,
+    slots: HashMap<i64, u32>,
+    index: ReachIndex,
+    steady: Steady,
+}
+
+/// A promo as published.
+struct Listed {
+    promo: Arc<FlashPromo>,
+    counts: LiveCounts,
+    actor: Option<Addr<PromoActor>>,
+    /// It ran at build time (valid inside the steady window).
+    ran: bool,
+}
+
+impl Listed {
+    fn current(&self, now: DateTime<Utc>) -> FlashPromo {
+        self.counts.load().apply(&self.promo, now)
+    }
+}
+
+/// The instants around a build between which no promo starts or ends.
+#[derive(Debug, Clone, Copy, Default)]
+struct Steady {
+    from: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+}
+
+impl Steady {
+    fn around<'a>(promos: impl Iterator<Item = &'a FlashPromo>, now: DateTime<Utc>) -> Steady {
+        let mut steady = Steady::default();
+        let boundaries = promos
+            .filter(|promo| promo.is_active)
+            .flat_map(|promo| [promo.start_time, promo.end_time]);
+        for boundary in boundaries {
+            if boundary <= now {
+                steady.from = steady.from.max(Some(boundary));
+            } else if steady.until.is_none_or(|until| boundary < until) {
+                steady.until = Some(boundary);
+            }
+        }
+        steady
+    }
+
+    fn holds(&self, now: DateTime<Utc>) -> bool {
+        self.from.is_none_or(|from| from <= now) && self.until.is_none_or(|until| now < until)
+    }
+}
+
+impl Snapshot {
+    /// The catalogue's promos as of `now`.
+    pub(super) fn build<'a>(
+        entries: impl Iterator<Item = &'a Entry<Addr<PromoActor>>>,
+        now: DateTime<Utc>,
+    ) -> Snapshot {
+        let mut entries: Vec<&Entry<Addr<PromoActor>>> = entries.collect();
+        entries.sort_unstable_by_key(|entry| entry.promo.id);
+        let spots = entries.iter().zip(0u32..).filter_map(|(entry, slot)| {
+            let reach = entry.reach.filter(|_| entry.promo.is_active)?;
+            let ran = entry.promo.runs_at(now);
+            let spot = Spot {
+                promo_id: entry.promo.id,
+                slot,
+                ran,
+                counts: entry.counts.clone(),
+            };
+            Some((reach, spot, entry.promo.segment_ids()))
+        });
+        let index = ReachIndex::build(spots);
+        Snapshot {
+            steady: Steady::around(entries.iter().map(|entry| &*entry.promo), now),
+            slots: entries
+                .iter()
+                .zip(0u32..)
+                .map(|(entry, slot)| (entry.promo.id, slot))
+                .collect(),
+            promos: entries
+                .into_iter()
+                .map(|entry| Listed {
+                    ran: entry.promo.runs_at(now),
+                    promo: Arc::clone(&entry.promo),
+                    counts: entry.counts.clone(),
+                    actor: entry.actor.clone(),
+                })
+                .collect(),
+            index,
+        }
+    }
+}
+
+impl Snapshot {
+    /// Whether the promo in `slot` runs at `now` with units left to sell.
+    fn runs(
+        &self,
+        slot: u32,
+        ran: bool,
+        counts: &LiveCounts,
+        now: DateTime<Utc>,
+        steady: bool,
+    ) -> bool {
+        let runs = if steady {
+            ran
+        } else {
+            self.listed(slot)
+                .is_some_and(|listed| listed.promo.runs_at(now))
+        };
+        runs && !counts.load().sold_out()
+    }
+
+    fn listed(&self, slot: u32) -> Option<&Listed> {
+        self.promos.get(usize::try_from(slot).ok()?)
+    }
+
+    fn running(&self, now: DateTime<Utc>, window: PageWindow) -> Listing<FlashPromo> {
+        let steady = self.steady.holds(now);
+        let running: Vec<&Listed> = self
+            .promos
+            .iter()
+            .zip(0u32..)
+            .filter(|(listed, slot)| self.runs(*slot, listed.ran, &listed.counts, now, steady))
+            .map(|(listed, _)| listed)
+            .collect();
+        page_of(running, window, |listed| listed.current(now))
+    }
+
+    /// Visits only the promos whose reach holds the member, keeping the
+    /// nearest `offset + limit` while counting them all.
+    fn eligible(
+        &self,
+        member: &AudienceMember,
+        now: DateTime<Utc>,
+        window: PageWindow,
+    ) -> Listing<(FlashPromo, f64)> {
+        let Some(origin) = Shopper::new(member).origin() else {
+            return Listing {
+                total: 0,
+                items: Vec::new(),
+            };
+        };
+        let keep = window.offset.saturating_add(window.limit);
+        let nearest = self.nearest(&member.segment_ids, origin, now, keep);
+        let total = nearest.seen;
+        let ranked = nearest.into_sorted();
+        let listing = page_of(ranked, window, |ranked| {
+            self.listed(ranked.slot)
+                .map(|listed| (listed.current(now), km_from_chord(ranked.chord)))
+        });
+        Listing {
+            total: i64::try_from(total).unwrap_or(i64::MAX),
+            items: listing.items.into_iter().flatten().collect(),
+        }
+    }
+
+    /// The `keep` nearest promos running at `now` of `segment_ids` whose
+    /// reach holds `origin`, and how many there are.
+    fn nearest(
+        &self,
+        segment_ids: &[i64],
+        origin: [f64; 3],
+        now: DateTime<Utc>,
+        keep: i64,
+    ) -> Nearest {
+        let steady = self.steady.holds(now);
+        let mut segment_ids = segment_ids.to_vec();
+        segment_ids.sort_unstable();
+        segment_ids.dedup();
+        let mut nearest = Nearest::keeping(keep);
+        self.index
+            .visit(&segment_ids, origin, |spots, chord, earlier| {
+                // One chord, ids ascending: once one is not kept, none after it
+                // can be, and the rest are only counted.
+                let mut ranks = true;
+                for spot in spots {
+                    if self.runs(spot.slot, spot.ran, &spot.counts, now, steady)
+                        && (earlier.is_empty() || !self.targets_any(spot.slot, earlier))
+                    {
+                        let ranked = Ranked {
+                            chord,
+                            promo_id: spot.promo_id,
+                            slot: spot.slot,
+                        };
+                        ranks = if ranks {
+                            nearest.offer(ranked)
+                        } else {
+                            nearest.count()
+                        };
+                    }
+                }
+            });
+        nearest
+    }
+
+    /// Whether the promo in `slot` targets any of `segment_ids` (it was
+    /// already offered from one of their trees).
+    fn targets_any(&self, slot: u32, segment_ids: &[i64]) -> bool {
+        self.listed(slot).is_some_and(|listed| {
+            listed
+                .promo
+                .segment_ids()
+                .any(|id| segment_ids.contains(&id))
+        })
+    }
+
+    fn actor_of(&self, promo_id: i64) -> Option<Addr<PromoActor>> {
+        self.listed(*self.slots.get(&promo_id)?)?.actor.clone()
+    }
+}
+
+/// An eligible promo's place in the ranking: nearest first, then by id.
+#[derive(Debug, Clone, Copy)]
+struct Ranked {
+    chord: f64,
+    promo_id: i64,
+    slot: u32,
+}
+
+impl Ord for Ranked {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.chord
+            .total_cmp(&other.chord)
+            .then(self.promo_id.cmp(&other.promo_id))
+    }
+}
+
+impl PartialOrd for Ranked {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Ranked {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+
+impl Eq for Ranked {}
+
+/// The `keep` nearest of the promos offered (a bounded max-heap: the
+/// farthest kept is dropped first), and how many were offered.
+struct Nearest {
+    keep: usize,
+    heap: BinaryHeap<Ranked>,
+    seen: usize,
+}
+
+impl Nearest {
+    fn keeping(keep: i64) -> Nearest {
+        Nearest {
+            keep: usize::try_from(keep).unwrap_or(0),
+            heap: BinaryHeap::new(),
+            seen: 0,
+        }
+    }
+
+    /// Counts `ranked` and keeps it if it is among the nearest so far: true
+    /// when kept.
+    #[inline]
+    fn offer(&mut self, ranked: Ranked) -> bool {
+        self.seen += 1;
+        if self.heap.len() < self.keep {
+            self.heap.push(ranked);
+            return true;
+        }
+        match self.heap.peek_mut() {
+            Some(mut farthest) if ranked < *farthest => {
+                *farthest = ranked;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Counts one promo known not to be kept: false.
+    #[inline]
+    fn count(&mut self) -> bool {
+        self.seen += 1;
+        false
+    }
+
+    fn into_sorted(self) -> Vec<Ranked> {
+        self.heap.into_sorted_vec()
+    }
+}
+
+/// Cuts one page out of a sorted listing, building only that page.
+fn page_of<T, U>(items: Vec<T>, window: PageWindow, finish: impl Fn(T) -> U) -> Listing<U> {
+    let total = i64::try_from(items.len()).unwrap_or(i64::MAX);
+    let page = items
+        .into_iter()
+        .skip(usize::try_from(window.offset).unwrap_or(usize::MAX))
+        .take(usize::try_from(window.limit).unwrap_or(0))
+        .map(finish)
+        .collect();
+    Listing { total, items: page }
+}
+
+#[cfg(test)]
+mod tests;
