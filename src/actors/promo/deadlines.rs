@@ -60,7 +60,8 @@ impl Deadlines {
 impl PromoActor {
     /// Schedules the expiry of `hold` (replacing an earlier schedule of it).
     pub(super) fn arm_timer(&mut self, hold: &Hold, ctx: &mut Context<Self>) {
-        self.deadlines.schedule(hold.reservation_id, hold.expires_at);
+        self.deadlines
+            .schedule(hold.reservation_id, hold.expires_at);
         self.set_alarm(ctx);
     }
 

@@ -2,17 +2,15 @@
 //! durable, which of them go in the next batch ([`CommitQueue`], plain and
 //! unit-tested), and the writing of each batch as one fenced transaction.
 //!
-//! Up to [`MAX_BATCHES_IN_FLIGHT`] batches are written at once, so the next
-//! batch forms and leaves while the previous one is still committing instead
-//! of waiting a whole commit for it. Two batches in flight never touch the
-//! same hold or the same shopper: a batch is the longest prefix of the queue
-//! whose decisions are independent of every batch still in flight, so each
-//! write finds the rows the decisions before it left, whatever order the
-//! commits land in. A batch in doubt stops all new batches until it is
-//! settled, as the fault rules require; one already in flight goes on (its
-//! decisions do not depend on the doubtful one).
+//! One batch is written at a time; while it commits, the next one forms in
+//! the queue and leaves, whole, the moment the commit is heard. Sending a
+//! second batch while the first commits was measured (issue 10, item 6) and
+//! lost: it halved the batch size, so the service and PostgreSQL did nearly
+//! twice the work per hold (one transaction, fence row and commit each) on
+//! a machine whose cores, not the disk, are the limit. A batch in doubt
+//! stops all writing until it is settled, as the fault rules require.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -27,10 +25,6 @@ use crate::db::reservations::StockWrite;
 use crate::domain::reservation::Reservation;
 use crate::domain::stock::Hold;
 
-/// Batches written at once. Two is enough to hide one commit's wait behind
-/// the next batch; more would only split the queue into smaller batches that
-/// each pay a commit.
-pub(super) const MAX_BATCHES_IN_FLIGHT: usize = 2;
 /// The longest a batch may take before its outcome counts as in doubt, so a
 /// hung connection cannot freeze the promo.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -51,9 +45,13 @@ pub(super) enum Pending {
         reply: ReleaseReply,
     },
     /// A hold that ran out: written eventually, never undone.
-    Expire { hold: Hold },
+    Expire {
+        hold: Hold,
+    },
     /// A hold released because the promo was switched off: written eventually.
-    Revoke { hold: Hold },
+    Revoke {
+        hold: Hold,
+    },
 }
 
 impl Pending {
@@ -84,15 +82,14 @@ impl Pending {
 #[derive(Default)]
 pub(super) struct CommitQueue {
     queue: VecDeque<Pending>,
-    in_flight: usize,
-    in_doubt: usize,
+    /// A batch is being written.
+    writing: bool,
+    /// A batch's commit went unheard and is being settled.
+    in_doubt: bool,
     /// Decisions still to be written one per transaction (after a refusal).
     one_at_a_time: usize,
-    /// Writing waits (a retry delay, or the actor is about to reload).
+    /// Writing waits (a retry delay after a failed batch).
     paused: bool,
-    /// The holds and shoppers that batches in flight or in doubt touch.
-    busy_holds: HashSet<Uuid>,
-    busy_users: HashSet<i64>,
 }
 
 impl CommitQueue {
@@ -130,73 +127,46 @@ impl CommitQueue {
         self.paused = paused;
     }
 
-    /// The next batch to write, if one may start now: see the module doc.
+    /// The next batch to write, if one may start now: everything queued, or
+    /// a single decision while a refused batch is being retried.
     pub(super) fn next_batch(&mut self) -> Option<Vec<Pending>> {
-        if self.paused || self.in_doubt > 0 || self.in_flight >= MAX_BATCHES_IN_FLIGHT {
+        if self.paused || self.writing || self.in_doubt || self.queue.is_empty() {
             return None;
         }
         let take = if self.one_at_a_time > 0 {
-            // Singles go strictly one after another, in their order.
-            if self.in_flight > 0 || self.queue.is_empty() {
-                return None;
-            }
             self.one_at_a_time -= 1;
             1
         } else {
-            self.queue
-                .iter()
-                .take_while(|pending| !self.is_busy(pending.hold()))
-                .count()
+            self.queue.len()
         };
-        if take == 0 {
-            return None;
-        }
-        let batch: Vec<Pending> = self.queue.drain(..take).collect();
-        for pending in &batch {
-            self.busy_holds.insert(pending.hold().reservation_id);
-            self.busy_users.insert(pending.hold().user_id);
-        }
-        self.in_flight += 1;
-        Some(batch)
+        self.writing = true;
+        Some(self.queue.drain(..take).collect())
     }
 
-    fn is_busy(&self, hold: &Hold) -> bool {
-        self.busy_holds.contains(&hold.reservation_id) || self.busy_users.contains(&hold.user_id)
+    /// The batch in flight committed or surely did not.
+    pub(super) fn written(&mut self) {
+        self.writing = false;
     }
 
-    /// A batch in flight committed or surely did not.
-    pub(super) fn written(&mut self, batch: &[Pending]) {
-        self.in_flight = self.in_flight.saturating_sub(1);
-        self.free(batch);
-    }
-
-    /// A batch in flight went unheard: nothing new starts until it is settled.
+    /// The batch in flight went unheard: nothing is written until it is settled.
     pub(super) fn went_in_doubt(&mut self) {
-        self.in_flight = self.in_flight.saturating_sub(1);
-        self.in_doubt += 1;
+        self.writing = false;
+        self.in_doubt = true;
     }
 
-    /// A batch in doubt was settled (either way).
-    pub(super) fn settled(&mut self, batch: &[Pending]) {
-        self.in_doubt = self.in_doubt.saturating_sub(1);
-        self.free(batch);
+    /// The batch in doubt was settled (either way).
+    pub(super) fn settled(&mut self) {
+        self.in_doubt = false;
     }
 
-    fn free(&mut self, batch: &[Pending]) {
-        for pending in batch {
-            self.busy_holds.remove(&pending.hold().reservation_id);
-            self.busy_users.remove(&pending.hold().user_id);
-        }
-    }
-
-    /// Some batch's commit went unheard and is not settled yet.
+    /// A batch's commit went unheard and is not settled yet.
     pub(super) fn is_in_doubt(&self) -> bool {
-        self.in_doubt > 0
+        self.in_doubt
     }
 
     /// No batch is in flight or in doubt.
     pub(super) fn nothing_sent(&self) -> bool {
-        self.in_flight == 0 && self.in_doubt == 0
+        !self.writing && !self.in_doubt
     }
 
     /// Nothing is queued, in flight or in doubt.
@@ -217,12 +187,12 @@ impl PromoActor {
         self.flush(ctx);
     }
 
-    /// Starts writing every batch that may start now.
+    /// Starts writing the queued decisions unless a batch is in flight or in doubt.
     pub(super) fn flush(&mut self, ctx: &mut Context<Self>) {
         if self.reloading {
             return;
         }
-        while let Some(batch) = self.writes.next_batch() {
+        if let Some(batch) = self.writes.next_batch() {
             self.write(batch, ctx);
         }
     }
@@ -238,7 +208,7 @@ impl PromoActor {
         ctx.spawn(write.into_actor(self).map(move |result, actor, ctx| {
             match result {
                 Ok(row_ids) => {
-                    actor.writes.written(&batch);
+                    actor.writes.written();
                     actor.confirm(batch, row_ids, ctx);
                 }
                 Err(WriteFailure::InDoubt { token, cause }) => {
@@ -247,7 +217,7 @@ impl PromoActor {
                     actor.settle_in_doubt(batch, token, ctx);
                 }
                 Err(failure) => {
-                    actor.writes.written(&batch);
+                    actor.writes.written();
                     actor.not_committed(batch, failure, ctx);
                 }
             }
@@ -262,27 +232,17 @@ mod tests {
     use super::*;
     use chrono::Utc;
 
-    fn hold(user_id: i64) -> Hold {
+    fn reserve(user_id: i64) -> Pending {
         let now = Utc::now();
-        Hold {
+        let hold = Hold {
             reservation_id: Uuid::new_v4(),
             user_id,
             created_at: now,
             expires_at: now + chrono::Duration::seconds(60),
-        }
-    }
-
-    fn reserve(hold: &Hold) -> Pending {
+        };
         Pending::Reserve {
-            hold: hold.clone(),
+            hold,
             origin: None,
-            reply: oneshot::channel().0,
-        }
-    }
-
-    fn cancel(hold: &Hold) -> Pending {
-        Pending::Cancel {
-            hold: hold.clone(),
             reply: oneshot::channel().0,
         }
     }
@@ -292,90 +252,52 @@ mod tests {
     }
 
     #[test]
-    fn everything_queued_goes_in_one_batch_when_nothing_is_in_flight() {
+    fn what_queues_up_while_a_batch_commits_leaves_together_after_it() {
         let mut queue = CommitQueue::default();
-        for user in 1..=3 {
-            queue.push(reserve(&hold(user)));
+        queue.push(reserve(1));
+        assert_eq!(users(&queue.next_batch().unwrap()), vec![1]);
+        for user in 2..=4 {
+            queue.push(reserve(user));
         }
-        assert_eq!(users(&queue.next_batch().unwrap()), vec![1, 2, 3]);
         assert!(queue.next_batch().is_none());
-    }
-
-    #[test]
-    fn a_second_batch_leaves_while_the_first_commits_but_not_a_third() {
-        let mut queue = CommitQueue::default();
-        queue.push(reserve(&hold(1)));
-        let first = queue.next_batch().unwrap();
-        queue.push(reserve(&hold(2)));
-        let second = queue.next_batch().unwrap();
-        queue.push(reserve(&hold(3)));
-        assert!(queue.next_batch().is_none());
-        queue.written(&first);
-        let third = queue.next_batch().unwrap();
-        assert_eq!(users(&third), vec![3]);
-        queue.written(&second);
-        assert!(!queue.nothing_sent());
-        queue.written(&third);
+        queue.written();
+        assert_eq!(users(&queue.next_batch().unwrap()), vec![2, 3, 4]);
+        queue.written();
         assert!(queue.is_idle());
     }
 
     #[test]
-    fn a_decision_about_a_hold_in_flight_waits_and_so_does_everything_behind_it() {
+    fn nothing_is_written_while_a_batch_is_in_doubt() {
         let mut queue = CommitQueue::default();
-        let held = hold(1);
-        queue.push(reserve(&held));
-        let first = queue.next_batch().unwrap();
-        queue.push(cancel(&held));
-        queue.push(reserve(&hold(2)));
-        assert!(queue.next_batch().is_none());
-        queue.written(&first);
-        assert_eq!(users(&queue.next_batch().unwrap()), vec![1, 2]);
-    }
-
-    #[test]
-    fn a_shopper_in_flight_is_not_written_again_until_that_batch_ends() {
-        let mut queue = CommitQueue::default();
-        queue.push(cancel(&hold(1)));
-        let first = queue.next_batch().unwrap();
-        queue.push(reserve(&hold(1)));
-        assert!(queue.next_batch().is_none());
-        queue.written(&first);
-        assert_eq!(users(&queue.next_batch().unwrap()), vec![1]);
-    }
-
-    #[test]
-    fn nothing_new_is_written_while_a_batch_is_in_doubt() {
-        let mut queue = CommitQueue::default();
-        queue.push(reserve(&hold(1)));
-        let doubtful = queue.next_batch().unwrap();
+        queue.push(reserve(1));
+        queue.next_batch().unwrap();
         queue.went_in_doubt();
-        queue.push(reserve(&hold(2)));
-        assert!(queue.is_in_doubt());
+        queue.push(reserve(2));
+        assert!(queue.is_in_doubt() && !queue.nothing_sent());
         assert!(queue.next_batch().is_none());
-        queue.settled(&doubtful);
+        queue.settled();
         assert_eq!(users(&queue.next_batch().unwrap()), vec![2]);
     }
 
     #[test]
     fn a_refused_batch_is_retried_one_decision_at_a_time_in_order() {
         let mut queue = CommitQueue::default();
-        queue.push(reserve(&hold(1)));
-        queue.push(reserve(&hold(2)));
+        queue.push(reserve(1));
+        queue.push(reserve(2));
         let refused = queue.next_batch().unwrap();
-        queue.written(&refused);
-        queue.push(reserve(&hold(3)));
+        queue.written();
+        queue.push(reserve(3));
         queue.retry_singly(refused);
-        let single = queue.next_batch().unwrap();
-        assert_eq!(users(&single), vec![1]);
-        assert!(queue.next_batch().is_none());
-        queue.written(&single);
-        assert_eq!(users(&queue.next_batch().unwrap()), vec![2]);
+        for expected in [vec![1], vec![2], vec![3]] {
+            assert_eq!(users(&queue.next_batch().unwrap()), expected);
+            queue.written();
+        }
     }
 
     #[test]
     fn a_paused_queue_starts_nothing() {
         let mut queue = CommitQueue::default();
-        queue.push(reserve(&hold(1)));
+        queue.push(reserve(1));
         queue.set_paused(true);
         assert!(queue.next_batch().is_none());
         queue.set_paused(false);

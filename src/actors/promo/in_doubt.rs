@@ -54,7 +54,7 @@ impl PromoActor {
                     return;
                 }
                 Ok(Some(ids)) => {
-                    actor.writes.settled(&batch);
+                    actor.writes.settled();
                     let row_ids = batch
                         .iter()
                         .map(|pending| match pending {
@@ -65,7 +65,7 @@ impl PromoActor {
                     actor.confirm(batch, row_ids, ctx);
                 }
                 Ok(None) => {
-                    actor.writes.settled(&batch);
+                    actor.writes.settled();
                     let failure = WriteFailure::NotCommitted(DbError::Unavailable(
                         "an unconfirmed commit did not happen".into(),
                     ));

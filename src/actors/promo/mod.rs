@@ -12,8 +12,8 @@
 //! rest is split by job:
 //! - [`messages`]: what it is asked and its refusals;
 //! - [`group_commit`]: queueing decisions and writing them in batches, each
-//!   a fenced transaction ([`db::fence`]), the next one forming while the
-//!   previous one commits;
+//!   a fenced transaction ([`db::fence`]); the next batch forms while one
+//!   commits, so the actor never waits on the database to decide;
 //! - [`outcome`]: answering callers and telling holders once a batch commits;
 //! - [`undo`]: a batch that did not commit (undone, retried, or refused one
 //!   decision at a time);
@@ -84,8 +84,8 @@ pub struct PromoActor {
     /// the repeats of the request waiting for that write's answer.
     settling: HashMap<Uuid, Vec<ReleaseReply>>,
     closing: bool,
-    /// Memory and the database disagree: decide nothing more, and stop (so
-    /// that a fresh actor reloads the truth) once no batch is in flight.
+    /// Memory and the database disagree: decide and write nothing more, and
+    /// stop so that a fresh actor reloads the truth.
     reloading: bool,
 }
 

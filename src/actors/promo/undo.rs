@@ -47,9 +47,8 @@ impl PromoActor {
             for pending in retry {
                 self.refuse_release(pending);
             }
-            // Stop once no other batch is in flight (a fresh actor must not
-            // reload before their rows are settled), and let the registry
-            // start one that reloads the truth.
+            // Stop (nothing new is written meanwhile), and let the registry
+            // start a fresh actor that reloads the truth.
             tracing::error!(promo_id = self.promo.id, "reloading the promo's stock");
             self.reloading = true;
             return;
