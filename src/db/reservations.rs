@@ -105,7 +105,7 @@ pub async fn apply_stock_writes(
 }
 
 async fn apply_in(
-    transaction: &deadpool_postgres::Transaction<'_>,
+    transaction: &deadpool_postgres::Client,
     promo_id: i64,
     writes: &[StockWrite],
 ) -> Result<Vec<Option<i64>>, DbError> {
@@ -148,7 +148,7 @@ struct Statements {
 
 /// One run of same-kind writes as one statement.
 async fn apply_run(
-    transaction: &deadpool_postgres::Transaction<'_>,
+    transaction: &deadpool_postgres::Client,
     statements: &Statements,
     promo_id: i64,
     run: &[StockWrite],
@@ -198,7 +198,7 @@ async fn apply_run(
 }
 
 async fn insert_holds(
-    transaction: &deadpool_postgres::Transaction<'_>,
+    transaction: &deadpool_postgres::Client,
     statements: &Statements,
     promo_id: i64,
     run: &[StockWrite],
