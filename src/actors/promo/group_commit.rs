@@ -21,7 +21,7 @@ use super::messages::{PromoRefusal, ReleaseReply, WsOrigin};
 use super::PromoActor;
 use crate::db;
 use crate::db::fence::WriteFailure;
-use crate::db::reservations::StockWrite;
+use crate::db::reservations::{StaleHolds, StockWrite};
 use crate::domain::reservation::Reservation;
 use crate::domain::stock::Hold;
 
@@ -78,6 +78,13 @@ impl Pending {
     }
 }
 
+/// Decisions written together in one transaction.
+pub(super) struct Batch {
+    pub(super) decisions: Vec<Pending>,
+    /// A single decision retried alone after its batch was refused.
+    pub(super) retry: bool,
+}
+
 /// The decisions not yet durable, and what is being written.
 #[derive(Default)]
 pub(super) struct CommitQueue {
@@ -129,18 +136,22 @@ impl CommitQueue {
 
     /// The next batch to write, if one may start now: everything queued, or
     /// a single decision while a refused batch is being retried.
-    pub(super) fn next_batch(&mut self) -> Option<Vec<Pending>> {
+    pub(super) fn next_batch(&mut self) -> Option<Batch> {
         if self.paused || self.writing || self.in_doubt || self.queue.is_empty() {
             return None;
         }
-        let take = if self.one_at_a_time > 0 {
+        let retry = self.one_at_a_time > 0;
+        let take = if retry {
             self.one_at_a_time -= 1;
             1
         } else {
             self.queue.len()
         };
         self.writing = true;
-        Some(self.queue.drain(..take).collect())
+        Some(Batch {
+            decisions: self.queue.drain(..take).collect(),
+            retry,
+        })
     }
 
     /// The batch in flight committed or surely did not.
@@ -198,12 +209,19 @@ impl PromoActor {
     }
 
     /// Writes one batch in its own fenced transaction and handles the outcome.
-    fn write(&mut self, batch: Vec<Pending>, ctx: &mut Context<Self>) {
+    fn write(&mut self, Batch { decisions, retry }: Batch, ctx: &mut Context<Self>) {
+        let batch = decisions;
         let writes: Vec<StockWrite> = batch.iter().map(Pending::write).collect();
         let pool = self.pool.clone();
         let promo_id = self.promo.id;
         let write = async move {
-            db::reservations::apply_stock_writes(&pool, promo_id, writes, WRITE_TIMEOUT).await
+            let stale = if retry {
+                StaleHolds::Expire
+            } else {
+                StaleHolds::Keep
+            };
+            db::reservations::apply_stock_writes(&pool, promo_id, writes, stale, WRITE_TIMEOUT)
+                .await
         };
         ctx.spawn(write.into_actor(self).map(move |result, actor, ctx| {
             match result {
@@ -218,7 +236,7 @@ impl PromoActor {
                 }
                 Err(failure) => {
                     actor.writes.written();
-                    actor.not_committed(batch, failure, ctx);
+                    actor.not_committed(batch, failure, retry, ctx);
                 }
             }
             actor.flush(ctx);
@@ -247,8 +265,12 @@ mod tests {
         }
     }
 
-    fn users(batch: &[Pending]) -> Vec<i64> {
-        batch.iter().map(|pending| pending.hold().user_id).collect()
+    fn users(batch: &Batch) -> Vec<i64> {
+        batch
+            .decisions
+            .iter()
+            .map(|pending| pending.hold().user_id)
+            .collect()
     }
 
     #[test]
@@ -287,9 +309,10 @@ mod tests {
         let refused = queue.next_batch().unwrap();
         queue.written();
         queue.push(reserve(3));
-        queue.retry_singly(refused);
-        for expected in [vec![1], vec![2], vec![3]] {
-            assert_eq!(users(&queue.next_batch().unwrap()), expected);
+        queue.retry_singly(refused.decisions);
+        for (expected, retry) in [(vec![1], true), (vec![2], true), (vec![3], false)] {
+            let batch = queue.next_batch().unwrap();
+            assert_eq!((users(&batch), batch.retry), (expected, retry));
             queue.written();
         }
     }

@@ -69,7 +69,7 @@ impl PromoActor {
                     let failure = WriteFailure::NotCommitted(DbError::Unavailable(
                         "an unconfirmed commit did not happen".into(),
                     ));
-                    actor.not_committed(batch, failure, ctx);
+                    actor.not_committed(batch, failure, false, ctx);
                 }
             }
             actor.flush(ctx);

@@ -17,17 +17,21 @@ use crate::db::DbError;
 const WRITE_RETRY_DELAY: Duration = Duration::from_secs(1);
 
 impl PromoActor {
-    /// A batch that did not commit. A batch the database refused is retried
-    /// one decision per transaction; otherwise its decisions are undone,
-    /// newest first, where that stays consistent, and answered `unavailable`
-    /// (nothing was written); the rest go back to the front of the queue.
+    /// A batch that did not commit. A batch the database refused (`retry`:
+    /// unless it was already a decision retried alone) is retried one
+    /// decision per transaction, each also clearing its shopper's stale held
+    /// row ([`crate::db::reservations::StaleHolds`]); otherwise its decisions
+    /// are undone, newest first, where that stays consistent, and answered
+    /// `unavailable` or `refused` (nothing was written); the rest go back to
+    /// the front of the queue.
     pub(super) fn not_committed(
         &mut self,
         batch: Vec<Pending>,
         failure: WriteFailure,
+        retry: bool,
         ctx: &mut Context<Self>,
     ) {
-        if failure.is_refusal() && batch.len() > 1 {
+        if failure.is_refusal() && !retry {
             tracing::warn!(promo_id = self.promo.id, %failure, "stock batch refused; retrying its decisions singly");
             self.writes.retry_singly(batch);
             return;
