@@ -199,7 +199,7 @@ pub async fn finish_campaign(
 }
 
 async fn draw_in(
-    transaction: &deadpool_postgres::Transaction<'_>,
+    transaction: &deadpool_postgres::Client,
     campaign_id: i64,
 ) -> Result<Finish, DbError> {
     let lock = transaction

@@ -10,6 +10,13 @@
 //! original transaction is still open, and makes the original fail if it has
 //! not inserted its token yet, so the answer can never change afterwards.
 //!
+//! `BEGIN`, the token and the work's first statements are sent together
+//! without waiting for each other (pipelined), so a transaction costs one
+//! round trip plus its `COMMIT`. The server runs them in order; `BEGIN`
+//! cannot fail on a healthy connection outside a transaction, which is the
+//! only kind the pool hands out: a failed transaction is rolled back before
+//! its connection goes back to the pool.
+//!
 //! A connection whose transaction timed out is discarded, never returned to
 //! the pool: it may be stuck behind a hung network path. The server bounds how
 //! long such a transaction can stay open (`idle_in_transaction_session_timeout`
@@ -18,7 +25,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use deadpool_postgres::{Object, Transaction};
+use deadpool_postgres::{Client, Object};
 use futures_util::future::BoxFuture;
 use uuid::Uuid;
 
@@ -28,6 +35,9 @@ use super::{DbError, DbPool};
 const SETTLE_LOCK_TIMEOUT: &str = "SET LOCAL lock_timeout = '2s'";
 /// How long one [`settle`] attempt may take in all.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(4);
+/// How long the `ROLLBACK` of a failed transaction may take before its
+/// connection is discarded instead.
+const ROLLBACK_TIMEOUT: Duration = Duration::from_secs(1);
 /// Fences older than this are of no more use: every transaction they decide
 /// has ended long before (the server's statement and idle timeouts).
 const FENCE_RETENTION: &str = "1 day";
@@ -58,10 +68,11 @@ impl WriteFailure {
     }
 }
 
-/// The work of one fenced transaction: statements on `transaction`, which
-/// already holds the fence token.
+/// The work of one fenced transaction: statements on `client`, inside the
+/// transaction that holds the fence token (its first statements are sent
+/// right behind `BEGIN`, without waiting for it).
 pub type FencedWork<'t, T> =
-    Box<dyn for<'a> FnOnce(&'a Transaction<'a>) -> BoxFuture<'a, Result<T, DbError>> + Send + 't>;
+    Box<dyn for<'a> FnOnce(&'a Client) -> BoxFuture<'a, Result<T, DbError>> + Send + 't>;
 
 /// Runs `work` in one transaction with a fresh fence token; the whole
 /// transaction, commit included, must finish within `timeout`.
@@ -71,16 +82,13 @@ pub async fn run_fenced<T>(
     work: FencedWork<'_, T>,
 ) -> Result<T, WriteFailure> {
     let token = Uuid::new_v4();
-    let mut client = pool
+    let client = pool
         .get()
         .await
         .map_err(|error| WriteFailure::NotCommitted(error.into()))?;
     let mut commit_sent = false;
-    let attempt = tokio::time::timeout(
-        timeout,
-        transact(&mut client, token, work, &mut commit_sent),
-    )
-    .await;
+    let attempt =
+        tokio::time::timeout(timeout, transact(&client, token, work, &mut commit_sent)).await;
     let failure = match attempt {
         Ok(Ok(value)) => return Ok(value),
         Ok(Err(failure)) => failure,
@@ -89,8 +97,14 @@ pub async fn run_fenced<T>(
             server_answered: false,
         },
     };
-    if !failure.server_answered {
-        // The link may be hung or broken: never hand it to anyone else.
+    // A link that may be hung or broken, or that cannot end the transaction,
+    // is never handed to anyone else.
+    let reusable = failure.server_answered
+        && matches!(
+            tokio::time::timeout(ROLLBACK_TIMEOUT, client.batch_execute("ROLLBACK")).await,
+            Ok(Ok(()))
+        );
+    if !reusable {
         drop(Object::take(client));
     }
     Err(classify(token, failure, commit_sent))
@@ -124,23 +138,27 @@ impl From<DbError> for Failure {
 }
 
 async fn transact<T>(
-    client: &mut Object,
+    client: &Client,
     token: Uuid,
     work: FencedWork<'_, T>,
     commit_sent: &mut bool,
 ) -> Result<T, Failure> {
-    let transaction = client.transaction().await?;
-    let claim = transaction
+    let claim = client
         .prepare_cached("INSERT INTO write_fences (token, committed) VALUES ($1, true)")
         .await?;
-    // Pipelined with the work's first statements: no extra round trip.
-    let (claimed, value) =
-        futures_util::future::join(transaction.execute(&claim, &[&token]), work(&transaction))
-            .await;
+    // Sent in this order (each is sent when first polled, and `join3` polls
+    // in order), answered in one round trip.
+    let (begun, claimed, value) = futures_util::future::join3(
+        client.batch_execute("BEGIN"),
+        client.execute(&claim, &[&token]),
+        work(client),
+    )
+    .await;
+    begun?;
     claimed?;
     let value = value?;
     *commit_sent = true;
-    transaction.commit().await?;
+    client.batch_execute("COMMIT").await?;
     Ok(value)
 }
 

@@ -120,7 +120,7 @@ pub async fn insert_entries(
 }
 
 async fn insert_in(
-    transaction: &deadpool_postgres::Transaction<'_>,
+    transaction: &deadpool_postgres::Client,
     campaign_id: i64,
     entries: &[NewEntry],
 ) -> Result<EntryBatch, DbError> {

@@ -1,5 +1,6 @@
 //! Races on one promo's write path: same-instant repeats of a release agree,
-//! and one decision the database refuses fails alone.
+//! one decision the database refuses fails alone, and a stale held row never
+//! blocks its shopper.
 
 use std::time::Duration;
 
@@ -161,4 +162,43 @@ async fn a_decision_the_database_refuses_fails_alone_and_not_its_whole_batch() {
         .unwrap()
         .get(0);
     assert_eq!(luis_status, "held");
+}
+
+#[actix_web::test]
+async fn a_stale_held_row_the_actor_does_not_know_gives_way_to_the_shoppers_new_hold() {
+    let app = spawn_app().await;
+    let market = app.create_market_at(0.0, 0.0).await;
+    let promo = app.create_running_promo(&market, 3, json!({})).await;
+    let promo_id = promo["id"].as_i64().unwrap();
+    let ana = app
+        .create_shopper("ana", Some((0.0, 0.0)), &[market.segment_id])
+        .await;
+    // Behind the actor's back (as a write that landed after its actor had
+    // loaded the stock would leave it): a live-looking hold of ana's.
+    let stale = uuid::Uuid::new_v4();
+    let client = app.pool.get().await.unwrap();
+    client
+        .execute(
+            "INSERT INTO promo_reservations (reservation_id, promo_id, user_id, expires_at) \
+             VALUES ($1, $2, $3, now() + interval '1 minute')",
+            &[&stale, &promo_id, &ana.user_id],
+        )
+        .await
+        .unwrap();
+
+    let held = app.reserve(&ana, promo_id).await;
+
+    assert_eq!(held.status, StatusCode::CREATED, "{:?}", held.body);
+    let statuses: Vec<String> = client
+        .query(
+            "SELECT status FROM promo_reservations WHERE promo_id = $1 AND user_id = $2 \
+             ORDER BY reservation_id = $3 DESC",
+            &[&promo_id, &ana.user_id, &stale],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(statuses, ["expired", "held"]);
 }
