@@ -10,6 +10,10 @@
 //! told to close rather than letting frames pile up without bound (what it
 //! missed stays in the REST inbox).
 //!
+//! Memory per idle session matters at 10,000 sessions: a user's open
+//! sessions are a short list (almost always one), a fraction of the size of
+//! a small hash map.
+//!
 //! Sent by: WsSession (connect, disconnect, watches), the Notifier
 //! (notifications, watchers of a starting promo), the registry (stock, ends),
 //! promo actors (reservation events), campaign actors (`raffle.stats`
@@ -44,8 +48,11 @@ pub struct SessionLink {
 /// The hub.
 #[derive(Default)]
 pub struct SessionHub {
-    sessions: HashMap<i64, HashMap<u64, SessionLink>>,
+    /// user → (session id, link) of each open session.
+    sessions: HashMap<i64, Vec<(u64, SessionLink)>>,
+    /// promo → the users watching it.
     watchers: HashMap<i64, HashSet<i64>>,
+    /// user → the promos they watch.
     watching: HashMap<i64, HashSet<i64>>,
     /// Admins with at least one open session (they get `raffle.stats`).
     admins: HashSet<i64>,
@@ -59,7 +66,7 @@ impl SessionHub {
             return false;
         };
         let mut delivered = false;
-        sessions.retain(|session_id, link| {
+        sessions.retain(|(session_id, link)| {
             let frame = match origin {
                 Some(origin) if origin.session_id == *session_id => origin.frame.clone(),
                 _ => frame.clone(),
@@ -228,8 +235,8 @@ impl Handler<Connect> for SessionHub {
         }
         self.sessions
             .entry(message.user_id)
-            .or_default()
-            .insert(message.session_id, message.link);
+            .or_insert_with(|| Vec::with_capacity(1))
+            .push((message.session_id, message.link));
     }
 }
 
@@ -241,7 +248,7 @@ impl Handler<Disconnect> for SessionHub {
             .sessions
             .get_mut(&message.user_id)
             .is_some_and(|sessions| {
-                sessions.remove(&message.session_id);
+                sessions.retain(|(session_id, _)| *session_id != message.session_id);
                 sessions.is_empty()
             });
         if now_empty {
@@ -254,12 +261,16 @@ impl Handler<PushToUsers> for SessionHub {
     type Result = Vec<i64>;
 
     fn handle(&mut self, message: PushToUsers, _: &mut Self::Context) -> Vec<i64> {
-        message
+        let started = std::time::Instant::now();
+        let count = message.frames.len();
+        let delivered: Vec<i64> = message
             .frames
             .into_iter()
             .filter(|(_, user_id, frame)| self.push_to_user(*user_id, frame, None))
             .map(|(key, _, _)| key)
-            .collect()
+            .collect();
+        tracing::debug!(count, delivered = delivered.len(), elapsed = ?started.elapsed(), "frames handed to sessions");
+        delivered
     }
 }
 
@@ -337,6 +348,97 @@ impl Handler<CountSessions> for SessionHub {
     type Result = usize;
 
     fn handle(&mut self, _: CountSessions, _: &mut Self::Context) -> usize {
-        self.sessions.values().map(HashMap::len).sum()
+        self.sessions.values().map(Vec::len).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stand-in session that keeps the frames it is pushed.
+    #[derive(Default)]
+    struct Probe {
+        frames: Vec<String>,
+    }
+
+    impl Actor for Probe {
+        type Context = Context<Self>;
+    }
+
+    impl Handler<Push> for Probe {
+        type Result = ();
+
+        fn handle(&mut self, message: Push, _: &mut Self::Context) {
+            self.frames.push(message.frame.to_string());
+        }
+    }
+
+    impl Handler<Evict> for Probe {
+        type Result = ();
+
+        fn handle(&mut self, _: Evict, ctx: &mut Self::Context) {
+            ctx.stop();
+        }
+    }
+
+    /// Answered after every push sent before it (one mailbox, in order).
+    #[derive(Message)]
+    #[rtype(result = "Vec<String>")]
+    struct TakeFrames;
+
+    impl Handler<TakeFrames> for Probe {
+        type Result = Vec<String>;
+
+        fn handle(&mut self, _: TakeFrames, _: &mut Self::Context) -> Vec<String> {
+            std::mem::take(&mut self.frames)
+        }
+    }
+
+    fn connect(user_id: i64, session_id: u64, probe: &Addr<Probe>) -> Connect {
+        Connect {
+            user_id,
+            is_admin: false,
+            session_id,
+            link: SessionLink {
+                push: probe.clone().recipient(),
+                evict: probe.clone().recipient(),
+            },
+        }
+    }
+
+    fn frame_for(key: i64, user_id: i64, text: &str) -> PushToUsers {
+        PushToUsers {
+            frames: vec![(key, user_id, Arc::from(text))],
+        }
+    }
+
+    #[actix_web::test]
+    async fn every_session_of_a_user_gets_its_frames_until_it_closes() {
+        let hub = SessionHub::default().start();
+        let (first, second) = (Probe::default().start(), Probe::default().start());
+        hub.send(connect(1, 10, &first)).await.unwrap();
+        hub.send(connect(1, 11, &second)).await.unwrap();
+
+        assert_eq!(hub.send(frame_for(7, 1, "a")).await.unwrap(), vec![7]);
+        hub.send(Disconnect {
+            user_id: 1,
+            session_id: 10,
+        })
+        .await
+        .unwrap();
+        assert_eq!(hub.send(frame_for(8, 1, "b")).await.unwrap(), vec![8]);
+        assert_eq!(hub.send(CountSessions).await.unwrap(), 1);
+        assert_eq!(first.send(TakeFrames).await.unwrap(), vec!["a"]);
+        assert_eq!(second.send(TakeFrames).await.unwrap(), vec!["a", "b"]);
+
+        hub.send(Disconnect {
+            user_id: 1,
+            session_id: 11,
+        })
+        .await
+        .unwrap();
+        assert!(hub.send(frame_for(9, 1, "c")).await.unwrap().is_empty());
+        assert_eq!(hub.send(CountSessions).await.unwrap(), 0);
     }
 }

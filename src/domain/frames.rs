@@ -1,6 +1,11 @@
 //! The WebSocket protocol of API.md: one JSON object per text frame, each
 //! with a `type`. Client frames parse through [`ClientFrame`]; the server
 //! sends [`ServerFrame`]s.
+//!
+//! A promo start tells thousands of shoppers about the same promo, so
+//! [`notification_text`] splices the per-shopper fields around a promo
+//! serialized once ([`promo_json`]) instead of serializing it per shopper;
+//! a unit test keeps the two spellings the same JSON.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -103,9 +108,28 @@ impl ServerFrame {
     }
 }
 
+/// A promo as the JSON object `promo.notification` frames carry.
+pub fn promo_json(promo: &FlashPromo) -> Result<String, serde_json::Error> {
+    serde_json::to_string(promo)
+}
+
+/// The text of a `promo.notification` frame around an already serialized
+/// promo (see [`promo_json`]): the same JSON as
+/// [`ServerFrame::PromoNotification`].
+pub fn notification_text(notification_id: i64, promo_json: &str, distance_km: f64) -> String {
+    // A distance is never NaN or infinite; `null` is what serde_json writes if it were.
+    let distance = serde_json::Number::from_f64(distance_km)
+        .map_or_else(|| "null".to_owned(), |number| number.to_string());
+    format!(
+        r#"{{"type":"promo.notification","notification_id":{notification_id},"promo":{promo_json},"distance_km":{distance}}}"#
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::entities::{Product, Store};
+    use crate::domain::Money;
     use serde_json::json;
 
     #[test]
@@ -137,5 +161,45 @@ mod tests {
         assert_eq!(text, r#"{"type":"pong","request_id":"r1"}"#);
         let text = ServerFrame::Pong { request_id: None }.to_text();
         assert_eq!(text, r#"{"type":"pong"}"#);
+    }
+
+    #[test]
+    fn the_spliced_notification_frame_matches_the_serialized_one() {
+        let promo = FlashPromo {
+            id: 5,
+            product: Product {
+                id: 7,
+                name: "Audífonos \"XYZ\"".into(),
+                store: Store {
+                    id: 1,
+                    name: "TechShop".into(),
+                    latitude: 19.4326,
+                    longitude: -99.1332,
+                },
+                regular_price: Money::parse("999").unwrap(),
+            },
+            promo_price: Money::parse("499").unwrap(),
+            start_time: Utc::now(),
+            end_time: Utc::now(),
+            segments: Vec::new(),
+            max_distance_km: 2.0,
+            is_active: true,
+            quantity: 1,
+            available: 1,
+            held: 0,
+            sold: 0,
+            status: PromoStatus::Running,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        };
+        let spliced = notification_text(9, &promo_json(&promo).unwrap(), 0.25);
+        let serialized = ServerFrame::PromoNotification {
+            notification_id: 9,
+            promo,
+            distance_km: 0.25,
+        }
+        .to_text();
+        let parsed = |text: &str| serde_json::from_str::<Value>(text).unwrap();
+        assert_eq!(parsed(&spliced), parsed(&serialized));
     }
 }
