@@ -63,7 +63,6 @@ async fn reserve_unit(
     respond_once(&state, &request, caller, body.bytes(), work).await
 }
 
-#[tracing::instrument(skip_all, fields(user_id = caller.0.id))]
 async fn complete_purchase(
     caller: Caller,
     path: web::Path<i64>,
@@ -71,25 +70,9 @@ async fn complete_purchase(
     request: HttpRequest,
     body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
-    let (user_id, id) = (caller.0.id, path.into_inner());
-    let work = {
-        let state = state.clone();
-        async move {
-            let reservation = state.engine.complete(user_id, id).await?;
-            Ok(released(reservation))
-        }
-    };
-    respond_once(
-        &state,
-        &request,
-        CallerKey::User(user_id),
-        body.bytes(),
-        work,
-    )
-    .await
+    release(caller, path.into_inner(), state, request, body, true).await
 }
 
-#[tracing::instrument(skip_all, fields(user_id = caller.0.id))]
 async fn cancel_reservation(
     caller: Caller,
     path: web::Path<i64>,
@@ -97,22 +80,33 @@ async fn cancel_reservation(
     request: HttpRequest,
     body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
-    let (user_id, id) = (caller.0.id, path.into_inner());
+    release(caller, path.into_inner(), state, request, body, false).await
+}
+
+/// Completes (`sell`) or cancels reservation `id` of the caller, through
+/// the engine, once per `Idempotency-Key`.
+#[tracing::instrument(skip_all, fields(user_id = account.id, sell))]
+async fn release(
+    Caller(account): Caller,
+    id: i64,
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    body: JsonBody,
+    sell: bool,
+) -> Result<HttpResponse, ApiError> {
+    let user_id = account.id;
     let work = {
         let state = state.clone();
         async move {
-            let reservation = state.engine.cancel(user_id, id).await?;
+            let reservation = match sell {
+                true => state.engine.complete(user_id, id).await?,
+                false => state.engine.cancel(user_id, id).await?,
+            };
             Ok(released(reservation))
         }
     };
-    respond_once(
-        &state,
-        &request,
-        CallerKey::User(user_id),
-        body.bytes(),
-        work,
-    )
-    .await
+    let caller = CallerKey::User(user_id);
+    respond_once(&state, &request, caller, body.bytes(), work).await
 }
 
 /// The 200 of a complete or cancel.
