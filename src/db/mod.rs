@@ -50,6 +50,15 @@ impl<T> Listing<T> {
     }
 }
 
+/// One page of a listing already written as JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonListing {
+    /// Rows in the whole listing, not just this page.
+    pub total: i64,
+    /// This page's rows as JSON objects separated by commas (no brackets).
+    pub results: Vec<u8>,
+}
+
 /// Which rows of a listing one page holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PageWindow {

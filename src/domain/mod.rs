@@ -12,6 +12,7 @@ pub mod geo;
 pub mod money;
 pub mod name;
 pub mod promo;
+pub mod promo_json;
 pub mod raffle;
 pub mod reservation;
 pub mod secrets;

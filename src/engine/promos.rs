@@ -10,7 +10,7 @@ use super::{Engine, EngineError};
 use chrono::Utc;
 
 use crate::actors::promo_registry::{PrepareQuantityChange, PromoChanged, PromoRemoved};
-use crate::db::{self, DbError, Listing, PageWindow, Violation};
+use crate::db::{self, DbError, JsonListing, PageWindow, Violation};
 use crate::domain::promo::FlashPromo;
 
 impl Engine {
@@ -60,8 +60,8 @@ impl Engine {
             .map_err(|_| DbError::Violation(Violation::QuantityBelowCommitted).into())
     }
 
-    /// The promos running now, by id.
-    pub fn running(&self, window: PageWindow) -> Listing<FlashPromo> {
-        self.live_promos.running(Utc::now(), window)
+    /// The promos running now, by id, as JSON.
+    pub fn running(&self, window: PageWindow) -> JsonListing {
+        self.live_promos.running_json(Utc::now(), window)
     }
 }

@@ -12,7 +12,7 @@ use super::{Engine, EngineError};
 use crate::actors::audience::{PutMember, RemoveMember};
 use crate::actors::notifier::NotifyMember;
 use crate::actors::session_hub::SetWatches;
-use crate::db::{self, Listing, PageWindow};
+use crate::db::{self, JsonListing, Listing, PageWindow};
 use crate::domain::eligibility::{check_eligibility, AudienceMember};
 use crate::domain::entities::ClientProfile;
 use crate::domain::frames::ServerFrame;
@@ -99,6 +99,20 @@ impl Engine {
         match self.members.get(user_id) {
             Some(member) => Ok(self.eligible_for(&member, window)),
             None => Ok(Listing::empty()),
+        }
+    }
+
+    /// One page of [`Engine::eligible`] as JSON, each item with its
+    /// `distance_km` (the `eligible/` body).
+    pub fn eligible_json(&self, user_id: i64, window: PageWindow) -> JsonListing {
+        match self.members.get(user_id) {
+            Some(member) if member.location.is_some() => {
+                self.live_promos.eligible_json(&member, Utc::now(), window)
+            }
+            _ => JsonListing {
+                total: 0,
+                results: Vec::new(),
+            },
         }
     }
 

@@ -6,13 +6,14 @@
 //! the first page of an empty listing is an empty 200.
 
 use actix_web::dev::Payload;
+use actix_web::http::header::ContentType;
 use actix_web::{FromRequest, HttpRequest, HttpResponse};
 use futures_util::future::{ready, Ready};
 use serde::Serialize;
 use url::form_urlencoded;
 
 use super::error::ApiError;
-use crate::db::{Listing, PageWindow};
+use crate::db::{JsonListing, Listing, PageWindow};
 
 /// Rows per page when the client does not say.
 pub const DEFAULT_PAGE_SIZE: i64 = 10;
@@ -67,17 +68,55 @@ impl PageRequest {
         request: &HttpRequest,
         listing: Listing<T>,
     ) -> Result<HttpResponse, ApiError> {
-        let last_page = ((listing.total + self.page_size - 1) / self.page_size).max(1);
+        let (next, previous) = self.links(request, listing.total)?;
+        Ok(HttpResponse::Ok().json(PageBody {
+            count: listing.total,
+            next,
+            previous,
+            results: listing.items,
+        }))
+    }
+
+    /// [`PageRequest::respond`] for a page whose rows are already JSON:
+    /// the same body, with the rows copied in rather than serialized.
+    pub fn respond_json(
+        &self,
+        request: &HttpRequest,
+        listing: JsonListing,
+    ) -> Result<HttpResponse, ApiError> {
+        let (next, previous) = self.links(request, listing.total)?;
+        let mut body = Vec::with_capacity(listing.results.len() + 256);
+        body.extend_from_slice(b"{\"count\":");
+        body.extend_from_slice(itoa::Buffer::new().format(listing.total).as_bytes());
+        for (name, link) in [(&b",\"next\":"[..], next), (b",\"previous\":", previous)] {
+            body.extend_from_slice(name);
+            serde_json::to_writer(&mut body, &link)
+                .map_err(|error| ApiError::Internal(error.into()))?;
+        }
+        body.extend_from_slice(b",\"results\":[");
+        body.extend_from_slice(&listing.results);
+        body.extend_from_slice(b"]}");
+        Ok(HttpResponse::Ok()
+            .content_type(ContentType::json())
+            .body(body))
+    }
+
+    /// The links to the pages before and after this one of a listing of
+    /// `total` rows; a page past the last is not found.
+    fn links(
+        &self,
+        request: &HttpRequest,
+        total: i64,
+    ) -> Result<(Option<String>, Option<String>), ApiError> {
+        let last_page = ((total + self.page_size - 1) / self.page_size).max(1);
         if self.page > last_page {
             return Err(ApiError::NotFound);
         }
         let link = |page: i64| page_link(request, page);
-        Ok(HttpResponse::Ok().json(PageBody {
-            count: listing.total,
-            next: (self.page < last_page).then(|| link(self.page + 1)),
-            previous: (self.page > 1).then(|| link(self.page - 1)),
-            results: listing.items,
-        }))
+        Ok((
+            (self.page < last_page).then(|| link(self.page + 1)),
+            (self.page > 1).then(|| link(self.page - 1)),
+        ))
     }
 }
 

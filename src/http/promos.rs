@@ -11,7 +11,6 @@ use std::cell::Cell;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
-use serde::Serialize;
 use serde_json::Value;
 
 use super::auth::{AdminCaller, Caller};
@@ -22,7 +21,7 @@ use super::form::{
 };
 use super::pagination::PageRequest;
 use super::{resource, AppState};
-use crate::db::{self, Listing};
+use crate::db;
 use crate::domain::promo::{parse_quantity, FlashPromo, PromoTerms, RadiusKm, DEFAULT_RADIUS_KM};
 
 /// Registers the promo routes (`running/` and `eligible/` before `{id}/`).
@@ -78,15 +77,7 @@ async fn list_running_promos(
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let running = state.engine.running(page.window());
-    page.respond(&request, running)
-}
-
-/// A promo with the caller's distance to its store.
-#[derive(Serialize)]
-struct EligiblePromo {
-    #[serde(flatten)]
-    promo: FlashPromo,
-    distance_km: f64,
+    page.respond_json(&request, running)
 }
 
 async fn list_eligible_promos(
@@ -95,19 +86,8 @@ async fn list_eligible_promos(
     state: web::Data<AppState>,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let eligible = state.engine.eligible(account.id, page.window()).await?;
-    let items = eligible
-        .items
-        .into_iter()
-        .map(|(promo, distance_km)| EligiblePromo { promo, distance_km })
-        .collect();
-    page.respond(
-        &request,
-        Listing {
-            total: eligible.total,
-            items,
-        },
-    )
+    let eligible = state.engine.eligible_json(account.id, page.window());
+    page.respond_json(&request, eligible)
 }
 
 async fn create_promo(

@@ -23,12 +23,16 @@ use super::lifecycle;
 use crate::domain::eligibility::reach_of;
 use crate::domain::geo::Disc;
 use crate::domain::promo::FlashPromo;
+use crate::domain::promo_json::PromoJson;
 
 /// What the catalogue keeps per promo.
 #[derive(Debug)]
 pub struct Entry<A> {
     /// The terms; its count fields are not read (the live ones are `counts`).
     pub promo: Arc<FlashPromo>,
+    /// Its terms as JSON, rendered once per change of terms (`None` only if
+    /// rendering failed; readers then serialize the promo themselves).
+    pub json: Option<Arc<PromoJson>>,
     /// Where it reaches, computed once per change of terms.
     pub reach: Option<Disc>,
     pub counts: LiveCounts,
@@ -42,6 +46,7 @@ impl<A> Entry<A> {
     fn new(promo: FlashPromo, changed: Changed, slab: &mut CountsSlab) -> Entry<A> {
         Entry {
             reach: reach_of(&promo),
+            json: render(&promo),
             counts: slab.allocate(Counts::of(&promo)),
             promo: Arc::new(promo),
             actor: None,
@@ -52,6 +57,7 @@ impl<A> Entry<A> {
 
     fn set_terms(&mut self, promo: FlashPromo) {
         self.reach = reach_of(&promo);
+        self.json = render(&promo);
         self.promo = Arc::new(promo);
     }
 
@@ -317,6 +323,18 @@ impl Generations {
 fn same_terms(known: &FlashPromo, loaded: &FlashPromo) -> bool {
     let counts = |promo: &FlashPromo| promo.clone().with_counts(0, 0, promo.created_at);
     counts(known) == counts(loaded)
+}
+
+/// The promo's terms as JSON; a failure is logged and leaves readers to
+/// serialize the promo themselves.
+fn render(promo: &FlashPromo) -> Option<Arc<PromoJson>> {
+    match PromoJson::of(promo) {
+        Ok(json) => Some(Arc::new(json)),
+        Err(error) => {
+            tracing::error!(promo_id = promo.id, %error, "could not render a promo as JSON");
+            None
+        }
+    }
 }
 
 #[cfg(test)]

@@ -19,7 +19,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::promo::{FlashPromo, MAX_QUANTITY};
+use crate::domain::promo::{status_at, FlashPromo, MAX_QUANTITY};
+use crate::domain::promo_json::LiveFields;
 
 const BITS: u32 = 21;
 const MASK: u64 = (1 << BITS) - 1;
@@ -49,6 +50,24 @@ impl Counts {
         let mut promo = promo.clone();
         promo.quantity = self.quantity;
         promo.with_counts(self.held, self.sold, now)
+    }
+
+    /// The fields of `promo`'s JSON these counts decide, at `now` (what
+    /// [`Counts::apply`] would set, without copying the promo).
+    pub fn live_fields(self, promo: &FlashPromo, now: DateTime<Utc>) -> LiveFields {
+        LiveFields {
+            quantity: self.quantity,
+            held: self.held,
+            sold: self.sold,
+            status: status_at(
+                promo.is_active,
+                promo.start_time,
+                promo.end_time,
+                self.quantity,
+                self.sold,
+                now,
+            ),
+        }
     }
 
     /// Every unit sold: the `sold_out` status of

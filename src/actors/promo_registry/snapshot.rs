@@ -26,10 +26,11 @@ use super::catalogue::Entry;
 use super::counts::LiveCounts;
 use super::spatial::{ReachIndex, Spot};
 use crate::actors::promo::PromoActor;
-use crate::db::{Listing, PageWindow};
+use crate::db::{JsonListing, Listing, PageWindow};
 use crate::domain::eligibility::{AudienceMember, Shopper};
 use crate::domain::geo::km_from_chord;
 use crate::domain::promo::FlashPromo;
+use crate::domain::promo_json::PromoJson;
 
 /// The live promos, as last published; cheap to clone, shared by every worker.
 #[derive(Clone)]
@@ -62,6 +63,22 @@ impl LivePromos {
         self.0.load().eligible(member, now, window)
     }
 
+    /// [`LivePromos::running`] as JSON, written from each promo's
+    /// pre-rendered terms.
+    pub fn running_json(&self, now: DateTime<Utc>, window: PageWindow) -> JsonListing {
+        self.0.load().running_json(now, window)
+    }
+
+    /// [`LivePromos::eligible`] as JSON, each item with its `distance_km`.
+    pub fn eligible_json(
+        &self,
+        member: &AudienceMember,
+        now: DateTime<Utc>,
+        window: PageWindow,
+    ) -> JsonListing {
+        self.0.load().eligible_json(member, now, window)
+    }
+
     /// The actor of a running promo, so a reservation can go straight to it.
     pub fn actor_of(&self, promo_id: i64) -> Option<Addr<PromoActor>> {
         self.0.load().actor_of(promo_id)
@@ -81,6 +98,7 @@ pub struct Snapshot {
 /// A promo as published.
 struct Listed {
     promo: Arc<FlashPromo>,
+    json: Option<Arc<PromoJson>>,
     counts: LiveCounts,
     actor: Option<Addr<PromoActor>>,
     /// It ran at build time (valid inside the steady window).
@@ -90,6 +108,45 @@ struct Listed {
 impl Listed {
     fn current(&self, now: DateTime<Utc>) -> FlashPromo {
         self.counts.load().apply(&self.promo, now)
+    }
+
+    /// Appends the promo's JSON at `now` (with the shopper's distance, for
+    /// `eligible/`) from its pre-rendered terms.
+    fn write_json(&self, out: &mut Vec<u8>, now: DateTime<Utc>, distance_km: Option<f64>) {
+        match &self.json {
+            Some(json) => {
+                let live = self.counts.load().live_fields(&self.promo, now);
+                json.write(out, live, distance_km);
+            }
+            None => write_serialized(out, self.current(now), distance_km),
+        }
+    }
+}
+
+/// The promo serialized by serde, for one whose terms could not be
+/// pre-rendered; `null` if that fails too, so the page stays valid JSON.
+fn write_serialized(out: &mut Vec<u8>, promo: FlashPromo, distance_km: Option<f64>) {
+    #[derive(serde::Serialize)]
+    struct Item {
+        #[serde(flatten)]
+        promo: FlashPromo,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        distance_km: Option<f64>,
+    }
+    let mut item = Vec::new();
+    match serde_json::to_writer(&mut item, &Item { promo, distance_km }) {
+        Ok(()) => out.extend_from_slice(&item),
+        Err(_) => out.extend_from_slice(b"null"),
+    }
+}
+
+/// About one promo's JSON, to size a page's buffer once.
+const ITEM_BYTES: usize = 640;
+
+/// A comma before every item but the first.
+fn separate(out: &mut Vec<u8>, index: usize) {
+    if index > 0 {
+        out.push(b',');
     }
 }
 
@@ -153,6 +210,7 @@ impl Snapshot {
                 .map(|entry| Listed {
                     ran: entry.promo.runs_at(now),
                     promo: Arc::clone(&entry.promo),
+                    json: entry.json.clone(),
                     counts: entry.counts.clone(),
                     actor: entry.actor.clone(),
                 })
@@ -186,6 +244,25 @@ impl Snapshot {
     }
 
     fn running(&self, now: DateTime<Utc>, window: PageWindow) -> Listing<FlashPromo> {
+        let (total, page) = self.running_page(now, window);
+        Listing {
+            total,
+            items: page.into_iter().map(|listed| listed.current(now)).collect(),
+        }
+    }
+
+    fn running_json(&self, now: DateTime<Utc>, window: PageWindow) -> JsonListing {
+        let (total, page) = self.running_page(now, window);
+        let mut results = Vec::with_capacity(page.len() * ITEM_BYTES);
+        for (index, listed) in page.into_iter().enumerate() {
+            separate(&mut results, index);
+            listed.write_json(&mut results, now, None);
+        }
+        JsonListing { total, results }
+    }
+
+    /// How many promos run at `now`, and the page of them `window` covers.
+    fn running_page(&self, now: DateTime<Utc>, window: PageWindow) -> (i64, Vec<&Listed>) {
         let steady = self.steady.holds(now);
         let running: Vec<&Listed> = self
             .promos
@@ -194,35 +271,62 @@ impl Snapshot {
             .filter(|(listed, slot)| self.runs(*slot, listed.ran, &listed.counts, now, steady))
             .map(|(listed, _)| listed)
             .collect();
-        page_of(running, window, |listed| listed.current(now))
+        let page = page_of(running, window, |listed| listed);
+        (page.total, page.items)
     }
 
-    /// Visits only the promos whose reach holds the member, keeping the
-    /// nearest `offset + limit` while counting them all.
     fn eligible(
         &self,
         member: &AudienceMember,
         now: DateTime<Utc>,
         window: PageWindow,
     ) -> Listing<(FlashPromo, f64)> {
+        let (total, page) = self.eligible_page(member, now, window);
+        Listing {
+            total,
+            items: page
+                .into_iter()
+                .map(|(listed, distance_km)| (listed.current(now), distance_km))
+                .collect(),
+        }
+    }
+
+    fn eligible_json(
+        &self,
+        member: &AudienceMember,
+        now: DateTime<Utc>,
+        window: PageWindow,
+    ) -> JsonListing {
+        let (total, page) = self.eligible_page(member, now, window);
+        let mut results = Vec::with_capacity(page.len() * ITEM_BYTES);
+        for (index, (listed, distance_km)) in page.into_iter().enumerate() {
+            separate(&mut results, index);
+            listed.write_json(&mut results, now, Some(distance_km));
+        }
+        JsonListing { total, results }
+    }
+
+    /// Visits only the promos whose reach holds the member, keeping the
+    /// nearest `offset + limit` while counting them all: how many there are,
+    /// and the page `window` covers with each one's distance in km.
+    fn eligible_page(
+        &self,
+        member: &AudienceMember,
+        now: DateTime<Utc>,
+        window: PageWindow,
+    ) -> (i64, Vec<(&Listed, f64)>) {
         let Some(origin) = Shopper::new(member).origin() else {
-            return Listing {
-                total: 0,
-                items: Vec::new(),
-            };
+            return (0, Vec::new());
         };
         let keep = window.offset.saturating_add(window.limit);
         let nearest = self.nearest(&member.segment_ids, origin, now, keep);
-        let total = nearest.seen;
+        let total = i64::try_from(nearest.seen).unwrap_or(i64::MAX);
         let ranked = nearest.into_sorted();
-        let listing = page_of(ranked, window, |ranked| {
+        let page = page_of(ranked, window, |ranked| {
             self.listed(ranked.slot)
-                .map(|listed| (listed.current(now), km_from_chord(ranked.chord)))
+                .map(|listed| (listed, km_from_chord(ranked.chord)))
         });
-        Listing {
-            total: i64::try_from(total).unwrap_or(i64::MAX),
-            items: listing.items.into_iter().flatten().collect(),
-        }
+        (total, page.items.into_iter().flatten().collect())
     }
 
     /// The `keep` nearest promos running at `now` of `segment_ids` whose
