@@ -43,8 +43,12 @@ pub enum ProfileScope {
     OwnedBy(i64),
 }
 
+/// A profile's columns; `last_notification_date` is the shopper's latest
+/// notification (one probe of `promo_notifications_user_idx`).
 const PROFILE_COLUMNS: &str = "p.id, p.user_id, u.username, u.email, p.latitude, p.longitude, \
-    p.last_notification_date FROM client_profiles p JOIN users u ON u.id = p.user_id";
+    (SELECT n.sent_at FROM promo_notifications n WHERE n.user_id = p.user_id \
+     ORDER BY n.sent_at DESC LIMIT 1) AS last_notification_date \
+    FROM client_profiles p JOIN users u ON u.id = p.user_id";
 
 /// Profiles in id order, one page of them.
 #[tracing::instrument(skip(pool))]

@@ -30,10 +30,12 @@ pub struct NotificationRecord {
 }
 
 /// Claims `day` for each candidate who has had no notification that day, in
-/// one statement; records the notification and `last_notification_date` for
-/// the winners and returns them. Only while the promo is active and inside
-/// its window in the database: an announcement that raced a deactivation or
-/// an end spends nobody's daily slot.
+/// one statement; records the winners' notifications and returns them. Only
+/// while the promo is active and inside its window in the database: an
+/// announcement that raced a deactivation or an end spends nobody's daily
+/// slot. The promo's row is locked `FOR KEY SHARE` once (in place of a
+/// per-row foreign-key check), so a delete of the promo waits for the claim
+/// and its trigger then clears the claimed rows' `promo_id`.
 #[tracing::instrument(skip(pool, user_ids, distances), fields(candidates = user_ids.len()))]
 pub async fn claim_daily_slots(
     pool: &DbPool,
@@ -45,19 +47,14 @@ pub async fn claim_daily_slots(
     let client = pool.get().await?;
     let statement = client
         .prepare_cached(
-            "WITH claimed AS (
-                 INSERT INTO promo_notifications (user_id, promo_id, notify_day, distance_km)
-                 SELECT candidate.user_id, $1, $2, candidate.distance_km
-                 FROM unnest($3::bigint[], $4::float8[]) AS candidate(user_id, distance_km)
-                 WHERE EXISTS (SELECT 1 FROM flash_promos f WHERE f.id = $1 AND f.is_active
-                               AND f.start_time <= now() AND now() < f.end_time)
-                 ON CONFLICT (user_id, notify_day) DO NOTHING
-                 RETURNING id, user_id, distance_km, sent_at
-             ), touched AS (
-                 UPDATE client_profiles p SET last_notification_date = claimed.sent_at
-                 FROM claimed WHERE p.user_id = claimed.user_id
-             )
-             SELECT id, user_id, distance_km, sent_at FROM claimed",
+            "INSERT INTO promo_notifications (user_id, promo_id, notify_day, distance_km)
+             SELECT candidate.user_id, $1, $2, candidate.distance_km
+             FROM unnest($3::bigint[], $4::float8[]) AS candidate(user_id, distance_km)
+             WHERE EXISTS (SELECT 1 FROM flash_promos f WHERE f.id = $1 AND f.is_active
+                           AND f.start_time <= now() AND now() < f.end_time
+                           FOR KEY SHARE)
+             ON CONFLICT (user_id, notify_day) DO NOTHING
+             RETURNING id, user_id, distance_km, sent_at",
         )
         .await?;
     let rows = client

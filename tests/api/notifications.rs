@@ -175,3 +175,63 @@ async fn an_announcement_racing_a_deactivation_spends_nobodys_daily_slot() {
         serde_json::Value::Null
     );
 }
+
+#[actix_web::test]
+async fn deleting_a_promo_or_its_store_keeps_the_record_and_clears_the_inbox() {
+    let app = spawn_app().await;
+    let market = app.create_market_at(19.4326, -99.1332).await;
+    let shopper = app
+        .create_shopper("near", Some((19.4326, -99.1332)), &[market.segment_id])
+        .await;
+    let promo = app.create_running_promo(&market, 3, json!({})).await;
+    let told = wait_until(Duration::from_secs(5), || async {
+        notified_count(&app).await == 1
+    })
+    .await;
+    assert!(told, "the shopper was not told");
+    assert_eq!(inbox(&app, &shopper).await["count"], 1);
+
+    let deleted = app
+        .delete(
+            &format!("/api/promotions/flash-promos/{}/", promo["id"]),
+            &app.admin,
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    assert_eq!(inbox(&app, &shopper).await["count"], 0);
+    assert_eq!(
+        app.count_rows("promo_notifications WHERE promo_id IS NULL")
+            .await,
+        1,
+        "the day's slot stays spent, with no promo"
+    );
+    let profile = app
+        .get("/api/users/clients-profiles/me/", &shopper.auth)
+        .await;
+    assert!(profile.body["last_notification_date"].is_string());
+
+    // A store's delete cascades to its products' promos: the same holds.
+    let tomorrow = app.create_running_promo(&market, 3, json!({})).await;
+    let client = app.pool.get().await.expect("connection");
+    client
+        .execute(
+            "INSERT INTO promo_notifications (user_id, promo_id, notify_day, distance_km) \
+             VALUES ((SELECT id FROM users WHERE username = 'near'), $1, current_date + 1, 0.1)",
+            &[&tomorrow["id"].as_i64().expect("promo id")],
+        )
+        .await
+        .expect("a notification for tomorrow");
+    let deleted = app
+        .delete(
+            &format!("/api/market/stores/{}/", market.store_id),
+            &app.admin,
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.count_rows("promo_notifications WHERE promo_id IS NOT NULL")
+            .await,
+        0
+    );
+    assert_eq!(notified_count(&app).await, 2);
+}
