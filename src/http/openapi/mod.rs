@@ -5,8 +5,10 @@
 //! Paths are written with their trailing slash, as clients call them (the
 //! same path without it works too). Security: every operation accepts the
 //! three schemes of API.md "Authentication" unless it says `security(())`
-//! (public); the WebSocket also takes `?token=`.
+//! (public); the WebSocket also takes `?token=`. Each create links to the
+//! operations on what it created ([`links`]).
 
+mod links;
 pub mod responses;
 pub mod schemas;
 
@@ -146,10 +148,14 @@ impl Modify for SecuritySchemes {
     }
 }
 
-/// The document, built on first use.
-pub fn document() -> &'static Document {
-    static DOCUMENT: OnceLock<Document> = OnceLock::new();
-    DOCUMENT.get_or_init(ApiDoc::openapi)
+/// The document as served (JSON), built on first use.
+pub fn document() -> &'static serde_json::Value {
+    static DOCUMENT: OnceLock<serde_json::Value> = OnceLock::new();
+    DOCUMENT.get_or_init(|| {
+        let mut document = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+        links::add_create_links(&mut document);
+        document
+    })
 }
 
 /// Registers `GET /api/schema/`.
