@@ -129,6 +129,17 @@ fn describe() {
     describe_gauge!(OUTBOX_BACKLOG, "Emails due and unsent");
     describe_counter!(OUTBOX_SENT, "Emails delivered");
     describe_counter!(OUTBOX_FAILURES, "Failed email delivery attempts, by kind");
+    // Present from the first scrape, so a rate over them starts at zero.
+    gauge!(WS_SESSIONS).increment(0.0);
+    gauge!(RUNNING_PROMOS).increment(0.0);
+    gauge!(OUTBOX_BACKLOG).increment(0.0);
+    counter!(OUTBOX_SENT).increment(0);
+    for channel in ["push", "inbox"] {
+        counter!(NOTIFICATIONS, "channel" => channel).increment(0);
+    }
+    for outcome in ["held", "completed", "cancelled", "expired"] {
+        counter!(RESERVATIONS, "outcome" => outcome).increment(0);
+    }
 }
 
 /// One HTTP request answered (labels are interned, see `http::request_metrics`).
