@@ -46,3 +46,27 @@ fn operation_ids(item: &Value) -> Vec<String> {
         .map(str::to_owned)
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_create_links_to_the_operations_on_what_it_created() {
+        let mut document = json!({"paths": {
+            "/things/": {"post": {"operationId": "create_thing", "responses": {"201": {}}},
+                         "get": {"operationId": "list_things"}},
+            "/things/{id}/": {"get": {"operationId": "get_thing"},
+                              "delete": {"operationId": "delete_thing"}},
+            "/things/{id}/open/": {"post": {"operationId": "open_thing"}},
+            "/others/{id}/": {"get": {"operationId": "get_other"}},
+        }});
+        add_create_links(&mut document);
+        let links = &document["paths"]["/things/"]["post"]["responses"]["201"]["links"];
+        let mut names: Vec<&String> = links.as_object().unwrap().keys().collect();
+        names.sort();
+        assert_eq!(names, ["delete_thing", "get_thing", "open_thing"]);
+        assert_eq!(links["get_thing"]["operationId"], "get_thing");
+        assert_eq!(links["get_thing"]["parameters"]["id"], "$response.body#/id");
+    }
+}
