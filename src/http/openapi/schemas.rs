@@ -3,6 +3,9 @@
 //! structs document that reading rather than drive it), the error body, the
 //! page query and the small JSON answers built inline.
 //!
+//! Name patterns say what `domain::Name` accepts (not blank, no control
+//! characters) in a regex both Python and ECMA read, for the fuzzers.
+//!
 //! Response types the handlers really serialize derive `ToSchema` where they
 //! are defined; only `Money`'s schema is written by hand here (it serializes
 //! itself as a two-decimal string).
@@ -17,6 +20,7 @@ use utoipa::openapi::RefOr;
 use utoipa::{IntoParams, PartialSchema, ToSchema};
 
 use crate::domain::entities::AccountSummary;
+
 use crate::domain::Money;
 
 impl PartialSchema for Money {
@@ -83,7 +87,11 @@ pub struct TokenAnswer {
 /// A store write: every field for POST and PUT, any for PATCH.
 #[derive(ToSchema)]
 pub struct StoreWrite {
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: String,
     #[schema(minimum = -90, maximum = 90)]
     pub latitude: f64,
@@ -96,7 +104,11 @@ pub struct StoreWrite {
 pub struct ProductWrite {
     /// An existing store.
     pub store_id: i64,
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: String,
     /// Greater than zero; a string or a number.
     pub regular_price: Money,
@@ -106,9 +118,13 @@ pub struct ProductWrite {
 #[derive(ToSchema)]
 pub struct SegmentWrite {
     /// Unique, ignoring case.
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: String,
-    #[schema(required = false)]
+    #[schema(max_length = 1000, required = false)]
     pub description: Option<String>,
 }
 
@@ -116,10 +132,11 @@ pub struct SegmentWrite {
 /// field but `password`; PATCH any.
 #[derive(ToSchema)]
 pub struct ClientWrite {
+    #[schema(pattern = r"^[A-Za-z0-9@.+_-]{1,150}$")]
     pub username: String,
-    #[schema(min_length = 8, required = false)]
+    #[schema(min_length = 8, max_length = 256, required = false)]
     pub password: Option<String>,
-    #[schema(required = false)]
+    #[schema(format = Email, required = false)]
     pub email: Option<String>,
     #[schema(minimum = -90, maximum = 90, required = false)]
     pub latitude: Option<f64>,
@@ -171,18 +188,31 @@ pub struct ReserveRequest {
 /// A campaign write: every field but `description` for POST and PUT, any for PATCH.
 #[derive(ToSchema)]
 pub struct CampaignWrite {
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: String,
-    #[schema(required = false)]
+    #[schema(max_length = 5000, required = false)]
     pub description: Option<String>,
+    #[schema(format = Email)]
     pub admin_email: String,
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub email_subject: String,
     /// Must contain `{{verify_url}}`.
+    #[schema(max_length = 20000, pattern = r"\{\{verify_url\}\}")]
     pub email_template: String,
 }
 
 /// `POST add_subscriber/`.
 #[derive(ToSchema)]
 pub struct SubscriberWrite {
+    #[schema(format = Email)]
     pub email: String,
     /// Any JSON object up to 4 KiB.
     #[schema(value_type = Object, required = false)]
