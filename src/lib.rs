@@ -22,7 +22,7 @@
 //! - [`db`] — the connection pool, migrations and every SQL statement.
 //! - [`http`] — the REST edge: the route table, authentication, pagination,
 //!   the error type (statuses decided once) and one module per resource.
-//! - [`telemetry`] — `tracing` subscriber set-up.
+//! - [`telemetry`] — `tracing` subscriber set-up and the Prometheus metrics.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 

@@ -33,6 +33,8 @@ pub struct Application {
 impl Application {
     /// Prepares the database and binds the listener (port 0 picks a free port).
     pub async fn build(config: Config) -> anyhow::Result<Application> {
+        // Before the engine starts, so its first events are counted.
+        crate::telemetry::prometheus::handle();
         let pool = prepare_database(&config).await?;
         let generated_admin_password = ensure_admin(&pool, &config).await?;
         let listener = TcpListener::bind(config.bind)

@@ -28,9 +28,12 @@ use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, To
 use crate::config::{Config, MailTransport};
 use crate::db::outbox::OutboxMessage;
 use crate::db::{self, DbError, DbPool};
+use crate::telemetry::prometheus;
 
 /// How often the outbox is checked without being woken.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// How often the backlog gauge is measured (a count over the outbox).
+const BACKLOG_INTERVAL: Duration = Duration::from_secs(5);
 /// Emails claimed at once.
 const BATCH: i64 = 64;
 /// Emails in flight at once, each on its own pooled SMTP connection. lettre
@@ -92,6 +95,15 @@ impl Failure {
                 Some(retry_delay(attempts))
             }
             Failure::Refused(_) | Failure::Unsendable(_) => None,
+        }
+    }
+
+    /// The `kind` label of the failure.
+    fn kind(&self) -> &'static str {
+        match self {
+            Failure::Transient(_) => "transient",
+            Failure::Refused(_) => "refused",
+            Failure::Unsendable(_) => "unsendable",
         }
     }
 
@@ -231,6 +243,18 @@ impl Mailer {
         })
     }
 
+    /// Sets the backlog gauge from the outbox (one count per poll).
+    fn measure_backlog(&self, ctx: &mut Context<Self>) {
+        let pool = self.pool.clone();
+        let measure = async move {
+            match db::outbox::due_backlog(&pool).await {
+                Ok(count) => prometheus::outbox_backlog(count),
+                Err(error) => tracing::debug!(%error, "could not count the email backlog"),
+            }
+        };
+        ctx.spawn(measure.into_actor(self));
+    }
+
     /// Delivers due emails, one batch at a time, until none is due.
     fn drain(&mut self, ctx: &mut Context<Self>) {
         if self.draining {
@@ -292,7 +316,7 @@ async fn record_sent(pool: &DbPool, ids: &[i64]) {
     loop {
         let attempt = tokio::time::timeout(ATTEMPT_TIMEOUT, db::outbox::mark_sent(pool, ids)).await;
         let error = match attempt {
-            Ok(Ok(())) => return,
+            Ok(Ok(())) => return prometheus::outbox_sent(ids.len()),
             Ok(Err(error)) => error.to_string(),
             Err(_) => "timed out".to_owned(),
         };
@@ -309,6 +333,7 @@ async fn record_failure(
     queued: &OutboxMessage,
     failure: &Failure,
 ) -> Result<(), DbError> {
+    prometheus::outbox_failure(failure.kind());
     let retry_in = failure.retry_in(queued.attempts);
     let reason = failure.reason();
     match retry_in {
@@ -335,6 +360,7 @@ impl Actor for Mailer {
     fn started(&mut self, ctx: &mut Self::Context) {
         self.drain(ctx);
         ctx.run_interval(POLL_INTERVAL, |mailer, ctx| mailer.drain(ctx));
+        ctx.run_interval(BACKLOG_INTERVAL, |mailer, ctx| mailer.measure_backlog(ctx));
     }
 }
 

@@ -42,6 +42,7 @@ use crate::db::{self, DbError, DbPool};
 use crate::domain::eligibility::store_location;
 use crate::domain::frames::{notification_text, promo_json};
 use crate::domain::promo::FlashPromo;
+use crate::telemetry::prometheus;
 
 /// Candidates in the first claim: small, so the first shoppers are told one
 /// short round trip after the start while the rest are being claimed.
@@ -138,6 +139,7 @@ impl Handler<NotifyMember> for Notifier {
                     &[message.distance_km],
                 )
                 .await?;
+                prometheus::notifications("inbox", claimed.len());
                 if let Some(promo) = db::promos::find_promo(&pool, message.promo_id).await? {
                     deliver(&pool, &hub, &promo, &claimed).await?;
                 }
@@ -162,11 +164,14 @@ async fn announce_start(
         return Ok(());
     };
     let started = Instant::now();
-    let find = audience.send(FindWithinRadius {
-        center,
-        radius_km: promo.max_distance_km,
-        segment_ids: promo.segment_ids().collect(),
-    });
+    let find = prometheus::awaiting(
+        "audience",
+        audience.send(FindWithinRadius {
+            center,
+            radius_km: promo.max_distance_km,
+            segment_ids: promo.segment_ids().collect(),
+        }),
+    );
     let (candidates, announced) =
         futures_util::join!(find, db::notifications::is_announced(pool, promo.id));
     let candidates = candidates.map_err(|error| DbError::Unavailable(error.to_string()))?;
@@ -185,6 +190,7 @@ async fn announce_start(
         started,
     };
     let told = announcement.claim_and_push_all(&candidates).await;
+    prometheus::notification_fanout(started.elapsed());
     mark_pushed(pool, &told.delivered).await;
     if let Some(error) = told.failure {
         return Err(error);
@@ -265,6 +271,7 @@ impl Announcement<'_> {
             user_ids,
         });
         let claimed = claimed?;
+        prometheus::notifications("inbox", claimed.len());
         let claimed_at = self.started.elapsed();
         let delivered = push_claimed(self.hub, &self.promo_json, &claimed).await?;
         tracing::debug!(
@@ -332,9 +339,11 @@ async fn push_claimed(
             (notification.id, notification.user_id, Arc::from(frame))
         })
         .collect();
-    hub.send(PushToUsers { frames })
+    let delivered = prometheus::awaiting("session_hub", hub.send(PushToUsers { frames }))
         .await
-        .map_err(|error| DbError::Unavailable(error.to_string()))
+        .map_err(|error| DbError::Unavailable(error.to_string()))?;
+    prometheus::notifications("push", delivered.len());
+    Ok(delivered)
 }
 
 /// Marks pushed notifications delivered. A missing mark only means a later

@@ -25,10 +25,11 @@ use serde_json::Value;
 
 use super::promo::WsOrigin;
 use super::session_hub::{Connect, Disconnect, Evict, Push, SessionHub, SessionLink};
-use crate::domain::frames::{ClientFrame, ServerFrame};
+use crate::domain::frames::{frame_type_of, ClientFrame, ServerFrame};
 use crate::domain::GeoPoint;
 use crate::engine::deadlines::{within, REQUEST_DEADLINE};
 use crate::engine::{Engine, EngineError};
+use crate::telemetry::prometheus;
 
 /// How often the server pings and checks for silence.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
@@ -71,7 +72,9 @@ impl WsSession {
     }
 
     fn send(&self, frame: &ServerFrame, ctx: &mut ws::WebsocketContext<Self>) {
-        ctx.text(frame.to_text());
+        let text = frame.to_text();
+        prometheus::ws_frame_sent(frame_type_of(&text));
+        ctx.text(text);
     }
 
     fn heartbeat(&self, ctx: &mut ws::WebsocketContext<Self>) {
@@ -196,7 +199,10 @@ impl WsSession {
             missed
                 .into_actor(self)
                 .map(|missed, session, ctx| match missed {
-                    Ok(frames) => frames.iter().for_each(|frame| session.send(frame, ctx)),
+                    Ok(frames) => {
+                        prometheus::notifications("push", frames.len());
+                        frames.iter().for_each(|frame| session.send(frame, ctx));
+                    }
                     Err(error) => tracing::warn!(%error, "could not deliver missed notifications"),
                 }),
         );
@@ -216,6 +222,7 @@ impl Actor for WsSession {
     type Context = ws::WebsocketContext<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        prometheus::ws_sessions_changed(1.0);
         ctx.set_mailbox_capacity(OUTGOING_QUEUE);
         self.heartbeat(ctx);
         let link = SessionLink {
@@ -258,6 +265,7 @@ impl Actor for WsSession {
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
+        prometheus::ws_sessions_changed(-1.0);
         self.hub.do_send(Disconnect {
             user_id: self.user_id,
             session_id: self.session_id,
@@ -270,6 +278,7 @@ impl Handler<Push> for WsSession {
 
     fn handle(&mut self, message: Push, ctx: &mut Self::Context) {
         let frame: Arc<str> = message.frame;
+        prometheus::ws_frame_sent(frame_type_of(&frame));
         ctx.text(&*frame);
     }
 }

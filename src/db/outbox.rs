@@ -151,3 +151,16 @@ pub async fn backlog(pool: &DbPool) -> Result<i64, DbError> {
         .await?;
     Ok(client.query_one(&statement, &[]).await?.get(0))
 }
+
+/// Emails due now and unsent (what the mailer has yet to deliver).
+#[tracing::instrument(skip_all)]
+pub async fn due_backlog(pool: &DbPool) -> Result<i64, DbError> {
+    let client = pool.get().await?;
+    let statement = client
+        .prepare_cached(
+            "SELECT count(*) FROM email_outbox \
+             WHERE sent_at IS NULL AND abandoned_at IS NULL AND next_attempt_at <= now()",
+        )
+        .await?;
+    Ok(client.query_one(&statement, &[]).await?.get(0))
+}

@@ -5,11 +5,12 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::Money;
 
 /// A physical store.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Store {
     pub id: i64,
     pub name: String,
@@ -18,7 +19,7 @@ pub struct Store {
 }
 
 /// A product of one store, read with its store embedded.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Product {
     pub id: i64,
     pub name: String,
@@ -27,7 +28,7 @@ pub struct Product {
 }
 
 /// A user segment ("New users", "Frequent buyers").
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Segment {
     pub id: i64,
     pub name: String,
@@ -35,7 +36,7 @@ pub struct Segment {
 }
 
 /// The account part of a client profile. A missing email reads as `""`, as in the original.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct ProfileUser {
     pub id: i64,
     pub username: String,
@@ -43,7 +44,7 @@ pub struct ProfileUser {
 }
 
 /// A shopper's profile: account, segments and last known location.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct ClientProfile {
     pub id: i64,
     pub user: ProfileUser,
@@ -54,7 +55,7 @@ pub struct ClientProfile {
 }
 
 /// Who is calling: the authenticated account behind a request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct AccountSummary {
     pub id: i64,
     pub username: String,

@@ -99,6 +99,33 @@ pub enum ServerFrame {
     },
 }
 
+/// Every server frame `type`, for metrics labels.
+const SERVER_FRAME_TYPES: [&str; 11] = [
+    "hello",
+    "promo.notification",
+    "promo.stock",
+    "promo.ended",
+    "reservation.held",
+    "reservation.expired",
+    "reservation.completed",
+    "reservation.cancelled",
+    "raffle.stats",
+    "error",
+    "pong",
+];
+
+/// The `type` of a server frame already turned into text, as a `'static`
+/// label: serde writes an internally tagged enum's tag first, so this reads
+/// a prefix and parses nothing. Anything else is `"unknown"`.
+pub fn frame_type_of(text: &str) -> &'static str {
+    let named = text
+        .strip_prefix(r#"{"type":""#)
+        .and_then(|rest| rest.split('"').next());
+    named
+        .and_then(|name| SERVER_FRAME_TYPES.into_iter().find(|known| *known == name))
+        .unwrap_or("unknown")
+}
+
 impl ServerFrame {
     /// The frame as JSON text.
     pub fn to_text(&self) -> String {
@@ -150,6 +177,26 @@ mod tests {
         assert!(
             serde_json::from_value::<ClientFrame>(json!({"type": "ping", "extra": 1})).is_err()
         );
+    }
+
+    #[test]
+    fn frame_types_are_read_from_the_text() {
+        let pong = ServerFrame::Pong { request_id: None }.to_text();
+        assert_eq!(frame_type_of(&pong), "pong");
+        let stock = ServerFrame::PromoStock {
+            promo_id: 1,
+            available: 1,
+            held: 0,
+            sold: 0,
+            status: PromoStatus::Running,
+        };
+        assert_eq!(frame_type_of(&stock.to_text()), "promo.stock");
+        assert_eq!(
+            frame_type_of(&notification_text(1, "{}", 1.0)),
+            "promo.notification"
+        );
+        assert_eq!(frame_type_of(r#"{"type":"dance"}"#), "unknown");
+        assert_eq!(frame_type_of("nonsense"), "unknown");
     }
 
     #[test]

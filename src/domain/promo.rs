@@ -5,6 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::entities::{Product, Segment};
 use super::Money;
@@ -123,7 +124,7 @@ fn in_window(start: DateTime<Utc>, end: DateTime<Utc>, now: DateTime<Utc>) -> bo
 }
 
 /// Where a promo stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PromoStatus {
     /// Switched off by the admin.
@@ -162,7 +163,7 @@ pub fn status_at(
 
 /// A flash promo as clients see it: terms, embedded product and segments, and
 /// the live counts (`available + held + sold = quantity`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct FlashPromo {
     pub id: i64,
     pub product: Product,

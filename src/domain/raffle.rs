@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use rand::{CryptoRng, Rng};
 use serde::Serialize;
 use serde_json::Value;
+use utoipa::ToSchema;
 
 /// The placeholder a verification template must contain.
 pub const VERIFY_URL_PLACEHOLDER: &str = "{{verify_url}}";
@@ -23,7 +24,7 @@ pub const MAX_DESCRIPTION_CHARS: usize = 5_000;
 pub const MAX_TEMPLATE_CHARS: usize = 20_000;
 
 /// Whether a campaign still takes entries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CampaignStatus {
     Open,
@@ -42,7 +43,7 @@ impl CampaignStatus {
 }
 
 /// A campaign as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Campaign {
     pub id: i64,
     pub name: String,
@@ -59,18 +60,20 @@ pub struct Campaign {
 }
 
 /// The subscriber a draw picked, as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Winner {
     pub id: i64,
     pub email: String,
+    #[schema(value_type = Object)]
     pub data: Value,
 }
 
 /// A subscriber as the admin's listing shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Subscriber {
     pub id: i64,
     pub email: String,
+    #[schema(value_type = Object)]
     pub data: Value,
     pub verified: bool,
     pub created_at: DateTime<Utc>,
@@ -78,7 +81,7 @@ pub struct Subscriber {
 }
 
 /// What `add_subscriber` answers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Entry {
     pub id: i64,
     pub email: String,

@@ -2,12 +2,13 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::promo::FlashPromo;
 
 /// Where a reservation stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReservationStatus {
     Held,
@@ -48,7 +49,7 @@ pub struct ReservationRecord {
 }
 
 /// A reservation with its promo embedded (API.md's shape).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Reservation {
     pub id: i64,
     pub reservation_id: Uuid,

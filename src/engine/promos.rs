@@ -12,27 +12,32 @@ use chrono::Utc;
 use crate::actors::promo_registry::{PrepareQuantityChange, PromoChanged, PromoRemoved};
 use crate::db::{self, DbError, JsonListing, PageWindow, Violation};
 use crate::domain::promo::FlashPromo;
+use crate::telemetry::prometheus;
 
 impl Engine {
     /// Tells the registry about a committed promo (created or changed); it
     /// starts, redefines or stops the promo's actor. The message is queued
     /// when the call starts, so it is not lost if the caller goes away.
     pub async fn announce_promo(&self, promo: &FlashPromo) -> Result<(), EngineError> {
-        self.registry
-            .send(PromoChanged {
+        prometheus::awaiting(
+            "promo_registry",
+            self.registry.send(PromoChanged {
                 promo: promo.clone(),
-            })
-            .await
-            .map_err(EngineError::mailbox("promo registry"))
+            }),
+        )
+        .await
+        .map_err(EngineError::mailbox("promo registry"))
     }
 
     /// Stops the actors of deleted promos (their rows went with a cascade).
     pub async fn stop_promos(&self, promo_ids: &[i64]) -> Result<(), EngineError> {
         for &promo_id in promo_ids {
-            self.registry
-                .send(PromoRemoved { promo_id })
-                .await
-                .map_err(EngineError::mailbox("promo registry"))?;
+            prometheus::awaiting(
+                "promo_registry",
+                self.registry.send(PromoRemoved { promo_id }),
+            )
+            .await
+            .map_err(EngineError::mailbox("promo registry"))?;
         }
         Ok(())
     }
@@ -53,11 +58,14 @@ impl Engine {
         promo_id: i64,
         quantity: u32,
     ) -> Result<(), EngineError> {
-        self.registry
-            .send(PrepareQuantityChange { promo_id, quantity })
-            .await
-            .map_err(EngineError::mailbox("promo registry"))?
-            .map_err(|_| DbError::Violation(Violation::QuantityBelowCommitted).into())
+        prometheus::awaiting(
+            "promo_registry",
+            self.registry
+                .send(PrepareQuantityChange { promo_id, quantity }),
+        )
+        .await
+        .map_err(EngineError::mailbox("promo registry"))?
+        .map_err(|_| DbError::Violation(Violation::QuantityBelowCommitted).into())
     }
 
     /// The promos running now, by id, as JSON.

@@ -12,6 +12,7 @@ use crate::actors::campaign_registry::{
 use crate::actors::mailer::Wake;
 use crate::db;
 use crate::domain::raffle::{CampaignStatus, Entry};
+use crate::telemetry::prometheus;
 
 impl Engine {
     /// Enters `email` (normalised) with `data` in campaign `campaign_id`;
@@ -41,8 +42,7 @@ impl Engine {
             email: email.to_owned(),
             data: data.clone(),
         };
-        self.campaigns
-            .send(route)
+        prometheus::awaiting("campaign_registry", self.campaigns.send(route))
             .await
             .map_err(EngineError::mailbox("campaign registry"))
     }
@@ -61,10 +61,12 @@ impl Engine {
             None => Err(EngineError::NotFound),
             Some(CampaignStatus::Finished) => Err(EngineError::CampaignClosed),
             Some(CampaignStatus::Open) => {
-                self.campaigns
-                    .send(OpenCampaign { campaign_id })
-                    .await
-                    .map_err(EngineError::mailbox("campaign registry"))?;
+                prometheus::awaiting(
+                    "campaign_registry",
+                    self.campaigns.send(OpenCampaign { campaign_id }),
+                )
+                .await
+                .map_err(EngineError::mailbox("campaign registry"))?;
                 match self.route_entry(campaign_id, &email, &data).await? {
                     Err(EntryRefusal::NotLoaded) => {
                         Err(EngineError::Busy("the campaign's actor is starting"))

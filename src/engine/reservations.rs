@@ -17,6 +17,7 @@ use crate::db;
 use crate::domain::promo::PromoStatus;
 use crate::domain::reservation::{Reservation, ReservationRecord, ReservationStatus};
 use crate::domain::stock::ReleaseError;
+use crate::telemetry::prometheus;
 
 /// What a release asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,17 +46,17 @@ impl Engine {
         promo_id: i64,
         origin: Option<WsOrigin>,
     ) -> Result<Reservation, EngineError> {
-        within_outcome_wait(self.ask_to_reserve(user_id, promo_id, origin)).await
+        counted(within_outcome_wait(self.ask_to_reserve(user_id, promo_id, origin)).await)
     }
 
     /// Completes the purchase of reservation `id` of `user_id`.
     pub async fn complete(&self, user_id: i64, id: i64) -> Result<Reservation, EngineError> {
-        within_outcome_wait(self.release(user_id, id, Release::Complete)).await
+        counted(within_outcome_wait(self.release(user_id, id, Release::Complete)).await)
     }
 
     /// Cancels reservation `id` of `user_id`, freeing its unit.
     pub async fn cancel(&self, user_id: i64, id: i64) -> Result<Reservation, EngineError> {
-        within_outcome_wait(self.release(user_id, id, Release::Cancel)).await
+        counted(within_outcome_wait(self.release(user_id, id, Release::Cancel)).await)
     }
 
     async fn ask_to_reserve(
@@ -72,7 +73,7 @@ impl Engine {
         let Some(actor) = self.live_promos.actor_of(promo_id) else {
             return Err(self.without_actor(promo_id).await);
         };
-        match actor.send(reserve).await {
+        match prometheus::awaiting("promo", actor.send(reserve)).await {
             Ok(answer) => answer.map_err(EngineError::from),
             // The actor stopped between the lookup and the send.
             Err(_) => Err(self.without_actor(promo_id).await),
@@ -134,8 +135,12 @@ impl Engine {
         };
         let reservation_id = record.reservation_id;
         let answer = match release {
-            Release::Complete => actor.send(Complete { reservation_id }).await,
-            Release::Cancel => actor.send(Cancel { reservation_id }).await,
+            Release::Complete => {
+                prometheus::awaiting("promo", actor.send(Complete { reservation_id })).await
+            }
+            Release::Cancel => {
+                prometheus::awaiting("promo", actor.send(Cancel { reservation_id })).await
+            }
         };
         match answer {
             Ok(Ok(reservation)) => Ok(Some(reservation)),
@@ -153,6 +158,15 @@ impl Engine {
             .ok_or(EngineError::NotFound)?;
         Ok(Reservation::new(record, promo))
     }
+}
+
+/// Counts a refusal under its code. Successes are counted by the promo's
+/// actor when they commit, so a repeated complete or cancel counts once.
+fn counted(answer: Result<Reservation, EngineError>) -> Result<Reservation, EngineError> {
+    if let Err(error) = &answer {
+        prometheus::reservation(error.code());
+    }
+    answer
 }
 
 /// The answer to a release of `reservation` as it stands.

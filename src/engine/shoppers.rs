@@ -18,6 +18,7 @@ use crate::domain::entities::ClientProfile;
 use crate::domain::frames::ServerFrame;
 use crate::domain::promo::FlashPromo;
 use crate::domain::GeoPoint;
+use crate::telemetry::prometheus;
 
 /// Every item: for reads whose whole answer is used.
 const EVERY: PageWindow = PageWindow {
@@ -62,12 +63,14 @@ impl Engine {
         profile: &ClientProfile,
     ) -> Result<Vec<(FlashPromo, f64)>, EngineError> {
         let member = AudienceMember::from(profile);
-        self.audience
-            .send(PutMember {
+        prometheus::awaiting(
+            "audience",
+            self.audience.send(PutMember {
                 member: member.clone(),
-            })
-            .await
-            .map_err(EngineError::mailbox("audience index"))?;
+            }),
+        )
+        .await
+        .map_err(EngineError::mailbox("audience index"))?;
         let eligible = self.eligible_for(&member, EVERY).items;
         self.watch(profile.user.id, &eligible);
         Ok(eligible)
@@ -75,8 +78,7 @@ impl Engine {
 
     /// Forgets a deleted shopper.
     pub async fn forget_member(&self, user_id: i64) -> Result<(), EngineError> {
-        self.audience
-            .send(RemoveMember { user_id })
+        prometheus::awaiting("audience", self.audience.send(RemoveMember { user_id }))
             .await
             .map_err(EngineError::mailbox("audience index"))
     }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::auth::AdminCaller;
 use super::body::JsonBody;
@@ -50,6 +51,18 @@ pub fn routes(config: &mut web::ServiceConfig) {
         );
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/raffles/campaigns/",
+    tag = "raffles",
+    summary = "List campaigns",
+    params(crate::http::openapi::schemas::PageQuery),
+    responses(
+        (status = 200, description = "OK", body = crate::http::pagination::PageBody<crate::domain::raffle::Campaign>),
+        crate::http::openapi::responses::Admin,
+        crate::http::openapi::responses::Paged,
+    )
+)]
 async fn list_campaigns(
     _admin: AdminCaller,
     page: PageRequest,
@@ -60,6 +73,18 @@ async fn list_campaigns(
     page.respond(&request, listing)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/raffles/campaigns/{id}/",
+    tag = "raffles",
+    summary = "Read a campaign",
+    params(("id" = i64, Path, description = "The object's integer id")),
+    responses(
+        (status = 200, description = "OK", body = crate::domain::raffle::Campaign),
+        (status = 404, description = "`not_found`: no such object", body = crate::http::openapi::schemas::ErrorBody),
+        crate::http::openapi::responses::Admin,
+    )
+)]
 async fn get_campaign(
     _admin: AdminCaller,
     path: web::Path<i64>,
@@ -71,6 +96,18 @@ async fn get_campaign(
     Ok(HttpResponse::Ok().json(campaign))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/raffles/campaigns/",
+    tag = "raffles",
+    summary = "Create a campaign",
+    request_body = crate::http::openapi::schemas::CampaignWrite,
+    responses(
+        (status = 201, description = "Created", body = crate::domain::raffle::Campaign),
+        crate::http::openapi::responses::Admin,
+        crate::http::openapi::responses::JsonInput,
+    )
+)]
 async fn create_campaign(
     _admin: AdminCaller,
     state: web::Data<AppState>,
@@ -82,6 +119,20 @@ async fn create_campaign(
     Ok(HttpResponse::Created().json(campaign))
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/raffles/campaigns/{id}/",
+    tag = "raffles",
+    summary = "Replace a campaign",
+    params(("id" = i64, Path, description = "The object's integer id")),
+    request_body = crate::http::openapi::schemas::CampaignWrite,
+    responses(
+        (status = 200, description = "OK", body = crate::domain::raffle::Campaign),
+        (status = 404, description = "`not_found`: no such object", body = crate::http::openapi::schemas::ErrorBody),
+        crate::http::openapi::responses::Admin,
+        crate::http::openapi::responses::JsonInput,
+    )
+)]
 async fn replace_campaign(
     admin: AdminCaller,
     path: web::Path<i64>,
@@ -91,6 +142,20 @@ async fn replace_campaign(
     write_campaign(admin, path, state, body, Presence::Required).await
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/raffles/campaigns/{id}/",
+    tag = "raffles",
+    summary = "Update some fields of a campaign",
+    params(("id" = i64, Path, description = "The object's integer id")),
+    request_body = crate::http::openapi::schemas::CampaignWrite,
+    responses(
+        (status = 200, description = "OK", body = crate::domain::raffle::Campaign),
+        (status = 404, description = "`not_found`: no such object", body = crate::http::openapi::schemas::ErrorBody),
+        crate::http::openapi::responses::Admin,
+        crate::http::openapi::responses::JsonInput,
+    )
+)]
 async fn update_campaign(
     admin: AdminCaller,
     path: web::Path<i64>,
@@ -114,6 +179,18 @@ async fn write_campaign(
     Ok(HttpResponse::Ok().json(campaign))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/raffles/campaigns/{id}/",
+    tag = "raffles",
+    summary = "Delete a campaign",
+    params(("id" = i64, Path, description = "The object's integer id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "`not_found`: no such object", body = crate::http::openapi::schemas::ErrorBody),
+        crate::http::openapi::responses::Admin,
+    )
+)]
 async fn delete_campaign(
     _admin: AdminCaller,
     path: web::Path<i64>,
@@ -127,6 +204,18 @@ async fn delete_campaign(
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/raffles/campaigns/{id}/subscribers/",
+    tag = "raffles",
+    summary = "A campaign's subscribers",
+    params(("id" = i64, Path, description = "The object's integer id"), crate::http::openapi::schemas::PageQuery),
+    responses(
+        (status = 200, description = "OK", body = crate::http::pagination::PageBody<crate::domain::raffle::Subscriber>),
+        crate::http::openapi::responses::Admin,
+        crate::http::openapi::responses::Paged,
+    )
+)]
 async fn list_subscribers(
     _admin: AdminCaller,
     path: web::Path<i64>,
@@ -140,7 +229,7 @@ async fn list_subscribers(
     page.respond(&request, listing)
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct FinishBody {
     campaign: Campaign,
     winner: Winner,
@@ -185,6 +274,19 @@ async fn draw_for_sure(state: &AppState, campaign_id: i64) -> Result<(Finish, bo
 }
 
 /// `GET finish_campaign/`: draws the winner (or answers the one drawn before).
+#[utoipa::path(
+    get,
+    path = "/api/raffles/campaigns/{id}/finish_campaign/",
+    tag = "raffles",
+    summary = "Draw the winner and close the campaign",
+    params(("id" = i64, Path, description = "The object's integer id")),
+    responses(
+        (status = 200, description = "The campaign and its winner (the same on a repeat)", body = super::campaigns::FinishBody),
+        (status = 404, description = "`not_found`: no such object", body = crate::http::openapi::schemas::ErrorBody),
+        (status = 409, description = "`no_verified_subscribers`: nobody to draw (the campaign stays open)", body = crate::http::openapi::schemas::ErrorBody),
+        crate::http::openapi::responses::Admin,
+    )
+)]
 async fn finish_campaign(
     _admin: AdminCaller,
     path: web::Path<i64>,
@@ -194,6 +296,21 @@ async fn finish_campaign(
 }
 
 /// `POST finish_campaign/`: the same, with `Idempotency-Key` and the deadline.
+#[utoipa::path(
+    post,
+    path = "/api/raffles/campaigns/{id}/finish_campaign/",
+    tag = "raffles",
+    summary = "Draw the winner and close the campaign",
+    params(("id" = i64, Path, description = "The object's integer id"), ("Idempotency-Key" = Option<String>, Header, description = "1..200 printable ASCII characters: a repeat within 24 hours answers the first answer again")),
+    responses(
+        (status = 200, description = "The campaign and its winner (the same on a repeat)", body = super::campaigns::FinishBody),
+        (status = 404, description = "`not_found`: no such object", body = crate::http::openapi::schemas::ErrorBody),
+        (status = 409, description = "`no_verified_subscribers`: nobody to draw (the campaign stays open)", body = crate::http::openapi::schemas::ErrorBody),
+        crate::http::openapi::responses::Admin,
+        crate::http::openapi::responses::JsonInput,
+        crate::http::openapi::responses::Idempotent,
+    )
+)]
 async fn finish_campaign_once(
     AdminCaller(admin): AdminCaller,
     path: web::Path<i64>,

@@ -42,6 +42,18 @@ pub fn routes(config: &mut web::ServiceConfig) {
         );
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/users/clients-profiles/",
+    tag = "users",
+    summary = "List client profiles",
+    params(crate::http::openapi::schemas::PageQuery),
+    responses(
+        (status = 200, description = "OK", body = crate::http::pagination::PageBody<crate::domain::entities::ClientProfile>),
+        crate::http::openapi::responses::Shopper,
+        crate::http::openapi::responses::Paged,
+    )
+)]
 async fn list_profiles(
     Caller(account): Caller,
     page: PageRequest,
@@ -57,6 +69,18 @@ async fn list_profiles(
     page.respond(&request, listing)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/users/clients-profiles/{id}/",
+    tag = "users",
+    summary = "Read a client profile",
+    params(("id" = i64, Path, description = "The object's integer id")),
+    responses(
+        (status = 200, description = "OK", body = crate::domain::entities::ClientProfile),
+        (status = 404, description = "`not_found`: no such object", body = crate::http::openapi::schemas::ErrorBody),
+        crate::http::openapi::responses::Shopper,
+    )
+)]
 async fn get_profile(
     Caller(account): Caller,
     path: web::Path<i64>,
@@ -69,6 +93,17 @@ async fn get_profile(
     Ok(HttpResponse::Ok().json(profile))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/users/clients-profiles/me/",
+    tag = "users",
+    summary = "The caller's own profile",
+    responses(
+        (status = 200, description = "OK", body = crate::domain::entities::ClientProfile),
+        (status = 404, description = "`not_found`: the caller has no client profile (the admin)", body = crate::http::openapi::schemas::ErrorBody),
+        crate::http::openapi::responses::Shopper,
+    )
+)]
 async fn get_my_profile(
     Caller(account): Caller,
     state: web::Data<AppState>,
@@ -79,6 +114,19 @@ async fn get_my_profile(
     Ok(HttpResponse::Ok().json(profile))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/users/clients-profiles/me/",
+    tag = "users",
+    summary = "Set the caller's live location",
+    request_body = crate::http::openapi::schemas::LocationWrite,
+    responses(
+        (status = 200, description = "OK", body = crate::domain::entities::ClientProfile),
+        (status = 404, description = "`not_found`: the caller has no client profile (the admin)", body = crate::http::openapi::schemas::ErrorBody),
+        crate::http::openapi::responses::Shopper,
+        crate::http::openapi::responses::JsonInput,
+    )
+)]
 async fn update_my_location(
     Caller(account): Caller,
     state: web::Data<AppState>,
@@ -97,6 +145,19 @@ async fn update_my_location(
     Ok(HttpResponse::Ok().json(profile))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/users/clients-profiles/",
+    tag = "users",
+    summary = "Create a client profile",
+    request_body = crate::http::openapi::schemas::ClientWrite,
+    responses(
+        (status = 201, description = "Created", body = crate::domain::entities::ClientProfile),
+        (status = 409, description = "`duplicate`: the username is taken", body = crate::http::openapi::schemas::ErrorBody),
+        crate::http::openapi::responses::Admin,
+        crate::http::openapi::responses::JsonInput,
+    )
+)]
 async fn create_client(
     _admin: AdminCaller,
     state: web::Data<AppState>,
@@ -116,6 +177,21 @@ async fn create_client(
     Ok(HttpResponse::Created().json(profile))
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/users/clients-profiles/{id}/",
+    tag = "users",
+    summary = "Replace a client profile",
+    params(("id" = i64, Path, description = "The object's integer id")),
+    request_body = crate::http::openapi::schemas::ClientWrite,
+    responses(
+        (status = 200, description = "OK", body = crate::domain::entities::ClientProfile),
+        (status = 404, description = "`not_found`: no such object", body = crate::http::openapi::schemas::ErrorBody),
+        (status = 409, description = "`duplicate`: the username is taken", body = crate::http::openapi::schemas::ErrorBody),
+        crate::http::openapi::responses::Admin,
+        crate::http::openapi::responses::JsonInput,
+    )
+)]
 async fn replace_client(
     admin: AdminCaller,
     path: web::Path<i64>,
@@ -125,6 +201,21 @@ async fn replace_client(
     write_client(admin, path.into_inner(), state, body, Mode::Replace).await
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/users/clients-profiles/{id}/",
+    tag = "users",
+    summary = "Update some fields of a client profile",
+    params(("id" = i64, Path, description = "The object's integer id")),
+    request_body = crate::http::openapi::schemas::ClientWrite,
+    responses(
+        (status = 200, description = "OK", body = crate::domain::entities::ClientProfile),
+        (status = 404, description = "`not_found`: no such object", body = crate::http::openapi::schemas::ErrorBody),
+        (status = 409, description = "`duplicate`: the username is taken", body = crate::http::openapi::schemas::ErrorBody),
+        crate::http::openapi::responses::Admin,
+        crate::http::openapi::responses::JsonInput,
+    )
+)]
 async fn update_client(
     admin: AdminCaller,
     path: web::Path<i64>,
@@ -166,6 +257,18 @@ async fn write_client(
     Ok(HttpResponse::Ok().json(profile))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/users/clients-profiles/{id}/",
+    tag = "users",
+    summary = "Delete a client profile",
+    params(("id" = i64, Path, description = "The object's integer id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "`not_found`: no such object", body = crate::http::openapi::schemas::ErrorBody),
+        crate::http::openapi::responses::Admin,
+    )
+)]
 async fn delete_client(
     _admin: AdminCaller,
     path: web::Path<i64>,

@@ -20,10 +20,31 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .service(resource("/readyz").route(web::get().to(report_readiness)));
 }
 
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    summary = "Liveness",
+    security(()),
+    responses(
+        (status = 200, description = "The process is up", body = crate::http::openapi::schemas::StatusAnswer),
+    )
+)]
 async fn report_health() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    summary = "Readiness",
+    security(()),
+    responses(
+        (status = 200, description = "PostgreSQL answers and the engine has loaded", body = crate::http::openapi::schemas::StatusAnswer),
+        crate::http::openapi::responses::Public,
+    )
+)]
 async fn report_readiness(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     if db::is_reachable(&state.pool, READY_TIMEOUT).await {
         Ok(HttpResponse::Ok().json(json!({"status": "ready"})))

@@ -5,6 +5,7 @@
 //! the same handler with no redirect (a redirect would drop a POST body).
 //! Every unknown route or method answers the JSON error shape.
 
+pub mod api_docs;
 pub mod auth;
 pub mod body;
 pub mod campaigns;
@@ -16,11 +17,13 @@ pub mod health;
 pub mod idempotency;
 pub mod login_throttle;
 pub mod notifications;
+pub mod openapi;
 pub mod pagination;
 pub mod password_gate;
 pub mod products;
 pub mod promos;
 pub mod rate_limit;
+pub mod request_metrics;
 pub mod reservations;
 pub mod segments;
 pub mod static_pages;
@@ -29,9 +32,10 @@ pub mod subscriptions;
 pub mod tokens;
 pub mod ws;
 
-use std::sync::Arc;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 
-use actix_web::middleware::{NormalizePath, TrailingSlash};
+use actix_web::middleware::{from_fn, NormalizePath, TrailingSlash};
 use actix_web::{web, App, HttpResponse};
 
 use crate::config::Config;
@@ -70,6 +74,9 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 .error_handler(|error, _| ApiError::field("query", error.to_string()).into()),
         )
         .configure(health::routes)
+        .configure(request_metrics::routes)
+        .configure(openapi::routes)
+        .configure(api_docs::routes)
         .configure(tokens::routes)
         .configure(stores::routes)
         .configure(products::routes)
@@ -99,14 +106,32 @@ pub fn build_app(
     App::new()
         .app_data(state)
         .wrap(NormalizePath::new(TrailingSlash::Trim))
+        // Outermost, so it times everything and sees the normalised path.
+        .wrap(from_fn(request_metrics::record_request))
         .configure(configure)
         .default_service(web::to(route_not_found))
 }
 
 /// A resource whose unsupported methods answer 405 in the JSON error shape.
-pub fn resource(path: &str) -> actix_web::Resource {
+/// Its pattern is remembered for [`registered_patterns`].
+pub fn resource(path: &'static str) -> actix_web::Resource {
+    if let Ok(mut patterns) = PATTERNS.lock() {
+        patterns.insert(path);
+    }
     web::resource(path).default_service(web::to(method_not_allowed))
 }
+
+/// Every pattern registered through [`resource`] (by any app built in this
+/// process): what the route table really serves, for the test that holds
+/// the OpenAPI document to it.
+pub fn registered_patterns() -> Vec<&'static str> {
+    PATTERNS
+        .lock()
+        .map(|patterns| patterns.iter().copied().collect())
+        .unwrap_or_default()
+}
+
+static PATTERNS: Mutex<BTreeSet<&'static str>> = Mutex::new(BTreeSet::new());
 
 async fn route_not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound)

@@ -4,6 +4,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::auth::Caller;
 use super::error::ApiError;
@@ -18,7 +19,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
 }
 
 /// One notification as the inbox shows it.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct NotificationView {
     id: i64,
     promo: FlashPromo,
@@ -26,6 +27,18 @@ struct NotificationView {
     delivered: bool,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/users/notifications/",
+    tag = "users",
+    summary = "The caller's flash-promo notifications, newest first",
+    params(crate::http::openapi::schemas::PageQuery),
+    responses(
+        (status = 200, description = "OK", body = crate::http::pagination::PageBody<super::notifications::NotificationView>),
+        crate::http::openapi::responses::Shopper,
+        crate::http::openapi::responses::Paged,
+    )
+)]
 async fn list_notifications(
     Caller(account): Caller,
     page: PageRequest,

@@ -11,6 +11,7 @@ use actix_web::{FromRequest, HttpRequest, HttpResponse};
 use futures_util::future::{ready, Ready};
 use serde::Serialize;
 use url::form_urlencoded;
+use utoipa::ToSchema;
 
 use super::error::ApiError;
 use crate::db::{JsonListing, Listing, PageWindow};
@@ -29,12 +30,17 @@ pub struct PageRequest {
     pub page_size: i64,
 }
 
-#[derive(Serialize)]
-struct PageBody<T> {
-    count: i64,
-    next: Option<String>,
-    previous: Option<String>,
-    results: Vec<T>,
+/// One page of a list, the original's shape.
+#[derive(Serialize, ToSchema)]
+pub struct PageBody<T> {
+    /// Objects in the whole list.
+    pub count: i64,
+    /// The next page's URL, or null.
+    pub next: Option<String>,
+    /// The previous page's URL, or null.
+    pub previous: Option<String>,
+    /// This page's objects.
+    pub results: Vec<T>,
 }
 
 impl PageRequest {

@@ -31,6 +31,18 @@ pub fn routes(config: &mut web::ServiceConfig) {
         );
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/market/products/",
+    tag = "market",
+    summary = "List products",
+    params(crate::http::openapi::schemas::PageQuery),
+    responses(
+        (status = 200, description = "OK", body = crate::http::pagination::PageBody<crate::domain::entities::Product>),
+        crate::http::openapi::responses::Shopper,
+        crate::http::openapi::responses::Paged,
+    )
+)]
 async fn list_products(
     _caller: Caller,
     page: PageRequest,
@@ -41,6 +53,18 @@ async fn list_products(
     page.respond(&request, listing)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/market/products/{id}/",
+    tag = "market",
+    summary = "Read a product",
+    params(("id" = i64, Path, description = "The object's integer id")),
+    responses(
+        (status = 200, description = "OK", body = crate::domain::entities::Product),
+        (status = 404, description = "`not_found`: no such object", body = crate::http::openapi::schemas::ErrorBody),
+        crate::http::openapi::responses::Shopper,
+    )
+)]
 async fn get_product(
     _caller: Caller,
     path: web::Path<i64>,
@@ -52,6 +76,18 @@ async fn get_product(
     Ok(HttpResponse::Ok().json(product))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/market/products/",
+    tag = "market",
+    summary = "Create a product",
+    request_body = crate::http::openapi::schemas::ProductWrite,
+    responses(
+        (status = 201, description = "Created", body = crate::domain::entities::Product),
+        crate::http::openapi::responses::Admin,
+        crate::http::openapi::responses::JsonInput,
+    )
+)]
 async fn create_product(
     _admin: AdminCaller,
     state: web::Data<AppState>,
@@ -68,6 +104,20 @@ async fn create_product(
     Ok(HttpResponse::Created().json(product))
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/market/products/{id}/",
+    tag = "market",
+    summary = "Replace a product",
+    params(("id" = i64, Path, description = "The object's integer id")),
+    request_body = crate::http::openapi::schemas::ProductWrite,
+    responses(
+        (status = 200, description = "OK", body = crate::domain::entities::Product),
+        (status = 404, description = "`not_found`: no such object", body = crate::http::openapi::schemas::ErrorBody),
+        crate::http::openapi::responses::Admin,
+        crate::http::openapi::responses::JsonInput,
+    )
+)]
 async fn replace_product(
     admin: AdminCaller,
     path: web::Path<i64>,
@@ -77,6 +127,20 @@ async fn replace_product(
     write_product(admin, path, state, body, Presence::Required).await
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/market/products/{id}/",
+    tag = "market",
+    summary = "Update some fields of a product",
+    params(("id" = i64, Path, description = "The object's integer id")),
+    request_body = crate::http::openapi::schemas::ProductWrite,
+    responses(
+        (status = 200, description = "OK", body = crate::domain::entities::Product),
+        (status = 404, description = "`not_found`: no such object", body = crate::http::openapi::schemas::ErrorBody),
+        crate::http::openapi::responses::Admin,
+        crate::http::openapi::responses::JsonInput,
+    )
+)]
 async fn update_product(
     admin: AdminCaller,
     path: web::Path<i64>,
@@ -102,6 +166,18 @@ async fn write_product(
     Ok(HttpResponse::Ok().json(product))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/market/products/{id}/",
+    tag = "market",
+    summary = "Delete a product",
+    params(("id" = i64, Path, description = "The object's integer id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "`not_found`: no such object", body = crate::http::openapi::schemas::ErrorBody),
+        crate::http::openapi::responses::Admin,
+    )
+)]
 async fn delete_product(
     _admin: AdminCaller,
     path: web::Path<i64>,

@@ -11,7 +11,9 @@ use std::cell::Cell;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
+use serde::Serialize;
 use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::auth::{AdminCaller, Caller};
 use super::body::JsonBody;
@@ -49,6 +51,18 @@ pub fn routes(config: &mut web::ServiceConfig) {
         );
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/promotions/flash-promos/",
+    tag = "promotions",
+    summary = "List flash promos",
+    params(crate::http::openapi::schemas::PageQuery),
+    responses(
+        (status = 200, description = "OK", body = crate::http::pagination::PageBody<crate::domain::promo::FlashPromo>),
+        crate::http::openapi::responses::Admin,
+        crate::http::openapi::responses::Paged,
+    )
+)]
 async fn list_promos(
     _admin: AdminCaller,
     page: PageRequest,
@@ -59,6 +73,18 @@ async fn list_promos(
     page.respond(&request, listing)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/promotions/flash-promos/{id}/",
+    tag = "promotions",
+    summary = "Read a flash promo",
+    params(("id" = i64, Path, description = "The object's integer id")),
+    responses(
+        (status = 200, description = "OK", body = crate::domain::promo::FlashPromo),
+        (status = 404, description = "`not_found`: no such object", body = crate::http::openapi::schemas::ErrorBody),
+        crate::http::openapi::responses::Shopper,
+    )
+)]
 async fn get_promo(
     _caller: Caller,
     path: web::Path<i64>,
@@ -70,6 +96,18 @@ async fn get_promo(
     Ok(HttpResponse::Ok().json(promo))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/promotions/flash-promos/running/",
+    tag = "promotions",
+    summary = "Promos running now",
+    params(crate::http::openapi::schemas::PageQuery),
+    responses(
+        (status = 200, description = "OK", body = crate::http::pagination::PageBody<crate::domain::promo::FlashPromo>),
+        crate::http::openapi::responses::Shopper,
+        crate::http::openapi::responses::Paged,
+    )
+)]
 async fn list_running_promos(
     _caller: Caller,
     page: PageRequest,
@@ -80,6 +118,30 @@ async fn list_running_promos(
     page.respond_json(&request, running)
 }
 
+/// An `eligible/` item: a promo with the caller's distance to its store.
+/// The body is written from pre-rendered JSON
+/// ([`PromoJson`](crate::domain::promo_json::PromoJson)); this type only
+/// describes that shape to the OpenAPI document.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+struct EligiblePromo {
+    #[serde(flatten)]
+    promo: FlashPromo,
+    distance_km: f64,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/promotions/flash-promos/eligible/",
+    tag = "promotions",
+    summary = "Running promos the caller may reserve, nearest first",
+    params(crate::http::openapi::schemas::PageQuery),
+    responses(
+        (status = 200, description = "OK", body = crate::http::pagination::PageBody<super::promos::EligiblePromo>),
+        crate::http::openapi::responses::Shopper,
+        crate::http::openapi::responses::Paged,
+    )
+)]
 async fn list_eligible_promos(
     Caller(account): Caller,
     page: PageRequest,
@@ -90,6 +152,19 @@ async fn list_eligible_promos(
     page.respond_json(&request, eligible)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/promotions/flash-promos/",
+    tag = "promotions",
+    summary = "Create a flash promo",
+    request_body = crate::http::openapi::schemas::PromoWrite,
+    responses(
+        (status = 201, description = "Created", body = crate::domain::promo::FlashPromo),
+        (status = 409, description = "`overlap`: another promo of this product overlaps the window; `quantity_below_committed`: the quantity would drop below held + sold", body = crate::http::openapi::schemas::ErrorBody),
+        crate::http::openapi::responses::Admin,
+        crate::http::openapi::responses::JsonInput,
+    )
+)]
 async fn create_promo(
     _admin: AdminCaller,
     state: web::Data<AppState>,
@@ -103,6 +178,21 @@ async fn create_promo(
     Ok(HttpResponse::Created().json(promo))
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/promotions/flash-promos/{id}/",
+    tag = "promotions",
+    summary = "Replace a flash promo",
+    params(("id" = i64, Path, description = "The object's integer id")),
+    request_body = crate::http::openapi::schemas::PromoWrite,
+    responses(
+        (status = 200, description = "OK", body = crate::domain::promo::FlashPromo),
+        (status = 404, description = "`not_found`: no such object", body = crate::http::openapi::schemas::ErrorBody),
+        (status = 409, description = "`overlap`: another promo of this product overlaps the window; `quantity_below_committed`: the quantity would drop below held + sold", body = crate::http::openapi::schemas::ErrorBody),
+        crate::http::openapi::responses::Admin,
+        crate::http::openapi::responses::JsonInput,
+    )
+)]
 async fn replace_promo(
     admin: AdminCaller,
     path: web::Path<i64>,
@@ -112,6 +202,21 @@ async fn replace_promo(
     write_promo(admin, path.into_inner(), state, body, Presence::Required).await
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/promotions/flash-promos/{id}/",
+    tag = "promotions",
+    summary = "Update some fields of a flash promo",
+    params(("id" = i64, Path, description = "The object's integer id")),
+    request_body = crate::http::openapi::schemas::PromoWrite,
+    responses(
+        (status = 200, description = "OK", body = crate::domain::promo::FlashPromo),
+        (status = 404, description = "`not_found`: no such object", body = crate::http::openapi::schemas::ErrorBody),
+        (status = 409, description = "`overlap`: another promo of this product overlaps the window; `quantity_below_committed`: the quantity would drop below held + sold", body = crate::http::openapi::schemas::ErrorBody),
+        crate::http::openapi::responses::Admin,
+        crate::http::openapi::responses::JsonInput,
+    )
+)]
 async fn update_promo(
     admin: AdminCaller,
     path: web::Path<i64>,
@@ -179,6 +284,18 @@ async fn decide_terms(
     Ok(terms)
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/promotions/flash-promos/{id}/",
+    tag = "promotions",
+    summary = "Delete a flash promo",
+    params(("id" = i64, Path, description = "The object's integer id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "`not_found`: no such object", body = crate::http::openapi::schemas::ErrorBody),
+        crate::http::openapi::responses::Admin,
+    )
+)]
 async fn delete_promo(
     _admin: AdminCaller,
     path: web::Path<i64>,

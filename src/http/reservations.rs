@@ -8,6 +8,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::auth::Caller;
 use super::body::JsonBody;
@@ -42,6 +43,24 @@ pub fn routes(config: &mut web::ServiceConfig) {
 }
 
 #[tracing::instrument(skip_all, fields(user_id = account.id))]
+#[utoipa::path(
+    post,
+    path = "/api/promotions/promo-reservations/",
+    tag = "promotions",
+    summary = "Hold one unit for the caller",
+    params(("Idempotency-Key" = Option<String>, Header, description = "1..200 printable ASCII characters: a repeat within 24 hours answers the first answer again")),
+    request_body = crate::http::openapi::schemas::ReserveRequest,
+    responses(
+        (status = 201, description = "Held (durable)", body = crate::domain::reservation::Reservation),
+        (status = 400, description = "`bad_json`; `validation_error`; `location_unknown`: the caller has no location", body = crate::http::openapi::schemas::ErrorBody),
+        (status = 403, description = "`not_in_segment`; `too_far`", body = crate::http::openapi::schemas::ErrorBody),
+        (status = 404, description = "`not_found`: no such promo", body = crate::http::openapi::schemas::ErrorBody),
+        (status = 409, description = "`promo_not_running`; `already_reserved`; `all_units_held` (`retry_after`, `Retry-After`); `sold_out`", body = crate::http::openapi::schemas::ErrorBody),
+        crate::http::openapi::responses::Shopper,
+        crate::http::openapi::responses::RawJsonInput,
+        crate::http::openapi::responses::Idempotent,
+    )
+)]
 async fn reserve_unit(
     Caller(account): Caller,
     state: web::Data<AppState>,
@@ -63,6 +82,21 @@ async fn reserve_unit(
     respond_once(&state, &request, caller, body.bytes(), work).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/promotions/promo-reservations/{id}/complete/",
+    tag = "promotions",
+    summary = "Complete the purchase of a held unit",
+    params(("id" = i64, Path, description = "The object's integer id"), ("Idempotency-Key" = Option<String>, Header, description = "1..200 printable ASCII characters: a repeat within 24 hours answers the first answer again")),
+    responses(
+        (status = 200, description = "Completed (durable); a repeat answers the same", body = super::reservations::ReleaseAnswer),
+        (status = 404, description = "`not_found`: no such object", body = crate::http::openapi::schemas::ErrorBody),
+        (status = 409, description = "`reservation_expired`; `reservation_cancelled`", body = crate::http::openapi::schemas::ErrorBody),
+        crate::http::openapi::responses::Shopper,
+        crate::http::openapi::responses::JsonInput,
+        crate::http::openapi::responses::Idempotent,
+    )
+)]
 async fn complete_purchase(
     caller: Caller,
     path: web::Path<i64>,
@@ -73,6 +107,21 @@ async fn complete_purchase(
     release(caller, path.into_inner(), state, request, body, true).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/promotions/promo-reservations/{id}/cancel/",
+    tag = "promotions",
+    summary = "Release a held unit",
+    params(("id" = i64, Path, description = "The object's integer id"), ("Idempotency-Key" = Option<String>, Header, description = "1..200 printable ASCII characters: a repeat within 24 hours answers the first answer again")),
+    responses(
+        (status = 200, description = "Cancelled; a repeat answers the same", body = super::reservations::ReleaseAnswer),
+        (status = 404, description = "`not_found`: no such object", body = crate::http::openapi::schemas::ErrorBody),
+        (status = 409, description = "`already_completed`; `reservation_expired`", body = crate::http::openapi::schemas::ErrorBody),
+        crate::http::openapi::responses::Shopper,
+        crate::http::openapi::responses::JsonInput,
+        crate::http::openapi::responses::Idempotent,
+    )
+)]
 async fn cancel_reservation(
     caller: Caller,
     path: web::Path<i64>,
@@ -118,12 +167,24 @@ fn released(reservation: Reservation) -> HttpResponse {
 }
 
 /// The answer to a complete or cancel: the new status and the reservation.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct ReleaseAnswer {
     status: ReservationStatus,
     reservation: Reservation,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/promotions/promo-reservations/",
+    tag = "promotions",
+    summary = "The caller's reservations, newest first",
+    params(crate::http::openapi::schemas::PageQuery),
+    responses(
+        (status = 200, description = "OK", body = crate::http::pagination::PageBody<crate::domain::reservation::Reservation>),
+        crate::http::openapi::responses::Shopper,
+        crate::http::openapi::responses::Paged,
+    )
+)]
 async fn list_reservations(
     Caller(account): Caller,
     page: PageRequest,
@@ -153,6 +214,18 @@ async fn list_reservations(
     )
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/promotions/promo-reservations/{id}/",
+    tag = "promotions",
+    summary = "Read one of the caller's reservations",
+    params(("id" = i64, Path, description = "The object's integer id")),
+    responses(
+        (status = 200, description = "OK", body = crate::domain::reservation::Reservation),
+        (status = 404, description = "`not_found`: no such object", body = crate::http::openapi::schemas::ErrorBody),
+        crate::http::openapi::responses::Shopper,
+    )
+)]
 async fn get_reservation(
     Caller(account): Caller,
     path: web::Path<i64>,

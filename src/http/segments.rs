@@ -33,6 +33,18 @@ pub fn routes(config: &mut web::ServiceConfig) {
         );
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/users/user-segments/",
+    tag = "users",
+    summary = "List segments",
+    params(crate::http::openapi::schemas::PageQuery),
+    responses(
+        (status = 200, description = "OK", body = crate::http::pagination::PageBody<crate::domain::entities::Segment>),
+        crate::http::openapi::responses::Admin,
+        crate::http::openapi::responses::Paged,
+    )
+)]
 async fn list_segments(
     _admin: AdminCaller,
     page: PageRequest,
@@ -43,6 +55,18 @@ async fn list_segments(
     page.respond(&request, listing)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/users/user-segments/{id}/",
+    tag = "users",
+    summary = "Read a segment",
+    params(("id" = i64, Path, description = "The object's integer id")),
+    responses(
+        (status = 200, description = "OK", body = crate::domain::entities::Segment),
+        (status = 404, description = "`not_found`: no such object", body = crate::http::openapi::schemas::ErrorBody),
+        crate::http::openapi::responses::Admin,
+    )
+)]
 async fn get_segment(
     _admin: AdminCaller,
     path: web::Path<i64>,
@@ -54,6 +78,19 @@ async fn get_segment(
     Ok(HttpResponse::Ok().json(segment))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/users/user-segments/",
+    tag = "users",
+    summary = "Create a segment",
+    request_body = crate::http::openapi::schemas::SegmentWrite,
+    responses(
+        (status = 201, description = "Created", body = crate::domain::entities::Segment),
+        (status = 409, description = "`duplicate`: a segment with this name exists (ignoring case)", body = crate::http::openapi::schemas::ErrorBody),
+        crate::http::openapi::responses::Admin,
+        crate::http::openapi::responses::JsonInput,
+    )
+)]
 async fn create_segment(
     _admin: AdminCaller,
     state: web::Data<AppState>,
@@ -67,6 +104,21 @@ async fn create_segment(
     Ok(HttpResponse::Created().json(segment))
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/users/user-segments/{id}/",
+    tag = "users",
+    summary = "Replace a segment",
+    params(("id" = i64, Path, description = "The object's integer id")),
+    request_body = crate::http::openapi::schemas::SegmentWrite,
+    responses(
+        (status = 200, description = "OK", body = crate::domain::entities::Segment),
+        (status = 404, description = "`not_found`: no such object", body = crate::http::openapi::schemas::ErrorBody),
+        (status = 409, description = "`duplicate`: a segment with this name exists (ignoring case)", body = crate::http::openapi::schemas::ErrorBody),
+        crate::http::openapi::responses::Admin,
+        crate::http::openapi::responses::JsonInput,
+    )
+)]
 async fn replace_segment(
     admin: AdminCaller,
     path: web::Path<i64>,
@@ -76,6 +128,21 @@ async fn replace_segment(
     write_segment(admin, path, state, body, Presence::Required).await
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/users/user-segments/{id}/",
+    tag = "users",
+    summary = "Update some fields of a segment",
+    params(("id" = i64, Path, description = "The object's integer id")),
+    request_body = crate::http::openapi::schemas::SegmentWrite,
+    responses(
+        (status = 200, description = "OK", body = crate::domain::entities::Segment),
+        (status = 404, description = "`not_found`: no such object", body = crate::http::openapi::schemas::ErrorBody),
+        (status = 409, description = "`duplicate`: a segment with this name exists (ignoring case)", body = crate::http::openapi::schemas::ErrorBody),
+        crate::http::openapi::responses::Admin,
+        crate::http::openapi::responses::JsonInput,
+    )
+)]
 async fn update_segment(
     admin: AdminCaller,
     path: web::Path<i64>,
@@ -103,6 +170,19 @@ async fn write_segment(
     Ok(HttpResponse::Ok().json(segment))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/users/user-segments/{id}/",
+    tag = "users",
+    summary = "Delete a segment",
+    params(("id" = i64, Path, description = "The object's integer id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "`not_found`: no such object", body = crate::http::openapi::schemas::ErrorBody),
+        (status = 409, description = "`in_use`: a flash promo still targets this segment", body = crate::http::openapi::schemas::ErrorBody),
+        crate::http::openapi::responses::Admin,
+    )
+)]
 async fn delete_segment(
     _admin: AdminCaller,
     path: web::Path<i64>,

@@ -16,10 +16,30 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .service(resource("/admin").route(web::get().to(admin_page)));
 }
 
+#[utoipa::path(
+    get,
+    path = "/",
+    tag = "pages",
+    summary = "The shopper web client",
+    security(()),
+    responses(
+        (status = 200, description = "HTML page", content_type = "text/html", body = String),
+    )
+)]
 async fn shopper_page() -> HttpResponse {
     html(SHOPPER_PAGE)
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/",
+    tag = "pages",
+    summary = "The admin web console",
+    security(()),
+    responses(
+        (status = 200, description = "HTML page", content_type = "text/html", body = String),
+    )
+)]
 async fn admin_page() -> HttpResponse {
     html(ADMIN_PAGE)
 }

@@ -30,6 +30,18 @@ pub fn routes(config: &mut web::ServiceConfig) {
         );
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/market/stores/",
+    tag = "market",
+    summary = "List stores",
+    params(crate::http::openapi::schemas::PageQuery),
+    responses(
+        (status = 200, description = "OK", body = crate::http::pagination::PageBody<crate::domain::entities::Store>),
+        crate::http::openapi::responses::Shopper,
+        crate::http::openapi::responses::Paged,
+    )
+)]
 async fn list_stores(
     _caller: Caller,
     page: PageRequest,
@@ -40,6 +52,18 @@ async fn list_stores(
     page.respond(&request, listing)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/market/stores/{id}/",
+    tag = "market",
+    summary = "Read a store",
+    params(("id" = i64, Path, description = "The object's integer id")),
+    responses(
+        (status = 200, description = "OK", body = crate::domain::entities::Store),
+        (status = 404, description = "`not_found`: no such object", body = crate::http::openapi::schemas::ErrorBody),
+        crate::http::openapi::responses::Shopper,
+    )
+)]
 async fn get_store(
     _caller: Caller,
     path: web::Path<i64>,
@@ -51,6 +75,18 @@ async fn get_store(
     Ok(HttpResponse::Ok().json(store))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/market/stores/",
+    tag = "market",
+    summary = "Create a store",
+    request_body = crate::http::openapi::schemas::StoreWrite,
+    responses(
+        (status = 201, description = "Created", body = crate::domain::entities::Store),
+        crate::http::openapi::responses::Admin,
+        crate::http::openapi::responses::JsonInput,
+    )
+)]
 async fn create_store(
     _admin: AdminCaller,
     state: web::Data<AppState>,
@@ -67,6 +103,20 @@ async fn create_store(
     Ok(HttpResponse::Created().json(store))
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/market/stores/{id}/",
+    tag = "market",
+    summary = "Replace a store",
+    params(("id" = i64, Path, description = "The object's integer id")),
+    request_body = crate::http::openapi::schemas::StoreWrite,
+    responses(
+        (status = 200, description = "OK", body = crate::domain::entities::Store),
+        (status = 404, description = "`not_found`: no such object", body = crate::http::openapi::schemas::ErrorBody),
+        crate::http::openapi::responses::Admin,
+        crate::http::openapi::responses::JsonInput,
+    )
+)]
 async fn replace_store(
     admin: AdminCaller,
     path: web::Path<i64>,
@@ -76,6 +126,20 @@ async fn replace_store(
     write_store(admin, path, state, body, Presence::Required).await
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/market/stores/{id}/",
+    tag = "market",
+    summary = "Update some fields of a store",
+    params(("id" = i64, Path, description = "The object's integer id")),
+    request_body = crate::http::openapi::schemas::StoreWrite,
+    responses(
+        (status = 200, description = "OK", body = crate::domain::entities::Store),
+        (status = 404, description = "`not_found`: no such object", body = crate::http::openapi::schemas::ErrorBody),
+        crate::http::openapi::responses::Admin,
+        crate::http::openapi::responses::JsonInput,
+    )
+)]
 async fn update_store(
     admin: AdminCaller,
     path: web::Path<i64>,
@@ -101,6 +165,18 @@ async fn write_store(
     Ok(HttpResponse::Ok().json(store))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/market/stores/{id}/",
+    tag = "market",
+    summary = "Delete a store",
+    params(("id" = i64, Path, description = "The object's integer id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "`not_found`: no such object", body = crate::http::openapi::schemas::ErrorBody),
+        crate::http::openapi::responses::Admin,
+    )
+)]
 async fn delete_store(
     _admin: AdminCaller,
     path: web::Path<i64>,

@@ -39,6 +39,24 @@ pub fn routes(config: &mut web::ServiceConfig) {
         );
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/raffles/campaigns/{id}/add_subscriber/",
+    tag = "raffles",
+    summary = "Enter an email address in a campaign",
+    security(()),
+    params(("id" = i64, Path, description = "The object's integer id"), ("Idempotency-Key" = Option<String>, Header, description = "1..200 printable ASCII characters: a repeat within 24 hours answers the first answer again")),
+    request_body = crate::http::openapi::schemas::SubscriberWrite,
+    responses(
+        (status = 201, description = "Entered; a verification email is queued", body = crate::domain::raffle::Entry),
+        (status = 404, description = "`not_found`: no such campaign", body = crate::http::openapi::schemas::ErrorBody),
+        (status = 409, description = "`already_subscribed`; `campaign_closed`", body = crate::http::openapi::schemas::ErrorBody),
+        (status = 429, description = "`rate_limited`: too many entries from this address (`Retry-After`)", body = crate::http::openapi::schemas::ErrorBody),
+        crate::http::openapi::responses::Public,
+        crate::http::openapi::responses::JsonInput,
+        crate::http::openapi::responses::Idempotent,
+    )
+)]
 async fn add_subscriber(
     path: web::Path<i64>,
     state: web::Data<AppState>,
@@ -88,6 +106,19 @@ fn read_entry(body: Value) -> Result<(String, Value), ApiError> {
     Ok((email, data.unwrap_or_else(|| json!({}))))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/raffles/verify_subscriber/",
+    tag = "raffles",
+    summary = "Confirm an address (the link in the email)",
+    security(()),
+    params(("code" = Option<String>, Query, description = "The code from the email")),
+    responses(
+        (status = 200, description = "Verified (repeats are harmless); an HTML page when `Accept` names `text/html`", content((crate::http::openapi::schemas::VerifyAnswer = "application/json"), (String = "text/html"))),
+        (status = 404, description = "`not_found`: unknown code (an HTML page when `Accept` names `text/html`)", content((crate::http::openapi::schemas::ErrorBody = "application/json"), (String = "text/html"))),
+        crate::http::openapi::responses::Public,
+    )
+)]
 async fn verify_subscriber(
     state: web::Data<AppState>,
     request: HttpRequest,

@@ -20,6 +20,21 @@ pub fn routes(config: &mut web::ServiceConfig) {
 }
 
 #[tracing::instrument(skip_all)]
+#[utoipa::path(
+    post,
+    path = "/api/auth/token/",
+    tag = "auth",
+    summary = "Trade a username and password for a token",
+    security(()),
+    request_body = crate::http::openapi::schemas::TokenRequest,
+    responses(
+        (status = 200, description = "A new token", body = crate::http::openapi::schemas::TokenAnswer),
+        (status = 401, description = "`invalid_credentials`: wrong username or password", body = crate::http::openapi::schemas::ErrorBody),
+        (status = 429, description = "`rate_limited`: too many failed sign-ins (`Retry-After`)", body = crate::http::openapi::schemas::ErrorBody),
+        crate::http::openapi::responses::Public,
+        crate::http::openapi::responses::JsonInput,
+    )
+)]
 async fn create_token(
     request: HttpRequest,
     state: web::Data<AppState>,

@@ -16,6 +16,19 @@ pub fn routes(config: &mut web::ServiceConfig) {
     config.service(resource("/ws").route(web::get().to(open_session)));
 }
 
+#[utoipa::path(
+    get,
+    path = "/ws/",
+    tag = "realtime",
+    summary = "Open the WebSocket (see API.md for the frames)",
+    security(("query_token" = []), ("bearer" = []), ("token" = []), ("basic" = [])),
+    params(("token" = Option<String>, Query, description = "A token, instead of the Authorization header")),
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol"),
+        (status = 400, description = "`validation_error`: not a WebSocket upgrade request", body = crate::http::openapi::schemas::ErrorBody),
+        crate::http::openapi::responses::Shopper,
+    )
+)]
 async fn open_session(
     request: HttpRequest,
     stream: web::Payload,
@@ -32,6 +45,10 @@ async fn open_session(
         "Give a token as ?token= or in the Authorization header.",
     ))?;
     let account = authenticate(&state, credentials).await?;
+    if let Err(refused) = ws::handshake(&request) {
+        // actix answers a bad handshake with a bare status; ours is the JSON error shape.
+        return Err(ApiError::field("upgrade", refused.to_string()).into());
+    }
     ws::start(
         WsSession::new(account.id, account.is_admin, state.engine.clone()),
         &request,

@@ -24,6 +24,7 @@ use crate::db::fence::WriteFailure;
 use crate::db::reservations::{StaleHolds, StockWrite};
 use crate::domain::reservation::Reservation;
 use crate::domain::stock::Hold;
+use crate::telemetry::prometheus;
 
 /// The longest a batch may take before its outcome counts as in doubt, so a
 /// hung connection cannot freeze the promo.
@@ -215,13 +216,17 @@ impl PromoActor {
         let pool = self.pool.clone();
         let promo_id = self.promo.id;
         let write = async move {
+            let started = std::time::Instant::now();
             let stale = if retry {
                 StaleHolds::Expire
             } else {
                 StaleHolds::Keep
             };
-            db::reservations::apply_stock_writes(&pool, promo_id, writes, stale, WRITE_TIMEOUT)
-                .await
+            let written =
+                db::reservations::apply_stock_writes(&pool, promo_id, writes, stale, WRITE_TIMEOUT)
+                    .await;
+            prometheus::db_write(started.elapsed());
+            written
         };
         ctx.spawn(write.into_actor(self).map(move |result, actor, ctx| {
             match result {

@@ -15,6 +15,7 @@ use crate::domain::frames::ServerFrame;
 use crate::domain::promo::FlashPromo;
 use crate::domain::reservation::{Reservation, ReservationRecord, ReservationStatus};
 use crate::domain::stock::Hold;
+use crate::telemetry::prometheus;
 
 impl PromoActor {
     /// A batch that committed (`row_ids`: the row of each inserted hold).
@@ -37,6 +38,7 @@ impl PromoActor {
                 } => {
                     self.row_ids
                         .insert(hold.reservation_id, row_id.unwrap_or_default());
+                    prometheus::reservation("held");
                     let reservation = self.reservation(&hold, ReservationStatus::Held, &promo);
                     let frame = ServerFrame::ReservationHeld {
                         reservation: reservation.clone(),
@@ -70,6 +72,7 @@ impl PromoActor {
         promo: &FlashPromo,
         reply: Option<ReleaseReply>,
     ) {
+        prometheus::reservation(status_label(status));
         let reservation = self.reservation(hold, status, promo);
         let frame = match status {
             ReservationStatus::Completed => ServerFrame::ReservationCompleted {
@@ -137,6 +140,16 @@ impl PromoActor {
             frame: Arc::from(frame.to_text()),
             origin,
         });
+    }
+}
+
+/// The `outcome` label of a committed status.
+fn status_label(status: ReservationStatus) -> &'static str {
+    match status {
+        ReservationStatus::Held => "held",
+        ReservationStatus::Completed => "completed",
+        ReservationStatus::Cancelled => "cancelled",
+        ReservationStatus::Expired => "expired",
     }
 }
 

@@ -48,6 +48,7 @@ use super::session_hub::{PromoEnded, SessionHub, StockFrame};
 use crate::db::DbPool;
 use crate::domain::frames::{EndReason, ServerFrame};
 use crate::domain::promo::{FlashPromo, PromoStatus};
+use crate::telemetry::prometheus;
 
 /// The longest the registry sleeps between checks, whatever the schedule says.
 const MAX_TICK: Duration = Duration::from_secs(30);
@@ -97,6 +98,8 @@ pub struct PromoRegistry {
     /// Promos whose stock changed since the last `promo.stock` frames.
     stock_dirty: HashSet<i64>,
     resyncs: ResyncGate,
+    /// This registry's share of the running-promos gauge.
+    running: prometheus::GaugeShare,
 }
 
 impl PromoRegistry {
@@ -120,6 +123,7 @@ impl PromoRegistry {
             next_tick: None,
             stock_dirty: HashSet::new(),
             resyncs: ResyncGate::default(),
+            running: prometheus::GaugeShare::new(prometheus::RUNNING_PROMOS),
         }
     }
 
@@ -150,8 +154,9 @@ impl PromoRegistry {
 
     /// Swaps in a snapshot of the catalogue as it stands.
     fn publish(&self, now: DateTime<Utc>) {
-        self.published
-            .publish(Snapshot::build(self.catalogue.iter(), now));
+        let snapshot = Snapshot::build(self.catalogue.iter(), now);
+        self.running.set(snapshot.running_count());
+        self.published.publish(snapshot);
     }
 
     /// Hands new terms to the actors of promos that changed.

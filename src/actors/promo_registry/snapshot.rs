@@ -221,6 +221,14 @@ impl Snapshot {
 }
 
 impl Snapshot {
+    /// How many promos run at the build's instant with units left to sell.
+    pub(super) fn running_count(&self) -> usize {
+        self.promos
+            .iter()
+            .filter(|listed| listed.ran && !listed.counts.load().sold_out())
+            .count()
+    }
+
     /// Whether the promo in `slot` runs at `now` with units left to sell.
     fn runs(
         &self,

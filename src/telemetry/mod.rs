@@ -1,7 +1,11 @@
-//! Logging set-up: a `tracing` subscriber filtered by `RUST_LOG`.
+//! What the service tells about itself: logs (a `tracing` subscriber
+//! filtered by `RUST_LOG`, set up here) and Prometheus metrics
+//! ([`prometheus`]).
 //!
-//! Installed once by the command line; tests leave it unset unless
-//! `TEST_LOG` asks for output, so their runs stay quiet.
+//! The subscriber is installed once by the command line; tests leave it unset
+//! unless `TEST_LOG` asks for output, so their runs stay quiet.
+
+pub mod prometheus;
 
 use tracing_subscriber::EnvFilter;
 
