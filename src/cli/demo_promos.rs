@@ -49,7 +49,8 @@ const PROMO_RADIUS_KM: f64 = 2.0;
 pub async fn ensure(pool: &DbPool, segment_ids: &[i64]) -> anyhow::Result<usize> {
     let mut created = 0;
     for promo in DEMO_PROMOS {
-        let Some(product_id) = demo_promos::find_product_id(pool, promo.store, promo.product).await?
+        let Some(product_id) =
+            demo_promos::find_product_id(pool, promo.store, promo.product).await?
         else {
             continue;
         };

@@ -152,7 +152,11 @@ async fn demo_data_starts_a_promo_ana_is_eligible_for_one_soon_after_and_a_raffl
         .await
         .unwrap();
     let (all, later): (i64, i64) = (promos.get(0), promos.get(1));
-    assert_eq!((all, later), (2, 1), "one running, one later; the rerun added none");
+    assert_eq!(
+        (all, later),
+        (2, 1),
+        "one running, one later; the rerun added none"
+    );
     let raffle = client
         .query_one(
             "SELECT count(*), min(status), min(subscriber_count), min(verified_count) FROM campaigns",
@@ -163,7 +167,10 @@ async fn demo_data_starts_a_promo_ana_is_eligible_for_one_soon_after_and_a_raffl
     let (campaigns, status): (i64, String) = (raffle.get(0), raffle.get(1));
     let (entries, verified): (i64, i64) = (raffle.get(2), raffle.get(3));
     assert_eq!((campaigns, status.as_str()), (1, "open"));
-    assert!(entries > verified && verified > 0, "{entries} entries, {verified} verified");
+    assert!(
+        entries > verified && verified > 0,
+        "{entries} entries, {verified} verified"
+    );
 }
 
 #[actix_web::test]
