@@ -18,7 +18,11 @@ const ADMIN_PAGE: &str = include_str!("../../static/admin/index.html");
 const ASSETS: &[(&str, &str, &str)] = &[
     ("css/app.css", CSS, include_str!("../../static/css/app.css")),
     ("js/api.js", JS, include_str!("../../static/js/api.js")),
-    ("js/socket.js", JS, include_str!("../../static/js/socket.js")),
+    (
+        "js/socket.js",
+        JS,
+        include_str!("../../static/js/socket.js"),
+    ),
     ("js/dom.js", JS, include_str!("../../static/js/dom.js")),
     ("js/map.js", JS, include_str!("../../static/js/map.js")),
     (

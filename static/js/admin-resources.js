@@ -61,7 +61,7 @@ export const RESOURCES = [
     columns: [["ID", (o) => o.id], ["Product", (o) => `${o.product.name} (${o.product.store.name})`],
       ["Price", (o) => `${money(o.promo_price)} / ${money(o.product.regular_price)}`],
       ["Window", (o) => `${when(o.start_time)} – ${when(o.end_time)}`], ["Segments", (o) => names(o.segments)],
-      ["Radius", (o) => `${o.max_distance_km} km`], ["Stock", (o) => `${o.available}/${o.held}/${o.sold} of ${o.quantity}`],
+      ["Radius", (o) => `${o.max_distance_km} km`], ["Stock", (o) => `${o.available} left · ${o.held} held · ${o.sold} sold of ${o.quantity}`],
       ["Status", (o) => o.status]],
     fields: [
       { name: "product_id", label: "Product", type: "select", options: (ctx) => ctx.products.map((p) => ({ id: p.id, name: `${p.name} (${p.store.name}, ${money(p.regular_price)})` })), read: (o) => o.product.id },

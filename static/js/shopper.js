@@ -231,7 +231,9 @@ function distanceKm(a, b) {
 function handleFrame(frame) {
   const handlers = {
     hello: () => {
-      state.clockOffsetMs = new Date(frame.server_time).getTime() - Date.now();
+      // Only a real skew counts: under a second is the frame's own travel time.
+      const offset = new Date(frame.server_time).getTime() - Date.now();
+      state.clockOffsetMs = Math.abs(offset) > 1000 ? offset : 0;
       refreshPromos().catch(reportLoadError);
       loadInbox().catch(reportLoadError);
     },
@@ -374,8 +376,8 @@ function reservationPart(promo, reservation) {
   if (status === "held") {
     return h("div", { class: "reservation", dataset: { state: "held" } },
       h("p", { class: "reservation-state" }, "Held for you: ",
-        h("span", { class: "countdown", role: "timer", "aria-live": "off", dataset: { expiresAt: reservation.expires_at } },
-          clock(secondsLeft(reservation.expires_at)))),
+        h("span", { class: "countdown", role: "timer", "aria-live": "off", dataset: { expiresAt: reservation.expires_at, createdAt: reservation.created_at } },
+          clock(secondsLeft(reservation.expires_at, reservation.created_at)))),
       button("buy", `Buy for ${money(promo.promo_price)}`, { class: "primary" }), " ",
       button("cancel", "Cancel"));
   }
@@ -386,14 +388,17 @@ function reservationPart(promo, reservation) {
     canReserve ? button("reserve", status ? "Reserve again" : "Reserve", { class: "primary" }) : null);
 }
 
-function secondsLeft(expiresAt) {
-  return (new Date(expiresAt).getTime() - (Date.now() + state.clockOffsetMs)) / 1000;
+/** Seconds until `expiresAt` on the server's clock, never more than the hold's length. */
+function secondsLeft(expiresAt, createdAt) {
+  const expires = new Date(expiresAt).getTime();
+  const left = expires - (Date.now() + state.clockOffsetMs);
+  return (createdAt ? Math.min(left, expires - new Date(createdAt).getTime()) : left) / 1000;
 }
 
 /** Updates every countdown in place; a hold past its time shows as expiring until its frame comes. */
 function tickCountdowns() {
   for (const element of document.querySelectorAll(".countdown")) {
-    const left = secondsLeft(element.dataset.expiresAt);
+    const left = secondsLeft(element.dataset.expiresAt, element.dataset.createdAt);
     element.textContent = left > 0 ? clock(left) : "expiring…";
   }
 }

@@ -11,21 +11,50 @@ async fn the_pages_and_every_asset_they_load_are_served_by_the_binary() {
     let app = spawn_app().await;
     let http = reqwest::Client::new();
     for page in ["/", "/admin/", "/admin"] {
-        let response = http.get(format!("{}{page}", app.address)).send().await.unwrap();
+        let response = http
+            .get(format!("{}{page}", app.address))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), StatusCode::OK, "{page}");
         let html = response.text().await.unwrap();
-        assert!(!html.contains("http://") && !html.contains("https://"), "{page} loads nothing from elsewhere");
-        for asset in html.split(['"', '\'']).filter(|part| part.starts_with("/static/")) {
-            let response = http.get(format!("{}{asset}", app.address)).send().await.unwrap();
+        assert!(
+            !html.contains("http://") && !html.contains("https://"),
+            "{page} loads nothing from elsewhere"
+        );
+        for asset in html
+            .split(['"', '\''])
+            .filter(|part| part.starts_with("/static/"))
+        {
+            let response = http
+                .get(format!("{}{asset}", app.address))
+                .send()
+                .await
+                .unwrap();
             assert_eq!(response.status(), StatusCode::OK, "{asset}");
-            let kind = response.headers()["content-type"].to_str().unwrap().to_owned();
-            let expected = if asset.ends_with(".css") { "text/css" } else { "text/javascript" };
+            let kind = response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            let expected = if asset.ends_with(".css") {
+                "text/css"
+            } else {
+                "text/javascript"
+            };
             assert!(kind.starts_with(expected), "{asset}: {kind}");
             let body = response.text().await.unwrap();
             for import in body.split('"').filter(|part| part.starts_with("./")) {
                 let path = format!("/static/js/{}", &import[2..]);
-                let imported = http.get(format!("{}{path}", app.address)).send().await.unwrap();
-                assert_eq!(imported.status(), StatusCode::OK, "{path}, imported by {asset}");
+                let imported = http
+                    .get(format!("{}{path}", app.address))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    imported.status(),
+                    StatusCode::OK,
+                    "{path}, imported by {asset}"
+                );
             }
         }
     }
