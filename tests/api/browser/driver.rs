@@ -32,7 +32,9 @@ impl Chromedriver {
     pub async fn start() -> anyhow::Result<Chromedriver> {
         let binary = find_program("CHROMEDRIVER", &["chromedriver"])
             .ok_or_else(|| anyhow!("chromedriver is not installed: {INSTALL_HINT}"))?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
         let child = Command::new(&binary)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
@@ -46,7 +48,10 @@ impl Chromedriver {
         let http = reqwest::Client::new();
         let status = format!("{}/status", driver.url);
         let up = wait_until(Duration::from_secs(20), || async {
-            http.get(&status).send().await.is_ok_and(|r| r.status().is_success())
+            http.get(&status)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
         })
         .await;
         if !up {
@@ -56,9 +61,17 @@ impl Chromedriver {
     }
 
     /// A new headless Chromium session with a window of `width` x `height`.
-    pub async fn browser(&self, base_url: &str, width: u32, height: u32) -> anyhow::Result<Browser> {
-        let chromium = find_program("CHROMIUM", &["chromium", "chromium-browser", "google-chrome"])
-            .ok_or_else(|| anyhow!("Chromium is not installed: {INSTALL_HINT}"))?;
+    pub async fn browser(
+        &self,
+        base_url: &str,
+        width: u32,
+        height: u32,
+    ) -> anyhow::Result<Browser> {
+        let chromium = find_program(
+            "CHROMIUM",
+            &["chromium", "chromium-browser", "google-chrome"],
+        )
+        .ok_or_else(|| anyhow!("Chromium is not installed: {INSTALL_HINT}"))?;
         let options = json!({
             "binary": chromium,
             "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
@@ -107,7 +120,9 @@ pub const STEP: Duration = Duration::from_secs(10);
 impl Browser {
     /// Opens `path` of the app.
     pub async fn open(&self, path: &str) -> anyhow::Result<()> {
-        self.client.goto(&format!("{}{path}", self.base_url)).await?;
+        self.client
+            .goto(&format!("{}{path}", self.base_url))
+            .await?;
         Ok(())
     }
 
@@ -115,14 +130,34 @@ impl Browser {
     pub async fn fill(&self, css: &str, text: &str) -> anyhow::Result<()> {
         let field = self.visible(css).await?;
         field.clear().await?;
-        field.send_keys(text).await.with_context(|| format!("typing into {css}"))?;
+        field
+            .send_keys(text)
+            .await
+            .with_context(|| format!("typing into {css}"))?;
         Ok(())
     }
 
-    /// Clicks the element at `css` once it is there.
+    /// Clicks the element at `css` once it is there. The pages redraw parts
+    /// of themselves as frames arrive, so an element found a moment ago may
+    /// have been replaced: the click is retried on a fresh lookup until it lands.
     pub async fn click(&self, css: &str) -> anyhow::Result<()> {
-        self.visible(css).await?.click().await.with_context(|| format!("clicking {css}"))?;
-        Ok(())
+        self.visible(css).await?;
+        let last_error = std::cell::RefCell::new(None);
+        let clicked = wait_until(STEP, || async {
+            let outcome = match self.client.find(Locator::Css(css)).await {
+                Ok(element) => element.click().await,
+                Err(error) => Err(error),
+            };
+            let landed = outcome.is_ok();
+            *last_error.borrow_mut() = outcome.err();
+            landed
+        })
+        .await;
+        match (clicked, last_error.into_inner()) {
+            (true, _) => Ok(()),
+            (false, Some(error)) => Err(error).with_context(|| format!("clicking {css}")),
+            (false, None) => bail!("clicking {css} never landed"),
+        }
     }
 
     /// The element at `css`, waiting for it to appear.

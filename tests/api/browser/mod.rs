@@ -30,8 +30,11 @@ const LAPTOP: (u32, u32) = (1280, 900);
 
 /// An app with a 30 s hold (time to click Buy) and chromedriver beside it.
 async fn start() -> (TestApp, Chromedriver) {
-    let app = spawn_app_with(|config| config.reservation_hold = std::time::Duration::from_secs(30)).await;
-    let driver = Chromedriver::start().await.unwrap_or_else(|error| panic!("{error:#}"));
+    let app =
+        spawn_app_with(|config| config.reservation_hold = std::time::Duration::from_secs(30)).await;
+    let driver = Chromedriver::start()
+        .await
+        .unwrap_or_else(|error| panic!("{error:#}"));
     (app, driver)
 }
 
@@ -69,7 +72,9 @@ async fn finish(name: &str, outcome: anyhow::Result<()>, browsers: Vec<Browser>)
 /// Saves `docs/<name>.png` when `UPDATE_SCREENSHOTS=1`.
 async fn document(browser: &Browser, name: &str) -> anyhow::Result<()> {
     if std::env::var("UPDATE_SCREENSHOTS").as_deref() == Ok("1") {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs").join(format!("{name}.png"));
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("docs")
+            .join(format!("{name}.png"));
         browser.screenshot(&path).await?;
         eprintln!("saved {}", path.display());
     }

@@ -38,7 +38,10 @@ async fn a_shopper_signs_in_sees_a_promo_reserves_sees_the_countdown_and_buys() 
     let (market, shopper) = market_and_shopper(&app, "eva").await;
     let promo = app.create_running_promo(&market, 3, json!({})).await;
     let promo_id = promo["id"].as_i64().unwrap();
-    let browser = driver.browser(&app.address, PHONE.0, PHONE.1).await.unwrap();
+    let browser = driver
+        .browser(&app.address, PHONE.0, PHONE.1)
+        .await
+        .unwrap();
 
     let outcome = async {
         signed_in(&browser, &shopper).await?;
@@ -46,10 +49,21 @@ async fn a_shopper_signs_in_sees_a_promo_reserves_sees_the_countdown_and_buys() 
         let shown = browser
             .text_until(&card, STEP, |text| text.contains("Audífonos XYZ"))
             .await?;
-        for expected in ["TechShop", "300 m away", "$499.00", "$999.00", "3 of 3 left"] {
-            ensure!(shown.contains(expected), "the card lacks {expected:?}: {shown:?}");
+        for expected in [
+            "TechShop",
+            "300 m away",
+            "$499.00",
+            "$999.00",
+            "3 of 3 left",
+        ] {
+            ensure!(
+                shown.contains(expected),
+                "the card lacks {expected:?}: {shown:?}"
+            );
         }
-        browser.click(&format!("{card} button[data-action=reserve]")).await?;
+        browser
+            .click(&format!("{card} button[data-action=reserve]"))
+            .await?;
         let countdown = format!("{card} .countdown");
         let first = browser
             .text_until(&countdown, STEP, |text| countdown_seconds(text).is_some())
@@ -60,12 +74,22 @@ async fn a_shopper_signs_in_sees_a_promo_reserves_sees_the_countdown_and_buys() 
             .text_until(&countdown, Duration::from_secs(3), |text| text != first)
             .await?;
         document(&browser, "shopper").await?;
-        browser.click(&format!("{card} button[data-action=buy]")).await?;
         browser
-            .text_until(&format!("{card} .reservation-state"), STEP, |text| text.starts_with("Bought"))
+            .click(&format!("{card} button[data-action=buy]"))
             .await?;
-        let mine = app.get("/api/promotions/promo-reservations/", &shopper.auth).await;
-        ensure!(mine.body["results"][0]["status"] == "completed", "{:?}", mine.body);
+        browser
+            .text_until(&format!("{card} .reservation-state"), STEP, |text| {
+                text.starts_with("Bought")
+            })
+            .await?;
+        let mine = app
+            .get("/api/promotions/promo-reservations/", &shopper.auth)
+            .await;
+        ensure!(
+            mine.body["results"][0]["status"] == "completed",
+            "{:?}",
+            mine.body
+        );
         Ok(())
     }
     .await;
@@ -82,27 +106,51 @@ async fn a_second_shoppers_page_shows_the_stock_fall_live() {
         .await;
     let promo = app.create_running_promo(&market, 3, json!({})).await;
     let promo_id = promo["id"].as_i64().unwrap();
-    let buyer = driver.browser(&app.address, PHONE.0, PHONE.1).await.unwrap();
-    let watcher = driver.browser(&app.address, PHONE.0, PHONE.1).await.unwrap();
+    let buyer = driver
+        .browser(&app.address, PHONE.0, PHONE.1)
+        .await
+        .unwrap();
+    let watcher = driver
+        .browser(&app.address, PHONE.0, PHONE.1)
+        .await
+        .unwrap();
 
     let outcome = async {
         signed_in(&buyer, &first).await?;
         signed_in(&watcher, &second).await?;
         let stock = format!("{} .stock-text", card(promo_id));
-        watcher.text_until(&stock, STEP, |text| text.starts_with("3 of 3 left")).await?;
-        buyer.click(&format!("{} button[data-action=reserve]", card(promo_id))).await?;
+        watcher
+            .text_until(&stock, STEP, |text| text.starts_with("3 of 3 left"))
+            .await?;
+        buyer
+            .click(&format!("{} button[data-action=reserve]", card(promo_id)))
+            .await?;
         let reserved = Instant::now();
         watcher
-            .text_until(&stock, STEP, |text| text.starts_with("2 of 3 left · 1 held"))
+            .text_until(&stock, STEP, |text| {
+                text.starts_with("2 of 3 left · 1 held")
+            })
             .await?;
         let seen_after = reserved.elapsed();
-        buyer.click(&format!("{} button[data-action=buy]", card(promo_id))).await?;
-        watcher
-            .text_until(&stock, STEP, |text| text.starts_with("2 of 3 left · 0 held · 1 sold"))
+        buyer
+            .click(&format!("{} button[data-action=buy]", card(promo_id)))
             .await?;
-        ensure!(seen_after < Duration::from_secs(3), "the hold showed after {seen_after:?}");
+        watcher
+            .text_until(&stock, STEP, |text| {
+                text.starts_with("2 of 3 left · 0 held · 1 sold")
+            })
+            .await?;
+        ensure!(
+            seen_after < Duration::from_secs(3),
+            "the hold showed after {seen_after:?}"
+        );
         Ok(())
     }
     .await;
-    finish("second_shopper_sees_stock_fall", outcome, vec![buyer, watcher]).await;
+    finish(
+        "second_shopper_sees_stock_fall",
+        outcome,
+        vec![buyer, watcher],
+    )
+    .await;
 }
