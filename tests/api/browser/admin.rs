@@ -1,7 +1,8 @@
 //! The admin console: a promo created in its form reaches a shopper's open
 //! page as a notification within 2 s and shows in the live running table,
 //! whose held count follows a reservation; a promo priced above the regular
-//! price shows the error beside the price field.
+//! price shows the error beside the price field; a raffle's counts follow
+//! entries live and Finish shows the winner.
 
 use std::time::{Duration, Instant};
 
@@ -159,4 +160,57 @@ async fn the_console_shows_the_field_error_of_a_promo_priced_above_the_regular_p
     }
     .await;
     finish("console_price_field_error", outcome, vec![console]).await;
+}
+
+#[actix_web::test]
+async fn the_console_counts_raffle_entries_live_and_finishing_shows_the_winner() {
+    let _turn = ONE_BROWSER_TEST_AT_A_TIME.lock().await;
+    let (app, driver) = start().await;
+    let campaign_id = app.create_campaign("Valentine stay").await;
+    let console = driver
+        .browser(&app.address, LAPTOP.0, LAPTOP.1)
+        .await
+        .unwrap();
+
+    let outcome = async {
+        console.open("/admin/#campaigns").await?;
+        console.sign_in(ADMIN_USERNAME, ADMIN_PASSWORD).await?;
+        console
+            .text_until("#connection", STEP, |text| text == "Live")
+            .await?;
+        let row = format!("#section-campaigns tr[data-campaign-id=\"{campaign_id}\"]");
+        console
+            .text_until(&row, STEP, |text| text.contains("Valentine stay"))
+            .await?;
+        app.subscribe_verified(campaign_id, "ana@example.com").await;
+        let entered = Instant::now();
+        console
+            .text_until(&format!("{row} .verified-count"), STEP, |text| text == "1")
+            .await?;
+        ensure!(
+            entered.elapsed() < Duration::from_secs(3),
+            "counted after {:?}",
+            entered.elapsed()
+        );
+        console
+            .text_until(&format!("{row} .subscriber-count"), STEP, |text| {
+                text == "1"
+            })
+            .await?;
+        console
+            .click(&format!("{row} button[data-action=finish]"))
+            .await?;
+        let result = console
+            .text_until("#draw-result", STEP, |text| {
+                text.contains("ana@example.com")
+            })
+            .await?;
+        ensure!(result.contains("the winner is"), "{result}");
+        console
+            .text_until(&row, STEP, |text| text.contains("finished"))
+            .await?;
+        Ok(())
+    }
+    .await;
+    finish("console_raffle_live_and_finish", outcome, vec![console]).await;
 }
