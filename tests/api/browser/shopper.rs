@@ -1,6 +1,6 @@
 //! The shopper page: sign in, an eligible promo with its prices and stock,
 //! reserve with a countdown, buy; and a second shopper watching the stock
-//! fall live.
+//! fall live; the location set by typed coordinates and by a click on the map.
 
 use std::time::{Duration, Instant};
 
@@ -153,4 +153,59 @@ async fn a_second_shoppers_page_shows_the_stock_fall_live() {
         vec![buyer, watcher],
     )
     .await;
+}
+
+#[actix_web::test]
+async fn typed_coordinates_and_a_click_on_the_map_set_the_live_location() {
+    let _turn = ONE_BROWSER_TEST_AT_A_TIME.lock().await;
+    let (app, driver) = start().await;
+    let market = app.create_market_at(19.4326, -99.1332).await;
+    let shopper = app.create_shopper("eva", None, &[market.segment_id]).await;
+    let promo = app.create_running_promo(&market, 3, json!({})).await;
+    let promo_id = promo["id"].as_i64().unwrap();
+    let browser = driver
+        .browser(&app.address, PHONE.0, PHONE.1)
+        .await
+        .unwrap();
+
+    let outcome = async {
+        signed_in(&browser, &shopper).await?;
+        browser
+            .text_until("#promos-empty", STEP, |text| {
+                text.starts_with("Set your location")
+            })
+            .await?;
+        browser.fill("#latitude", "19.5").await?;
+        browser.fill("#longitude", "-99.1332").await?;
+        browser.click("#location-form button[type=submit]").await?;
+        browser
+            .text_until("#location-text", STEP, |text| {
+                text.contains("19.50000, -99.13320")
+            })
+            .await?;
+        browser
+            .text_until("#promos-empty", STEP, |text| {
+                text.starts_with("No promos near you")
+            })
+            .await?;
+        // The store's marker: a click there puts the shopper at the store.
+        browser.click("#map .store rect").await?;
+        browser
+            .text_until(&card(promo_id), STEP, |text| text.contains("Audífonos XYZ"))
+            .await?;
+        let me = app
+            .get("/api/users/clients-profiles/me/", &shopper.auth)
+            .await;
+        let (latitude, longitude) = (me.body["latitude"].as_f64(), me.body["longitude"].as_f64());
+        let near =
+            |value: Option<f64>, target: f64| value.is_some_and(|v| (v - target).abs() < 0.002);
+        ensure!(
+            near(latitude, 19.4326) && near(longitude, -99.1332),
+            "{:?}",
+            me.body
+        );
+        Ok(())
+    }
+    .await;
+    finish("shopper_sets_location", outcome, vec![browser]).await;
 }
