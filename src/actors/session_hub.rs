@@ -14,6 +14,10 @@
 //! sessions are a short list (almost always one), a fraction of the size of
 //! a small hash map.
 //!
+//! Admin sessions also get every running promo's `promo.stock` and
+//! `promo.ended` frames, for the console's live table of running promos (an
+//! admin is never a watcher: it has no location).
+//!
 //! Sent by: WsSession (connect, disconnect, watches), the Notifier
 //! (notifications, watchers of a starting promo), the registry (stock, ends),
 //! promo actors (reservation events), campaign actors (`raffle.stats`
@@ -106,6 +110,13 @@ impl SessionHub {
         }
     }
 
+    fn push_to_admins(&mut self, frame: &Arc<str>) {
+        let admins: Vec<i64> = self.admins.iter().copied().collect();
+        for user_id in admins {
+            self.push_to_user(user_id, frame, None);
+        }
+    }
+
     fn push_to_watchers(&mut self, promo_id: i64, frame: &Arc<str>) {
         let watchers: Vec<i64> = self
             .watchers
@@ -156,10 +167,7 @@ impl Handler<PushToAdmins> for SessionHub {
     type Result = ();
 
     fn handle(&mut self, message: PushToAdmins, _: &mut Self::Context) {
-        let admins: Vec<i64> = self.admins.iter().copied().collect();
-        for user_id in admins {
-            self.push_to_user(user_id, &message.frame, None);
-        }
+        self.push_to_admins(&message.frame);
     }
 }
 
@@ -311,13 +319,14 @@ impl Handler<StockFrame> for SessionHub {
     type Result = ();
 
     fn handle(&mut self, message: StockFrame, _: &mut Self::Context) {
-        if self
+        let watched = self
             .watchers
             .get(&message.promo_id)
-            .is_some_and(|set| !set.is_empty())
-        {
+            .is_some_and(|set| !set.is_empty());
+        if watched || !self.admins.is_empty() {
             let frame: Arc<str> = Arc::from(message.frame.to_text());
             self.push_to_watchers(message.promo_id, &frame);
+            self.push_to_admins(&frame);
         }
     }
 }
@@ -335,6 +344,7 @@ impl Handler<PromoEnded> for SessionHub {
         );
         let mut told: HashSet<i64> = self.watchers.remove(&message.promo_id).unwrap_or_default();
         told.extend(message.also);
+        told.extend(self.admins.iter().copied());
         for user_id in told {
             if let Some(watching) = self.watching.get_mut(&user_id) {
                 watching.remove(&message.promo_id);
@@ -407,6 +417,13 @@ mod tests {
         }
     }
 
+    fn admin(user_id: i64, session_id: u64, probe: &Addr<Probe>) -> Connect {
+        Connect {
+            is_admin: true,
+            ..connect(user_id, session_id, probe)
+        }
+    }
+
     fn frame_for(key: i64, user_id: i64, text: &str) -> PushToUsers {
         PushToUsers {
             frames: vec![(key, user_id, Arc::from(text))],
@@ -440,5 +457,31 @@ mod tests {
         .unwrap();
         assert!(hub.send(frame_for(9, 1, "c")).await.unwrap().is_empty());
         assert_eq!(hub.send(CountSessions).await.unwrap(), 0);
+    }
+
+    #[actix_web::test]
+    async fn admin_sessions_get_every_promos_stock_and_end_frames() {
+        let hub = SessionHub::default().start();
+        let console = Probe::default().start();
+        hub.send(admin(1, 10, &console)).await.unwrap();
+        let frame = ServerFrame::PromoStock {
+            promo_id: 5,
+            available: 2,
+            held: 1,
+            sold: 0,
+            status: crate::domain::promo::PromoStatus::Running,
+        };
+        hub.send(StockFrame { promo_id: 5, frame }).await.unwrap();
+        hub.send(PromoEnded {
+            promo_id: 5,
+            reason: EndReason::SoldOut,
+            also: Vec::new(),
+        })
+        .await
+        .unwrap();
+        let frames = console.send(TakeFrames).await.unwrap();
+        assert_eq!(frames.len(), 2, "{frames:?}");
+        assert!(frames[0].contains("promo.stock"), "{frames:?}");
+        assert!(frames[1].contains("promo.ended"), "{frames:?}");
     }
 }

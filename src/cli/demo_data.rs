@@ -7,7 +7,8 @@
 //! password is [`DEMO_PASSWORD`], hashed once: one argon2 hash per row would
 //! make a million rows take hours. Shoppers are copied in batches of
 //! [`BATCH_SIZE`] with a progress bar; the random layout is seeded, so reruns
-//! produce the same data and skip what exists.
+//! produce the same data and skip what exists. Then the live part
+//! ([`super::demo_promos`]): promos running now and soon, and a raffle.
 
 use std::time::Instant;
 
@@ -102,12 +103,21 @@ pub async fn load(pool: &DbPool, size: &DemoSize) -> anyhow::Result<()> {
         &password_hash,
     )
     .await?;
+    let promos = super::demo_promos::ensure(pool, &segment_ids).await?;
     println!(
-        "demo data ready: {} stores, {requested} shoppers ({added} new) in {:.1?}; \
-         shopper password: {DEMO_PASSWORD}",
+        "demo data ready: {} stores, {requested} shoppers ({added} new), {promos} new promos \
+         in {:.1?}; shopper password: {DEMO_PASSWORD}",
         stores.len(),
         started.elapsed()
     );
+    Ok(())
+}
+
+/// The demo's promos and raffle alone (for `serve --demo` on a database that
+/// already has the rest); does nothing when the demo segments are missing.
+pub async fn refresh_live_part(pool: &DbPool) -> anyhow::Result<()> {
+    let segment_ids = ensure_segments(pool).await?;
+    super::demo_promos::ensure(pool, &segment_ids).await?;
     Ok(())
 }
 

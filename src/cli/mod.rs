@@ -4,6 +4,7 @@
 //! an actix system (the actors and the HTTP server need one).
 
 mod demo_data;
+mod demo_promos;
 pub mod fault_proxy;
 mod loadgen;
 mod serve;

@@ -14,6 +14,9 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
         let pool = prepare_database(&config).await?;
         if db::demo::is_empty(&pool).await? {
             demo_data::load(&pool, &DemoSize::default()).await?;
+        } else {
+            // Something is running again on an old demo database.
+            demo_data::refresh_live_part(&pool).await?;
         }
     }
     let admin_username = config.admin_username.clone();

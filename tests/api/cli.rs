@@ -1,12 +1,13 @@
 //! The command line, run as the real binary: `migrate` creates a missing
-//! database, `demo-data` loads (idempotently), a bad setting names itself.
+//! database, `demo-data` loads (idempotently) with promos and a raffle that
+//! the demo shoppers can use at once, a bad setting names itself.
 
 use std::process::Command;
 
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{spawn_app, TestDatabase};
+use crate::helpers::{spawn_app, ServiceProcess, TestDatabase};
 
 fn promo_engine(database_url: &str, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_promo-engine"))
@@ -110,10 +111,81 @@ async fn demo_data_loads_the_originals_data_set_once() {
 }
 
 #[actix_web::test]
+async fn demo_data_starts_a_promo_ana_is_eligible_for_one_soon_after_and_a_raffle() {
+    let database = TestDatabase::new();
+    for _ in 0..2 {
+        let output = promo_engine(&database.url(), &["demo-data", "--clients", "0"]);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let service = ServiceProcess::start(&database.url(), 60).await;
+    let eligible: serde_json::Value = reqwest::Client::new()
+        .get(format!(
+            "{}/api/promotions/flash-promos/eligible/",
+            service.address
+        ))
+        .basic_auth("ana", Some("shopper-pass"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(eligible["count"], 1, "{eligible}");
+    let running = &eligible["results"][0];
+    assert_eq!(running["product"]["name"], "Cargador rápido");
+    assert_eq!(running["status"], "running");
+    assert!(running["available"].as_i64().unwrap() > 1, "a few units");
+
+    let (client, connection) = tokio_postgres::connect(&database.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    actix_web::rt::spawn(connection);
+    let promos = client
+        .query_one(
+            "SELECT count(*), count(*) FILTER (WHERE start_time > now()) FROM flash_promos",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (all, later): (i64, i64) = (promos.get(0), promos.get(1));
+    assert_eq!(
+        (all, later),
+        (2, 1),
+        "one running, one later; the rerun added none"
+    );
+    let raffle = client
+        .query_one(
+            "SELECT count(*), min(status), min(subscriber_count), min(verified_count) FROM campaigns",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (campaigns, status): (i64, String) = (raffle.get(0), raffle.get(1));
+    let (entries, verified): (i64, i64) = (raffle.get(2), raffle.get(3));
+    assert_eq!((campaigns, status.as_str()), (1, "open"));
+    assert!(
+        entries > verified && verified > 0,
+        "{entries} entries, {verified} verified"
+    );
+}
+
+#[actix_web::test]
 async fn serve_with_demo_data_lets_the_demo_shoppers_take_part_in_promos() {
     let (app, _service) = crate::helpers::spawn_process_app_with(60, &["--demo"]).await;
     let ana = app.login("ana", "shopper-pass").await;
     let sofia = app.login("sofia", "shopper-pass").await;
+    let demo_promo = app
+        .get("/api/promotions/flash-promos/eligible/", &ana)
+        .await;
+    assert_eq!(
+        demo_promo.body["count"], 1,
+        "the demo's running promo: {:?}",
+        demo_promo.body
+    );
     let segments = app.get("/api/users/user-segments/", &app.admin).await;
     let new_users = segments.body["results"][0]["id"].clone();
     let products = app.get("/api/market/products/", &ana).await;
@@ -131,9 +203,14 @@ async fn serve_with_demo_data_lets_the_demo_shoppers_take_part_in_promos() {
         .get("/api/promotions/flash-promos/eligible/", &ana)
         .await;
     assert_eq!(
-        eligible.body["count"], 1,
-        "ana is 300 m away and a new user"
+        eligible.body["count"], 2,
+        "ana is 300 m away and a new user: this promo and the demo's"
     );
+    assert!(eligible.body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|item| item["id"] == promo.body["id"]));
     let far = app
         .post(
             "/api/promotions/promo-reservations/",

@@ -2,6 +2,7 @@
 //! a real HTTP client. One module per capability; `helpers` starts the app.
 
 mod auth;
+mod browser;
 mod cli;
 mod clients;
 mod errors;
@@ -23,4 +24,5 @@ mod reservation_races;
 mod reservations;
 mod segments;
 mod stores;
+mod web_assets;
 mod websocket;

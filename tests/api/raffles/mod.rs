@@ -19,7 +19,7 @@ mod entries;
 const TEMPLATE: &str = "Hi! Confirm your entry: {{verify_url}}";
 
 impl TestApp {
-    async fn create_campaign(&self, name: &str) -> i64 {
+    pub(crate) async fn create_campaign(&self, name: &str) -> i64 {
         let answer = self
             .post(
                 "/api/raffles/campaigns/",
@@ -86,7 +86,7 @@ impl TestApp {
     }
 
     /// Enters `email` in the campaign and follows the link of its confirmation email.
-    async fn subscribe_verified(&self, campaign_id: i64, email: &str) -> i64 {
+    pub(crate) async fn subscribe_verified(&self, campaign_id: i64, email: &str) -> i64 {
         let answer = self.subscribe(campaign_id, email).await;
         assert_eq!(answer.status, StatusCode::CREATED, "{:?}", answer.body);
         let mail = self.mail_files_to(email, 1).await.remove(0);
