@@ -81,6 +81,18 @@ async fn admin_page() -> HttpResponse {
     html(ADMIN_PAGE)
 }
 
+#[utoipa::path(
+    get,
+    path = "/static/{path}",
+    tag = "pages",
+    summary = "A script, style sheet or image of the web clients",
+    security(()),
+    params(("path" = String, Path, description = "The asset's path under static/, e.g. `js/shopper.js`")),
+    responses(
+        (status = 200, description = "The asset", content_type = "application/octet-stream", body = String),
+        (status = 404, description = "`not_found`: no such asset", body = crate::http::openapi::schemas::ErrorBody),
+    )
+)]
 async fn static_asset(path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let (_, content_type, body) = ASSETS
         .iter()

@@ -96,6 +96,7 @@ use super::{
         ws::open_session,
         static_pages::shopper_page,
         static_pages::admin_page,
+        static_pages::static_asset,
     ),
     components(schemas(schemas::ErrorBody)),
     modifiers(&SecuritySchemes),
