@@ -27,6 +27,17 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# curl talks to the service, psql drops the database afterwards.
+missing=""
+command -v curl >/dev/null 2>&1 || missing="$missing curl"
+command -v psql >/dev/null 2>&1 || missing="$missing postgresql-client"
+if [ -n "$missing" ]; then
+    echo "schemathesis: installing$missing from Debian's packages"
+    apt-get update -qq
+    # shellcheck disable=SC2086
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+fi
+
 # SCHEMATHESIS names an already installed schemathesis (of this version) to reuse.
 schemathesis=${SCHEMATHESIS:-}
 if [ -z "$schemathesis" ]; then
@@ -40,7 +51,8 @@ if [ -z "$schemathesis" ]; then
     schemathesis="$WORK/venv/bin/schemathesis"
 fi
 
-[ -x "$BINARY" ] || cargo build --locked
+# A no-op when the tests just built it; never fuzz a stale binary.
+cargo build --locked
 DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DATABASE" \
     BIND="127.0.0.1:$PORT" \
     ADMIN_USERNAME=admin ADMIN_PASSWORD="$ADMIN_PASSWORD" \

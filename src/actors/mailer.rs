@@ -229,6 +229,8 @@ pub struct Mailer {
     sender: Arc<Sender>,
     draining: bool,
     wake_again: bool,
+    /// A backlog count is in flight.
+    measuring: bool,
 }
 
 impl Mailer {
@@ -240,19 +242,31 @@ impl Mailer {
             sender: Arc::new(Sender::from_config(config)?),
             draining: false,
             wake_again: false,
+            measuring: false,
         })
     }
 
-    /// Sets the backlog gauge from the outbox (one count per poll).
-    fn measure_backlog(&self, ctx: &mut Context<Self>) {
+    /// Sets the backlog gauge from the outbox: one count at a time, each
+    /// given up after one interval, so a stalled database never piles
+    /// counts up on the pool's connections.
+    fn measure_backlog(&mut self, ctx: &mut Context<Self>) {
+        if self.measuring {
+            return;
+        }
+        self.measuring = true;
         let pool = self.pool.clone();
         let measure = async move {
-            match db::outbox::due_backlog(&pool).await {
-                Ok(count) => prometheus::outbox_backlog(count),
-                Err(error) => tracing::debug!(%error, "could not count the email backlog"),
+            match tokio::time::timeout(BACKLOG_INTERVAL, db::outbox::due_backlog(&pool)).await {
+                Ok(Ok(count)) => prometheus::outbox_backlog(count),
+                Ok(Err(error)) => tracing::debug!(%error, "could not count the email backlog"),
+                Err(_) => tracing::debug!("counting the email backlog timed out"),
             }
         };
-        ctx.spawn(measure.into_actor(self));
+        ctx.spawn(
+            measure
+                .into_actor(self)
+                .map(|(), mailer, _| mailer.measuring = false),
+        );
     }
 
     /// Delivers due emails, one batch at a time, until none is due.

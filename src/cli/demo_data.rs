@@ -114,10 +114,18 @@ pub async fn load(pool: &DbPool, size: &DemoSize) -> anyhow::Result<()> {
 }
 
 /// The demo's promos and raffle alone (for `serve --demo` on a database that
-/// already has the rest); does nothing when the demo segments are missing.
+/// already has the rest); does nothing, and says so, on a database that is
+/// not a demo one (no demo segments, store or shopper): `--demo` never
+/// writes demo rows into real data.
 pub async fn refresh_live_part(pool: &DbPool) -> anyhow::Result<()> {
-    let segment_ids = ensure_segments(pool).await?;
-    super::demo_promos::ensure(pool, &segment_ids).await?;
+    match db::demo::demo_segment_ids(pool).await? {
+        Some(segment_ids) => {
+            super::demo_promos::ensure(pool, &segment_ids).await?;
+        }
+        None => tracing::warn!(
+            "--demo: the database has data but is not a demo database; no demo data written"
+        ),
+    }
     Ok(())
 }
 

@@ -36,6 +36,27 @@ pub async fn is_empty(pool: &DbPool) -> Result<bool, DbError> {
     Ok(row.get(0))
 }
 
+/// The ids of the demo segments ("New users", "Frequent buyers") when this
+/// is a demo database (those segments, the store "TechShop" and the shopper
+/// `ana` are all there); `None` otherwise.
+pub async fn demo_segment_ids(pool: &DbPool) -> Result<Option<[i64; 2]>, DbError> {
+    let client = pool.get().await?;
+    let row = client
+        .query_one(
+            "SELECT (SELECT id FROM user_segments WHERE name = 'New users'), \
+                    (SELECT id FROM user_segments WHERE name = 'Frequent buyers'), \
+                    EXISTS (SELECT 1 FROM stores WHERE name = 'TechShop') \
+                    AND EXISTS (SELECT 1 FROM users WHERE username = 'ana')",
+            &[],
+        )
+        .await?;
+    let ids: (Option<i64>, Option<i64>, bool) = (row.get(0), row.get(1), row.get(2));
+    Ok(match ids {
+        (Some(new_users), Some(frequent), true) => Some([new_users, frequent]),
+        _ => None,
+    })
+}
+
 /// The store of this name, created (with `products`) when missing.
 pub async fn ensure_store(
     pool: &DbPool,

@@ -34,6 +34,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
     get,
     path = "/metrics",
     tag = "operations",
+    security(()),
     responses((status = 200, description = "Prometheus text exposition format 0.0.4", content_type = "text/plain", body = String))
 )]
 pub async fn show_metrics() -> HttpResponse {

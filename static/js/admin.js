@@ -10,7 +10,10 @@ import { RunningView, CampaignsView } from "./admin-live.js";
 import { h, replaceChildren } from "./dom.js";
 
 const $ = (selector) => document.querySelector(selector);
-const api = new Api("promo-engine.admin", () => showSignIn("Your session ended; please sign in again."));
+const api = new Api("promo-engine.admin", () => {
+  socket.stop();
+  showSignIn("Your session ended; please sign in again.");
+});
 const ctx = { stores: [], products: [], segments: [] };
 const running = new RunningView(api);
 const campaigns = new CampaignsView(api);

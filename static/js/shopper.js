@@ -29,7 +29,10 @@ const state = {
   reloadAgain: false,
 };
 
-const api = new Api("promo-engine.shopper", () => showSignIn("Your session ended; please sign in again."));
+const api = new Api("promo-engine.shopper", () => {
+  socket.stop();
+  showSignIn("Your session ended; please sign in again.");
+});
 const socket = new LiveSocket({
   token: () => api.token,
   onFrame: handleFrame,

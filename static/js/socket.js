@@ -46,7 +46,12 @@ export class LiveSocket {
 
   connect() {
     const token = this.tokenOf();
-    if (!this.started || !token) return;
+    if (!this.started) return;
+    if (!token) {
+      // Signed out: stopped, so the next sign-in's start() connects again.
+      this.stop();
+      return;
+    }
     this.onState({ state: "connecting" });
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
     const socket = new WebSocket(`${scheme}//${location.host}/ws/?token=${encodeURIComponent(token)}`);

@@ -322,3 +322,25 @@ async fn loadgen_eligible_against_healthz_prints_both_rates_and_their_ratio() {
     assert!(!printed.contains("not every answer was 200"), "{printed}");
     assert_eq!(app.count_rows("flash_promos").await, 25);
 }
+
+#[actix_web::test]
+async fn serve_with_demo_leaves_a_database_that_is_not_a_demo_one_alone() {
+    let app = spawn_app().await;
+    app.create_store("Corner shop", 19.4326, -99.1332).await;
+    app.create_segment("New users").await;
+    let segments_before = app.count_rows("user_segments").await;
+    let data_dir = tempfile::tempdir().expect("a data directory");
+    let data_path = data_dir.path().to_string_lossy().into_owned();
+    let _service = ServiceProcess::start_with_env(
+        &app.database_url(),
+        60,
+        &["--demo"],
+        &[("DATA_DIR", &data_path)],
+    )
+    .await;
+    assert_eq!(app.count_rows("campaigns").await, 0, "no demo raffle");
+    assert_eq!(app.count_rows("user_segments").await, segments_before);
+    assert_eq!(app.count_rows("stores").await, 1, "no demo store");
+    assert_eq!(app.count_rows("users WHERE username = 'ana'").await, 0);
+    assert_eq!(app.count_rows("flash_promos").await, 0, "no demo promo");
+}

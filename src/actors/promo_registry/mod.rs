@@ -345,6 +345,10 @@ impl Handler<StockChanged> for PromoRegistry {
                 registry.send_stock_frames()
             });
         }
+        if sold_out || restocked {
+            // Selling out or back in stock changes what runs.
+            self.running.set(self.published.running_count());
+        }
         if sold_out {
             // The final counts go out before the watchers are let go.
             self.send_stock_frames();

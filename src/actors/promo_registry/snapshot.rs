@@ -79,6 +79,11 @@ impl LivePromos {
         self.0.load().eligible_json(member, now, window)
     }
 
+    /// How many promos run now with units left (the `running_promos` gauge).
+    pub(super) fn running_count(&self) -> usize {
+        self.0.load().running_count()
+    }
+
     /// The actor of a running promo, so a reservation can go straight to it.
     pub fn actor_of(&self, promo_id: i64) -> Option<Addr<PromoActor>> {
         self.0.load().actor_of(promo_id)
