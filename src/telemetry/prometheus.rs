@@ -258,3 +258,62 @@ pub async fn awaiting<F: std::future::Future>(actor: &'static str, answer: F) ->
     let _counted = Awaiting::start(actor);
     answer.await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::future::Future;
+
+    use metrics_exporter_prometheus::PrometheusBuilder;
+
+    /// The value of the sample line that starts with `series` in `text`.
+    fn sample(text: &str, series: &str) -> Option<f64> {
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+    }
+
+    /// Runs `record` against a recorder of its own and renders what it kept.
+    fn recorded(record: impl FnOnce()) -> String {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, record);
+        handle.render()
+    }
+
+    #[test]
+    fn a_request_is_counted_in_the_depth_gauge_until_its_answer_or_its_drop() {
+        let depth = format!("{MAILBOX_DEPTH}{{actor=\"promo\"}}");
+        let text = recorded(|| {
+            let first = Awaiting::start("promo");
+            let second = Awaiting::start("promo");
+            drop(first);
+            std::mem::forget(second);
+        });
+        assert_eq!(sample(&text, &depth), Some(1.0), "{text}");
+        let text = recorded(|| {
+            // A request whose future is dropped unanswered (a timeout) is
+            // taken out as well.
+            let mut answer = Box::pin(awaiting("promo", std::future::pending::<()>()));
+            let waker = futures_util::task::noop_waker();
+            let mut context = std::task::Context::from_waker(&waker);
+            assert!(answer.as_mut().poll(&mut context).is_pending());
+            drop(answer);
+        });
+        assert_eq!(sample(&text, &depth), Some(0.0), "{text}");
+    }
+
+    #[test]
+    fn gauge_shares_add_up_and_a_dropped_share_leaves_the_gauge() {
+        let text = recorded(|| {
+            let first = GaugeShare::new(RUNNING_PROMOS);
+            let second = GaugeShare::new(RUNNING_PROMOS);
+            first.set(3);
+            second.set(4);
+            first.set(1);
+            drop(second);
+            // Still owned when the gauge is read.
+            std::mem::forget(first);
+        });
+        assert_eq!(sample(&text, RUNNING_PROMOS), Some(1.0), "{text}");
+    }
+}
