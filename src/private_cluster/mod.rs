@@ -266,6 +266,11 @@ fn tail(log: &Path) -> String {
     lines[lines.len().saturating_sub(10)..].join("\n")
 }
 
+/// A URL for `dbname` as `user` over the socket in `socket_dir`.
+pub fn unix_socket_url(socket_dir: &Path, user: &str, dbname: &str) -> String {
+    format!("postgres://{user}@{}/{dbname}", percent_encode(socket_dir))
+}
+
 /// A path as a URL host: every byte but unreserved ones as `%XX`.
 fn percent_encode(path: &Path) -> String {
     use std::os::unix::ffi::OsStrExt;
