@@ -11,6 +11,9 @@ use std::time::Duration;
 use chrono_tz::Tz;
 use url::Url;
 
+/// The database when `DATABASE_URL` is unset.
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/promo_engine";
+
 /// How queued emails leave the service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MailTransport {
@@ -23,8 +26,13 @@ pub enum MailTransport {
 /// The whole configuration of one process.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// `DATABASE_URL`: the PostgreSQL database; created when missing.
+    /// `DATABASE_URL`: the PostgreSQL database; created when missing. When
+    /// unset, the default address (`PROMO_ENGINE_DEFAULT_DATABASE_URL`, for
+    /// tests; else [`DEFAULT_DATABASE_URL`]).
     pub database_url: String,
+    /// True when `DATABASE_URL` was unset, so the command line may stand a
+    /// private cluster in when nothing answers there (`crate::private_cluster`).
+    pub database_url_is_default: bool,
     /// `DATABASE_POOL_SIZE`: connections kept by the pool.
     pub database_pool_size: usize,
     /// `BIND`: the HTTP listen address (port 0 picks a free one).
@@ -80,11 +88,11 @@ impl Config {
         let bind: SocketAddr = vars.parse("BIND", "127.0.0.1:8080")?;
         let public_base_url =
             vars.parse("PUBLIC_BASE_URL", &format!("http://{}", display_host(bind)))?;
+        let default_database_url =
+            vars.text("PROMO_ENGINE_DEFAULT_DATABASE_URL", DEFAULT_DATABASE_URL);
         Ok(Config {
-            database_url: vars.text(
-                "DATABASE_URL",
-                "postgres://postgres@127.0.0.1:5432/promo_engine",
-            ),
+            database_url: vars.text("DATABASE_URL", &default_database_url),
+            database_url_is_default: lookup("DATABASE_URL").is_none_or(|url| url.is_empty()),
             database_pool_size: vars.positive("DATABASE_POOL_SIZE", 16)?,
             bind,
             http_workers: vars.optional_positive("HTTP_WORKERS")?,
@@ -200,6 +208,24 @@ mod tests {
         assert_eq!(config.mail_transport, MailTransport::File);
         assert_eq!(config.public_base_url.as_str(), "http://127.0.0.1:8080/");
         assert!(config.database_url.ends_with("/promo_engine"));
+        assert!(config.database_url_is_default);
+    }
+
+    #[test]
+    fn a_given_database_url_is_never_replaced() {
+        let config = config_from(&[("DATABASE_URL", "postgres://db.example/x")]).unwrap();
+        assert_eq!(config.database_url, "postgres://db.example/x");
+        assert!(!config.database_url_is_default);
+        let config = config_from(&[(
+            "PROMO_ENGINE_DEFAULT_DATABASE_URL",
+            "postgres://postgres@127.0.0.1:1/promo_engine",
+        )])
+        .unwrap();
+        assert_eq!(
+            config.database_url,
+            "postgres://postgres@127.0.0.1:1/promo_engine"
+        );
+        assert!(config.database_url_is_default);
     }
 
     #[test]

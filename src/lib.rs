@@ -9,6 +9,9 @@
 //! - [`startup`] — [`startup::Application`]: pool, migrations, the admin
 //!   account, the HTTP server. `main.rs` and the integration tests share it.
 //! - [`cli`] — the command line: `serve`, `migrate`, `demo-data`, `loadgen`.
+//! - [`private_cluster`] — the embedded default database: a PostgreSQL
+//!   cluster of our own under `DATA_DIR` when `DATABASE_URL` is unset and
+//!   nothing answers at the default address.
 //! - [`engine`] — the [`engine::Engine`] façade: the one way in for both
 //!   edges (reserve, complete, cancel; move a shopper and refresh their
 //!   watches; announce, stop or refresh promos; enter a raffle), returning
@@ -33,5 +36,6 @@ pub mod db;
 pub mod domain;
 pub mod engine;
 pub mod http;
+pub mod private_cluster;
 pub mod startup;
 pub mod telemetry;

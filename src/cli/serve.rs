@@ -8,6 +8,16 @@ use crate::startup::{prepare_database, Application};
 
 /// Serves until a shutdown signal.
 pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
+    // actix listens for signals once serving; until then, ours end the start.
+    let app = super::until_signal(build(config, demo)).await?;
+    tracing::info!(port = app.port(), "serving");
+    app.run_until_stopped().await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Loads the demo data when asked, then builds the application.
+async fn build(config: Config, demo: bool) -> anyhow::Result<Application> {
     if demo {
         // Before the application loads its in-memory audience, so the demo
         // shoppers are in it.
@@ -27,8 +37,5 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
              (shown once; set ADMIN_PASSWORD to choose it)"
         );
     }
-    tracing::info!(port = app.port(), "serving");
-    app.run_until_stopped().await?;
-    tracing::info!("stopped");
-    Ok(())
+    Ok(app)
 }

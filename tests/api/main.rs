@@ -17,6 +17,7 @@ mod metrics;
 mod notifications;
 mod openapi;
 mod pagination;
+mod private_cluster;
 mod products;
 mod promos;
 mod raffles;
