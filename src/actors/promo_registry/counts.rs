@@ -13,6 +13,11 @@
 //! a few cache lines instead of one scattered allocation per promo (measured:
 //! that miss was most of a 10,000-promo query). Slots are not reused; a block
 //! is freed when the last promo using it is gone.
+//!
+//! A slab also keeps a [`SoldOutEpoch`], shared by every count it hands
+//! out: each write that turns a promo sold out, or back, bumps it after the
+//! counts are written, so a reader that cached a sold-out-dependent figure
+//! can tell whether it still holds with one load.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -94,13 +99,47 @@ impl Counts {
 
 /// Slots per block (a power of two: a slot index is masked into range).
 const BLOCK: usize = 64;
-type Block = [AtomicU64; BLOCK];
+
+/// Counts side by side, with the epoch of the slab that made them.
+#[derive(Debug)]
+struct Block {
+    cells: [AtomicU64; BLOCK],
+    epoch: SoldOutEpoch,
+}
+
+/// How many times any count of one slab flipped between sold out and not:
+/// cheap to clone, every clone the same counter.
+#[derive(Debug, Clone, Default)]
+pub struct SoldOutEpoch(Arc<AtomicU64>);
+
+impl SoldOutEpoch {
+    /// The flips so far. Acquire: a reader that sees a flip's bump sees the
+    /// counts that flip wrote, so it loads this before reading counts.
+    #[inline]
+    pub fn current(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+
+    /// Whether `other` is this very counter (not just the same value).
+    pub fn is(&self, other: &SoldOutEpoch) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
+    /// Counts the flip from `old` to `new`, if it is one. Called after the
+    /// counts are written (Release), so the bump is seen only with them.
+    fn note(&self, old: u64, new: u64) {
+        if Counts::unpack(old).sold_out() != Counts::unpack(new).sold_out() {
+            self.0.fetch_add(1, Ordering::Release);
+        }
+    }
+}
 
 /// Hands out live counts side by side.
 #[derive(Debug, Default)]
 pub struct CountsSlab {
     block: Option<Arc<Block>>,
     next: usize,
+    epoch: SoldOutEpoch,
 }
 
 impl CountsSlab {
@@ -109,7 +148,10 @@ impl CountsSlab {
         let block = match &self.block {
             Some(block) if self.next < BLOCK => Arc::clone(block),
             _ => {
-                let block: Arc<Block> = Arc::new(std::array::from_fn(|_| AtomicU64::new(0)));
+                let block = Arc::new(Block {
+                    cells: std::array::from_fn(|_| AtomicU64::new(0)),
+                    epoch: self.epoch.clone(),
+                });
                 self.block = Some(Arc::clone(&block));
                 self.next = 0;
                 block
@@ -139,7 +181,12 @@ impl LiveCounts {
     }
 
     fn cell(&self) -> &AtomicU64 {
-        &self.block[self.slot & (BLOCK - 1)]
+        &self.block.cells[self.slot & (BLOCK - 1)]
+    }
+
+    /// The epoch every write of these counts bumps when it flips sold out.
+    pub fn epoch(&self) -> &SoldOutEpoch {
+        &self.block.epoch
     }
 
     /// The counts as the last write left them.
@@ -149,23 +196,29 @@ impl LiveCounts {
 
     /// Replaces all three counts.
     pub fn store(&self, counts: Counts) {
-        self.cell().store(counts.pack(), Ordering::Release);
+        let new = counts.pack();
+        let old = self.cell().swap(new, Ordering::AcqRel);
+        self.block.epoch.note(old, new);
     }
 
     /// Changes the quantity and keeps the held and sold units, which the
     /// promo's actor may be writing meanwhile.
     pub fn set_quantity(&self, quantity: u32) {
-        let _ = self
+        let with_quantity = |packed| {
+            Counts {
+                quantity,
+                ..Counts::unpack(packed)
+            }
+            .pack()
+        };
+        let updated = self
             .cell()
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |packed| {
-                Some(
-                    Counts {
-                        quantity,
-                        ..Counts::unpack(packed)
-                    }
-                    .pack(),
-                )
+                Some(with_quantity(packed))
             });
+        if let Ok(old) = updated {
+            self.block.epoch.note(old, with_quantity(old));
+        }
     }
 }
 
@@ -237,6 +290,29 @@ mod tests {
         for counts in [counts(3, 0, 3), counts(3, 1, 2), counts(2, 0, 5)] {
             assert_eq!(counts.sold_out(), status(counts) == PromoStatus::SoldOut);
         }
+    }
+
+    #[test]
+    fn the_epoch_moves_only_when_a_count_flips_sold_out_and_back() {
+        let mut slab = CountsSlab::default();
+        let (one, other) = (
+            slab.allocate(counts(3, 0, 0)),
+            slab.allocate(counts(3, 0, 0)),
+        );
+        assert!(one.epoch().is(other.epoch()));
+        let epoch = one.epoch().clone();
+        let start = epoch.current();
+        one.store(counts(3, 1, 1));
+        assert_eq!(epoch.current(), start, "still units left");
+        other.store(counts(3, 0, 3));
+        assert_eq!(epoch.current(), start + 1, "sold out");
+        other.store(counts(3, 0, 3));
+        assert_eq!(epoch.current(), start + 1, "no flip");
+        other.set_quantity(4);
+        assert_eq!(epoch.current(), start + 2, "more units: back on sale");
+        one.set_quantity(1);
+        assert_eq!(epoch.current(), start + 3, "fewer units: sold out");
+        assert!(!LiveCounts::new(counts(1, 0, 0)).epoch().is(&epoch));
     }
 
     #[test]

@@ -14,6 +14,11 @@
 //! is what [`FlashPromo::runs_at`] said at build time, kept beside its spot
 //! in the index. Outside it (a boundary passed and the registry has not yet
 //! republished), each candidate is asked `runs_at(now)` again.
+//!
+//! `eligible/` needs every match counted but only the nearest page ranked.
+//! Once the page is full, a place farther than the farthest kept can add
+//! nothing to it, so only how many of its spots can be reserved matters, and
+//! each place caches that number per sold-out epoch (see [`Snapshot::nearest`]).
 
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
@@ -23,8 +28,8 @@ use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
 
 use super::catalogue::Entry;
-use super::counts::LiveCounts;
-use super::spatial::{ReachIndex, Spot};
+use super::counts::{LiveCounts, SoldOutEpoch};
+use super::spatial::{Place, ReachIndex, Spot};
 use crate::actors::promo::PromoActor;
 use crate::db::{JsonListing, Listing, PageWindow};
 use crate::domain::eligibility::{AudienceMember, Shopper};
@@ -98,6 +103,10 @@ pub struct Snapshot {
     slots: HashMap<i64, u32>,
     index: ReachIndex,
     steady: Steady,
+    /// The epoch every indexed promo's counts bump, if they share one
+    /// (they do when all come from the registry's slab); without it the
+    /// places' counts are not cached.
+    epoch: Option<SoldOutEpoch>,
 }
 
 /// A promo as published.
@@ -204,6 +213,7 @@ impl Snapshot {
         });
         let index = ReachIndex::build(spots);
         Snapshot {
+            epoch: shared_epoch(entries.iter().map(|entry| &entry.counts)),
             steady: Steady::around(entries.iter().map(|entry| &*entry.promo), now),
             slots: entries
                 .iter()
@@ -223,6 +233,14 @@ impl Snapshot {
             index,
         }
     }
+}
+
+/// The epoch of all `counts`, if it is one and the same.
+fn shared_epoch<'a>(mut counts: impl Iterator<Item = &'a LiveCounts>) -> Option<SoldOutEpoch> {
+    let epoch = counts.next()?.epoch().clone();
+    counts
+        .all(|counts| counts.epoch().is(&epoch))
+        .then_some(epoch)
 }
 
 impl Snapshot {
@@ -344,6 +362,23 @@ impl Snapshot {
 
     /// The `keep` nearest promos running at `now` of `segment_ids` whose
     /// reach holds `origin`, and how many there are.
+    ///
+    /// A place farther than the farthest kept (with the page full) is only
+    /// counted; inside the steady window and in the first segment's tree
+    /// (nothing to deduplicate) that count is the place's cached one when
+    /// it was taken at the current sold-out epoch.
+    ///
+    /// Why a cached count is never stale once a flip is visible: a writer
+    /// writes the counts (Release), then bumps the epoch (Release). This
+    /// query loads the epoch (Acquire) once, before reading any counts or
+    /// cache. If it sees the bump, it sees the written counts, and a count
+    /// cached before the bump carries an older epoch, so it is recounted.
+    /// If it does not see the bump, the flip is concurrent with the query
+    /// (its writer has not returned, so has not answered anyone), and either
+    /// answer is one the query could have given. A count is cached with the
+    /// epoch loaded before its counts were read, so it is at least as new
+    /// as that epoch; a racing reader may overwrite a newer entry with an
+    /// older one, which only costs a recount.
     fn nearest(
         &self,
         segment_ids: &[i64],
@@ -352,19 +387,27 @@ impl Snapshot {
         keep: i64,
     ) -> Nearest {
         let steady = self.steady.holds(now);
+        let epoch = self
+            .epoch
+            .as_ref()
+            .filter(|_| steady)
+            .map(SoldOutEpoch::current);
         let mut segment_ids = segment_ids.to_vec();
         segment_ids.sort_unstable();
         segment_ids.dedup();
         let mut nearest = Nearest::keeping(keep);
         self.index
-            .visit(&segment_ids, origin, |spots, chord, earlier| {
+            .visit(&segment_ids, origin, |place, chord, earlier| {
+                if nearest.cannot_keep(chord) {
+                    let epoch = epoch.filter(|_| earlier.is_empty());
+                    nearest.count_many(self.runnable(place, epoch, earlier, now, steady));
+                    return;
+                }
                 // One chord, ids ascending: once one is not kept, none after it
                 // can be, and the rest are only counted.
                 let mut ranks = true;
-                for spot in spots {
-                    if self.runs(spot.slot, spot.ran, &spot.counts, now, steady)
-                        && (earlier.is_empty() || !self.targets_any(spot.slot, earlier))
-                    {
+                for spot in place.spots() {
+                    if self.reservable(spot, earlier, now, steady) {
                         let ranked = Ranked {
                             chord,
                             promo_id: spot.promo_id,
@@ -379,6 +422,40 @@ impl Snapshot {
                 }
             });
         nearest
+    }
+
+    /// Whether `spot` runs at `now` with units left and was not offered from
+    /// the tree of an `earlier` segment.
+    #[inline]
+    fn reservable(&self, spot: &Spot, earlier: &[i64], now: DateTime<Utc>, steady: bool) -> bool {
+        self.runs(spot.slot, spot.ran, &spot.counts, now, steady)
+            && (earlier.is_empty() || !self.targets_any(spot.slot, earlier))
+    }
+
+    /// How many of `place`'s spots are [reservable](Snapshot::reservable):
+    /// the cached count if taken at `epoch`, else counted (and cached, with
+    /// an `epoch`). The caller passes an epoch only inside the steady window
+    /// with nothing `earlier`, loaded before this reads any counts.
+    fn runnable(
+        &self,
+        place: &Place,
+        epoch: Option<u64>,
+        earlier: &[i64],
+        now: DateTime<Utc>,
+        steady: bool,
+    ) -> usize {
+        if let Some(count) = epoch.and_then(|epoch| place.runnable_at(epoch)) {
+            return count;
+        }
+        let count = place
+            .spots()
+            .iter()
+            .filter(|spot| self.reservable(spot, earlier, now, steady))
+            .count();
+        if let Some(epoch) = epoch {
+            place.remember_runnable(epoch, count);
+        }
+        count
     }
 
     /// Whether the promo in `slot` targets any of `segment_ids` (it was
@@ -460,6 +537,23 @@ impl Nearest {
             }
             _ => false,
         }
+    }
+
+    /// Whether nothing at `chord` can be kept: the heap is full and its
+    /// farthest is nearer (at the same chord, the promo id decides).
+    #[inline]
+    fn cannot_keep(&self, chord: f64) -> bool {
+        self.heap.len() >= self.keep
+            && self
+                .heap
+                .peek()
+                .is_none_or(|farthest| chord.total_cmp(&farthest.chord).is_gt())
+    }
+
+    /// Counts `offered` promos known not to be kept.
+    #[inline]
+    fn count_many(&mut self, offered: usize) {
+        self.seen += offered;
     }
 
     /// Counts one promo known not to be kept: false.

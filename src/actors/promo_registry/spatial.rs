@@ -11,9 +11,15 @@
 //! it), and the exact test is [`Disc::chord_to`], the one rule of
 //! [`eligibility`](crate::domain::eligibility). Bulk-loaded whenever the live
 //! set or terms change; never edited in place (snapshots share it read-only).
+//!
+//! Each place also caches how many of its spots can be reserved, tagged with
+//! the [`SoldOutEpoch`](super::counts::SoldOutEpoch) it was counted at, so a
+//! query that only needs to count a far place reads one word, not every
+//! spot's counts (see [`Snapshot::nearest`](super::snapshot)).
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rstar::{PointDistance, RStarInsertionStrategy, RTree, RTreeObject, RTreeParams, AABB};
 
@@ -43,9 +49,69 @@ pub struct Spot {
 }
 
 /// The promos of one segment that reach one disc.
-struct Place {
+pub struct Place {
     reach: Disc,
     spots: Box<[Spot]>,
+    runnable: RunnableCache,
+}
+
+impl Place {
+    /// In id order.
+    pub fn spots(&self) -> &[Spot] {
+        &self.spots
+    }
+
+    /// How many spots ran at build time with units left, as counted at
+    /// `epoch`; `None` if last counted at another epoch (or never).
+    #[inline]
+    pub fn runnable_at(&self, epoch: u64) -> Option<usize> {
+        self.runnable.get(epoch)
+    }
+
+    /// Remembers `count` as counted by a reader that loaded `epoch` before
+    /// reading any of the spots' counts.
+    pub fn remember_runnable(&self, epoch: u64, count: usize) {
+        self.runnable.set(epoch, count);
+    }
+}
+
+/// One word: a set flag, the low bits of an epoch, and a count.
+///
+/// Only the epoch's low [`RunnableCache::EPOCH_BITS`] bits are kept: an entry
+/// is mistaken for a fresh one only after exactly 2^39 sold-out flips, within
+/// the life of one snapshot (which ends at the next change of terms).
+#[derive(Default)]
+struct RunnableCache(AtomicU64);
+
+impl RunnableCache {
+    const COUNT_BITS: u32 = 24;
+    const EPOCH_BITS: u32 = 39;
+    const COUNT_MASK: u64 = (1 << Self::COUNT_BITS) - 1;
+    const EPOCH_MASK: u64 = (1 << Self::EPOCH_BITS) - 1;
+    const SET: u64 = 1 << 63;
+
+    fn tag(epoch: u64) -> u64 {
+        Self::SET | (epoch & Self::EPOCH_MASK) << Self::COUNT_BITS
+    }
+
+    /// Relaxed is enough: an entry is trusted only if tagged with the epoch
+    /// the caller loaded, and whoever tagged it loaded that epoch (Acquire)
+    /// before reading the counts it summed.
+    #[inline]
+    fn get(&self, epoch: u64) -> Option<usize> {
+        let word = self.0.load(Ordering::Relaxed);
+        let count = word & Self::COUNT_MASK;
+        (word & !Self::COUNT_MASK == Self::tag(epoch)).then_some(count as usize)
+    }
+
+    /// A count too large for the word is not cached.
+    fn set(&self, epoch: u64, count: usize) {
+        if let Ok(count) = u64::try_from(count) {
+            if count <= Self::COUNT_MASK {
+                self.0.store(Self::tag(epoch) | count, Ordering::Relaxed);
+            }
+        }
+    }
 }
 
 impl RTreeObject for Place {
@@ -100,10 +166,11 @@ impl ReachIndex {
             // In id order: the ranking relies on it (see `visit`).
             spots.sort_unstable_by_key(|spot| spot.promo_id);
             let spots = spots.into_boxed_slice();
-            per_segment
-                .entry(segment_id)
-                .or_default()
-                .push(Place { reach, spots });
+            per_segment.entry(segment_id).or_default().push(Place {
+                reach,
+                spots,
+                runnable: RunnableCache::default(),
+            });
         }
         ReachIndex {
             trees: per_segment
@@ -113,16 +180,15 @@ impl ReachIndex {
         }
     }
 
-    /// Calls `found` with the spots of every place of `segment_ids`
-    /// (deduplicated, in order) whose reach holds `origin`, in id order, with
-    /// their chord to `origin` and the segments visited before this place's
-    /// tree: a promo of several of them is offered once per tree, and the
-    /// caller keeps the first.
+    /// Calls `found` with every place of `segment_ids` (deduplicated, in
+    /// order) whose reach holds `origin`, with its chord to `origin` and the
+    /// segments visited before this place's tree: a promo of several of them
+    /// is offered once per tree, and the caller keeps the first.
     pub fn visit(
         &self,
         segment_ids: &[i64],
         origin: [f64; 3],
-        mut found: impl FnMut(&[Spot], f64, &[i64]),
+        mut found: impl FnMut(&Place, f64, &[i64]),
     ) {
         for (position, segment_id) in segment_ids.iter().enumerate() {
             let Some(tree) = self.trees.get(segment_id) else {
@@ -131,10 +197,22 @@ impl ReachIndex {
             let earlier = &segment_ids[..position];
             let _ = tree.locate_all_at_point_int(&origin, |place| {
                 if let Some(chord) = place.reach.chord_to(origin) {
-                    found(&place.spots, chord, earlier);
+                    found(place, chord, earlier);
                 }
                 ControlFlow::<()>::Continue(())
             });
         }
+    }
+}
+
+#[cfg(test)]
+impl ReachIndex {
+    /// How many places hold a count cached at `epoch`.
+    pub fn cached_places(&self, epoch: u64) -> usize {
+        self.trees
+            .values()
+            .flat_map(|tree| tree.iter())
+            .filter(|place| place.runnable_at(epoch).is_some())
+            .count()
     }
 }

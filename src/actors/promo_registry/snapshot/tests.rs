@@ -174,6 +174,99 @@ fn the_ranking_and_the_reservation_check_agree_at_the_last_representable_edge() 
     assert!(!eligible_at(latitude), "the walk crossed the edge");
 }
 
+/// `stores` stores due north of (0, 0), each nearer one 1 km closer, with
+/// `per_store` promos each, all of segment 7 and reaching (0, 0); ids run
+/// from the farthest store's to the nearest's.
+fn row_of_stores(stores: i64, per_store: i64) -> Vec<FlashPromo> {
+    (0..stores * per_store)
+        .map(|index| {
+            let latitude = (stores - index / per_store) as f64 / 111.2;
+            placed(index + 1, latitude, 0.0, 100.0, &[7])
+        })
+        .collect()
+}
+
+/// Sets the sold units of promo `id`, through its live counts.
+fn sell(promos: &Promos, id: i64, sold: u32) {
+    let counts = &promos.get(id).unwrap().counts;
+    counts.store(Counts {
+        sold,
+        ..counts.load()
+    });
+}
+
+fn cached_places(snapshot: &Snapshot) -> usize {
+    let epoch = snapshot.epoch.as_ref().expect("one slab, one epoch");
+    snapshot.index.cached_places(epoch.current())
+}
+
+#[test]
+fn far_places_are_counted_from_the_cache_with_the_same_answer_cold_or_warm() {
+    let promos = catalogue(row_of_stores(30, 4));
+    let snapshot = Snapshot::build(promos.iter(), at(18));
+    let shopper = member(0.0, 0.0, &[7]);
+    assert_eq!(cached_places(&snapshot), 0);
+    let cold = snapshot.eligible(&shopper, at(18), window(2, 5));
+    assert!(cached_places(&snapshot) > 0, "far places were cached");
+    let warm = snapshot.eligible(&shopper, at(18), window(2, 5));
+    assert_eq!(cold.total, 120);
+    assert_eq!(warm.total, 120);
+    // The nearest store holds 117..=120, the next 113..=116.
+    let page = vec![119, 120, 113, 114, 115];
+    assert_eq!(ids(&cold, |(p, _)| p.id), page);
+    assert_eq!(ids(&warm, |(p, _)| p.id), page);
+}
+
+#[test]
+fn a_sale_that_sells_out_or_a_cancel_that_reopens_a_far_promo_moves_the_count() {
+    let promos = catalogue(row_of_stores(30, 4));
+    let snapshot = Snapshot::build(promos.iter(), at(18));
+    let shopper = member(0.0, 0.0, &[7]);
+    let total = || snapshot.eligible(&shopper, at(18), window(0, 3)).total;
+    assert_eq!((total(), total()), (120, 120), "cold, then warm");
+    sell(&promos, 1, 5);
+    assert_eq!(total(), 119, "the farthest promo sold out");
+    assert_eq!(total(), 119, "and stays so once cached again");
+    sell(&promos, 1, 4);
+    assert_eq!(total(), 120, "a cancel put one unit back");
+    sell(&promos, 2, 3);
+    assert_eq!(total(), 120, "units left: no change");
+}
+
+#[test]
+fn a_place_nearer_than_the_farthest_kept_still_ranks_its_spots() {
+    // Offered in any order, the nearest stores' promos must displace the
+    // farther ones kept first, whichever place the walk reaches first.
+    let promos = catalogue(row_of_stores(40, 3));
+    let snapshot = Snapshot::build(promos.iter(), at(18));
+    let shopper = member(0.0, 0.0, &[7]);
+    for _ in 0..2 {
+        let page = snapshot.eligible(&shopper, at(18), window(0, 4));
+        assert_eq!(
+            (page.total, ids(&page, |(p, _)| p.id)),
+            (120, vec![118, 119, 120, 115])
+        );
+    }
+    sell(&promos, 119, 5);
+    let page = snapshot.eligible(&shopper, at(18), window(0, 4));
+    assert_eq!(
+        (page.total, ids(&page, |(p, _)| p.id)),
+        (119, vec![118, 120, 115, 116])
+    );
+}
+
+#[test]
+fn counts_made_apart_share_no_epoch_and_are_not_cached() {
+    let row = catalogue(row_of_stores(5, 2));
+    let apart = catalogue([placed(11, 0.0, 0.0, 100.0, &[7])]);
+    let snapshot = Snapshot::build(row.iter().chain(apart.iter()), at(18));
+    assert!(snapshot.epoch.is_none());
+    for _ in 0..2 {
+        let page = snapshot.eligible(&member(0.0, 0.0, &[7]), at(18), window(0, 1));
+        assert_eq!((page.total, ids(&page, |(p, _)| p.id)), (11, vec![11]));
+    }
+}
+
 mod against_brute_force {
     use super::*;
     use proptest::prelude::*;
@@ -241,6 +334,49 @@ mod against_brute_force {
             prop_assert_eq!(found.total, expected.len() as i64);
             let page: Vec<i64> = expected.iter().copied().skip(offset as usize).take(limit as usize).collect();
             prop_assert_eq!(ids(&found, |(p, _)| p.id), page);
+        }
+
+        #[test]
+        fn eligible_matches_a_scan_again_after_sales_and_cancels(
+            specs in proptest::collection::vec(promo_strategy(), 0..60),
+            at_lat in -0.3..0.3f64,
+            at_lon in -0.3..0.3f64,
+            segments in proptest::collection::vec(1..4i64, 0..3),
+            limit in 1..4i64,
+            sales in proptest::collection::vec((0..60usize, 0..3u32), 0..8),
+            built_before_a_boundary in proptest::bool::ANY,
+        ) {
+            let mut promos: Vec<FlashPromo> = specs
+                .iter()
+                .zip(1i64..)
+                .map(|((lat, lon, radius, segs, active, sold, shift), id)| {
+                    let mut promo = placed(id, *lat, *lon, *radius, segs);
+                    promo.is_active = *active;
+                    promo.quantity = 2;
+                    promo.sold = *sold;
+                    promo.start_time += chrono::Duration::minutes(i64::from(*shift) * 90);
+                    promo
+                })
+                .collect();
+            let shopper = member(at_lat, at_lon, &segments);
+            let built = if built_before_a_boundary { at(16) } else { at(17) };
+            let listed = catalogue(promos.clone());
+            let live = snapshot(&listed, built);
+            let check = |promos: &[FlashPromo]| {
+                let expected = scan(promos, &shopper, at(18));
+                let found = live.eligible(&shopper, at(18), window(0, limit));
+                let page: Vec<i64> = expected.iter().copied().take(limit as usize).collect();
+                (found.total, ids(&found, |(p, _)| p.id)) == (expected.len() as i64, page)
+            };
+            prop_assert!(check(&promos), "cold");
+            prop_assert!(check(&promos), "warm");
+            for (index, sold) in sales {
+                let Some(promo) = promos.get_mut(index) else { continue };
+                promo.sold = sold;
+                let id = promo.id;
+                sell(&listed, id, sold);
+                prop_assert!(check(&promos), "after promo {} sold {}", id, sold);
+            }
         }
     }
 }
