@@ -58,6 +58,17 @@ pub(super) fn report(name: &str, samples: &[Sample], elapsed: Duration) {
     print_summary(name, &Summary::of(samples, elapsed));
 }
 
+/// [`report`], then how many `201 Created` answers came back and their rate
+/// (each one a durable write), as `durable <what>: …`.
+pub(super) fn report_created(name: &str, what: &str, samples: &[Sample], elapsed: Duration) {
+    report(name, samples, elapsed);
+    let created = samples.iter().filter(|(status, _)| *status == 201).count();
+    println!(
+        "durable {what}: {created} in {elapsed:.2?} = {:.0}/s",
+        created as f64 / elapsed.as_secs_f64()
+    );
+}
+
 /// Prints a summary as [`report`] does.
 pub(super) fn print_summary(name: &str, summary: &Summary) {
     let counts: Vec<String> = summary

@@ -10,7 +10,7 @@ use anyhow::ensure;
 use futures_util::future::join_all;
 use serde_json::json;
 
-use super::report::report;
+use super::report::report_created;
 use super::target::Target;
 use crate::db::DbPool;
 
@@ -59,12 +59,7 @@ pub(super) async fn reserve(
     });
     let samples: Vec<(u16, Duration)> = join_all(workers).await.into_iter().flatten().collect();
     let elapsed = started.elapsed();
-    let created = samples.iter().filter(|(status, _)| *status == 201).count();
-    report("reserve", &samples, elapsed);
-    println!(
-        "durable reservations: {created} in {elapsed:.2?} = {:.0}/s",
-        created as f64 / elapsed.as_secs_f64()
-    );
+    report_created("reserve", "reservations", &samples, elapsed);
     let client = pool.get().await?;
     let worst: i64 = client
         .query_one(

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 use serde_json::json;
 
-use super::report::report;
+use super::report::report_created;
 use super::target::Target;
 use crate::db::{self, DbPool};
 
@@ -55,12 +55,7 @@ pub(super) async fn subscribe(
     });
     let samples: Vec<(u16, Duration)> = join_all(workers).await.into_iter().flatten().collect();
     let elapsed = started.elapsed();
-    let created = samples.iter().filter(|(status, _)| *status == 201).count();
-    report("add_subscriber", &samples, elapsed);
-    println!(
-        "durable entries: {created} in {elapsed:.2?} = {:.0}/s",
-        created as f64 / elapsed.as_secs_f64()
-    );
+    report_created("add_subscriber", "entries", &samples, elapsed);
     let drain_deadline = Instant::now() + Duration::from_secs(300);
     let mut backlog = db::outbox::backlog(pool).await?;
     while backlog > backlog_before && Instant::now() < drain_deadline {
