@@ -79,3 +79,71 @@ async fn page_size_is_capped_at_one_hundred() {
         .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
 }
+
+#[actix_web::test]
+async fn the_in_memory_promo_lists_page_like_every_list() {
+    let app = spawn_app().await;
+    let mut promo_ids = Vec::new();
+    let mut segment_id = 0;
+    for index in 0..3 {
+        let market = app
+            .create_market_at(19.4326 + 0.001 * f64::from(index), -99.1332)
+            .await;
+        segment_id = market.segment_id;
+        let promo = app
+            .create_running_promo(&market, 3, serde_json::json!({}))
+            .await;
+        promo_ids.push(promo["id"].clone());
+    }
+    let shopper = app
+        .create_shopper("pager", Some((19.4326, -99.1332)), &[segment_id])
+        .await;
+    for path in [
+        "/api/promotions/flash-promos/running/",
+        "/api/promotions/flash-promos/eligible/",
+    ] {
+        let first = app.get(&format!("{path}?page_size=2"), &shopper.auth).await;
+        assert_eq!(first.status, StatusCode::OK, "{path}");
+        assert_eq!(first.body["count"], 3, "{path}");
+        assert_eq!(first.body["results"].as_array().unwrap().len(), 2);
+        assert_eq!(first.body["previous"], serde_json::Value::Null);
+        let next = first.body["next"].as_str().unwrap();
+        assert!(
+            next.ends_with(&format!("{path}?page_size=2&page=2")),
+            "{next}"
+        );
+
+        let second = app
+            .get(&format!("{path}?page_size=2&page=2"), &shopper.auth)
+            .await;
+        assert_eq!(second.body["results"].as_array().unwrap().len(), 1);
+        assert_eq!(second.body["next"], serde_json::Value::Null);
+        assert!(second.body["previous"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("{path}?page_size=2")));
+
+        let past = app
+            .get(&format!("{path}?page_size=2&page=3"), &shopper.auth)
+            .await;
+        assert_eq!(past.status, StatusCode::NOT_FOUND, "{path}");
+    }
+    // running/ is in id order; eligible/ nearest first (the first store is
+    // where the shopper stands) and adds the distance.
+    let running = app
+        .get("/api/promotions/flash-promos/running/", &shopper.auth)
+        .await;
+    let ids: Vec<_> = running.body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].clone())
+        .collect();
+    assert_eq!(ids, promo_ids);
+    let eligible = app
+        .get("/api/promotions/flash-promos/eligible/", &shopper.auth)
+        .await;
+    assert_eq!(eligible.body["results"][0]["id"], promo_ids[0]);
+    assert!(eligible.body["results"][0]["distance_km"].as_f64().unwrap() < 0.01);
+    assert_eq!(eligible.body["results"][0]["available"], 3);
+}
