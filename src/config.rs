@@ -4,11 +4,12 @@
 //! `promo-engine serve` runs on a stock machine. A value that does not parse is a
 //! start-up error naming the variable; nothing reads the environment later.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono_tz::Tz;
+use ipnet::IpNet;
 use url::Url;
 
 /// The database when `DATABASE_URL` is unset.
@@ -55,6 +56,9 @@ pub struct Config {
     /// `LOGIN_FAILURES_PER_MINUTE`: failed sign-ins allowed per username and per
     /// client address before further attempts are refused unchecked; 0 is off.
     pub login_failures_per_minute: u32,
+    /// `TRUSTED_PROXIES`: the reverse proxies whose `X-Forwarded-For` names
+    /// the client (CIDR blocks or single addresses; default none).
+    pub trusted_proxies: Vec<IpNet>,
     /// `PUBLIC_BASE_URL`: the externally visible base for links in emails.
     pub public_base_url: Url,
     /// `MAIL_TRANSPORT`: `file` or `smtp`.
@@ -105,6 +109,7 @@ impl Config {
             notify_timezone: vars.parse("NOTIFY_TIMEZONE", "UTC")?,
             rate_limit_subscribe_per_minute: vars.parse("RATE_LIMIT_SUBSCRIBE_PER_MINUTE", "30")?,
             login_failures_per_minute: vars.parse("LOGIN_FAILURES_PER_MINUTE", "10")?,
+            trusted_proxies: vars.networks("TRUSTED_PROXIES")?,
             public_base_url,
             mail_transport: vars.mail_transport()?,
             smtp_url: vars.text("SMTP_URL", "smtp://127.0.0.1:25"),
@@ -168,6 +173,24 @@ impl Vars<'_> {
             None => Ok(None),
             Some(_) => self.positive(name, 1).map(Some),
         }
+    }
+
+    /// A list of CIDR blocks or single addresses, split by commas or spaces.
+    fn networks(&self, name: &'static str) -> Result<Vec<IpNet>, ConfigError> {
+        let value = self.text(name, "");
+        value
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|item| !item.is_empty())
+            .map(|item| {
+                item.parse::<IpNet>()
+                    .or_else(|_| item.parse::<IpAddr>().map(IpNet::from))
+                    .map_err(|_| ConfigError {
+                        name,
+                        value: value.clone(),
+                        reason: format!("`{item}` is not an address or a CIDR block"),
+                    })
+            })
+            .collect()
     }
 
     fn mail_transport(&self) -> Result<MailTransport, ConfigError> {
@@ -242,6 +265,20 @@ mod tests {
     fn a_zero_hold_is_refused() {
         let error = config_from(&[("RESERVATION_HOLD_SECONDS", "0")]).unwrap_err();
         assert!(error.to_string().contains("at least 1"));
+    }
+
+    #[test]
+    fn trusted_proxies_are_read_as_networks() {
+        assert!(config_from(&[]).unwrap().trusted_proxies.is_empty());
+        let config = config_from(&[("TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1 ::1")]).unwrap();
+        let listed: Vec<String> = config
+            .trusted_proxies
+            .iter()
+            .map(|net| net.to_string())
+            .collect();
+        assert_eq!(listed, ["10.0.0.0/8", "127.0.0.1/32", "::1/128"]);
+        let error = config_from(&[("TRUSTED_PROXIES", "10.0.0.0/33")]).unwrap_err();
+        assert!(error.to_string().contains("TRUSTED_PROXIES"));
     }
 
     #[test]

@@ -40,7 +40,7 @@ pub struct AdminCaller(pub AccountSummary);
 pub enum Credentials {
     /// A token from `Bearer`, `Token` or the WebSocket `?token=`.
     Token(String),
-    /// A username and password from HTTP Basic, and the address (TCP peer)
+    /// A username and password from HTTP Basic, and the client address
     /// that sent them, for the sign-in throttle.
     Basic {
         username: String,
@@ -95,7 +95,7 @@ pub fn credentials_from_header(request: &HttpRequest) -> Result<Option<Credentia
     match scheme.to_ascii_lowercase().as_str() {
         "bearer" | "token" if !rest.is_empty() => Ok(Some(Credentials::Token(rest.to_owned()))),
         "basic" => {
-            let client = request.peer_addr().map(|peer| peer.ip());
+            let client = super::client_address::client_address(request);
             decode_basic(rest, client).map(Some)
         }
         _ => Err(ApiError::NotAuthenticated(

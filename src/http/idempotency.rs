@@ -57,7 +57,7 @@ const LONGEST_POLL: Duration = Duration::from_millis(200);
 pub enum CallerKey {
     /// An authenticated account.
     User(i64),
-    /// A public caller, by client address (TCP peer); `None` when unknown.
+    /// A public caller, by client address (`client_address`); `None` when unknown.
     Address(Option<IpAddr>),
 }
 

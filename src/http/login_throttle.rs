@@ -14,7 +14,8 @@
 //! cell has drained are swept every [`SWEEP_EVERY`] failures, and past
 //! [`MAX_KEYS`] the map is swept and, if still full, cleared. Failures can only
 //! be recorded as fast as the [`PasswordGate`](super::password_gate) hashes.
-//! The address is the TCP peer, IPv6 by its /64, like the sign-up limit.
+//! The address is the client address (`client_address`), IPv6 by its /64,
+//! like the sign-up limit.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};

@@ -8,6 +8,7 @@
 pub mod api_docs;
 pub mod auth;
 pub mod body;
+pub mod client_address;
 pub mod campaigns;
 pub mod clients;
 pub mod credential_cache;

@@ -1,9 +1,10 @@
 //! `ClientRateLimit`: requests per minute per client address (governor's
 //! GCRA: a burst of the whole quota, then one request per `60 s / quota`).
 //!
-//! The client is the TCP peer, not a forwarded-for header a client could
-//! forge. IPv6 clients are keyed by their /64, the block one host usually
-//! holds, so hopping addresses inside it does not multiply the quota.
+//! The client is the address [`client_address`](super::client_address) gives:
+//! the TCP peer, or what a trusted proxy says it forwarded for. IPv6 clients
+//! are keyed by their /64, the block one host usually holds, so hopping
+//! addresses inside it does not multiply the quota.
 //! Entries of clients that went quiet are dropped every few thousand checks.
 
 use std::net::{IpAddr, Ipv6Addr};

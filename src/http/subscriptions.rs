@@ -63,7 +63,7 @@ async fn add_subscriber(
     request: HttpRequest,
     body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
-    let peer = request.peer_addr().map(|peer| peer.ip());
+    let peer = super::client_address::client_address(&request);
     if let (Some(limit), Some(peer)) = (&state.subscribe_limit, peer) {
         limit.check(peer)?;
     }

@@ -1,7 +1,7 @@
 //! `POST /api/auth/token/`: trades a username and password for a new token.
 //!
 //! The check goes through the sign-in throttle and the password gate (see
-//! [`verify_login`]), keyed by the TCP peer's address.
+//! [`verify_login`]), keyed by the client address (`client_address`).
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
@@ -52,7 +52,7 @@ async fn create_token(
         present(username, "username")?,
         present(password, "password")?,
     );
-    let client = request.peer_addr().map(|peer| peer.ip());
+    let client = super::client_address::client_address(&request);
     let account = verify_login(&state, username.trim(), password, client)
         .await?
         .ok_or(ApiError::InvalidCredentials)?;

@@ -4,6 +4,7 @@
 mod auth;
 mod browser;
 mod cli;
+mod client_addresses;
 mod clients;
 mod errors;
 mod faults;
