@@ -26,6 +26,10 @@ pub enum Violation {
     PromoOverlap,
     /// The quantity would drop below the units held or sold.
     QuantityBelowCommitted,
+    /// A promo's price is not below its product's regular price.
+    PromoPriceNotBelowRegular,
+    /// A product's new regular price is not above a live promo's price.
+    RegularPriceNotAbovePromos,
     /// Another constraint, by name.
     Other(String),
 }
@@ -110,6 +114,8 @@ fn classify(constraint: &str) -> Violation {
         "flash_promos_product_id_fkey" => Violation::UnknownProduct,
         "flash_promos_no_overlap" => Violation::PromoOverlap,
         "flash_promos_sold_within_quantity" => Violation::QuantityBelowCommitted,
+        "flash_promos_price_below_regular" => Violation::PromoPriceNotBelowRegular,
+        "products_regular_price_above_promos" => Violation::RegularPriceNotAbovePromos,
         "client_segments_segment_id_fkey" | "flash_promo_segments_segment_id_fkey" => {
             Violation::UnknownSegment
         }

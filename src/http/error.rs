@@ -322,6 +322,15 @@ impl From<Violation> for ApiError {
             Violation::UnknownSegment => {
                 ApiError::field("segment_ids", "every id must name an existing segment")
             }
+            Violation::PromoPriceNotBelowRegular => {
+                ApiError::field("promo_price", "must be below the product's regular price")
+            }
+            Violation::RegularPriceNotAbovePromos => ApiError::Conflict {
+                code: "promo_price_not_below_regular",
+                detail: "A flash promo of this product that has not ended is priced at or above \
+                         this regular price; change or delete the promo first."
+                    .into(),
+            },
             Violation::Other(constraint) => {
                 ApiError::Internal(anyhow::anyhow!("unexpected constraint {constraint}"))
             }

@@ -1,5 +1,10 @@
 //! `/api/market/products/`: list and read for shoppers (with the store
 //! embedded), writes for the admin (with `store_id`).
+//!
+//! Lowering a regular price to or below the price of one of the product's
+//! promos that has not ended is refused (409 `promo_price_not_below_regular`)
+//! by the database (`V9__promo_price_below_regular.sql`), so a promo created
+//! at the same moment cannot slip past the check.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::Value;
@@ -114,6 +119,7 @@ async fn create_product(
     responses(
         (status = 200, description = "OK", body = crate::domain::entities::Product),
         (status = 404, description = "`not_found`: no such object", body = crate::http::openapi::schemas::ErrorBody),
+        (status = 409, description = "`promo_price_not_below_regular`: a promo of this product that has not ended is priced at or above the new regular price", body = crate::http::openapi::schemas::ErrorBody),
         crate::http::openapi::responses::Admin,
         crate::http::openapi::responses::JsonInput,
     )
@@ -137,6 +143,7 @@ async fn replace_product(
     responses(
         (status = 200, description = "OK", body = crate::domain::entities::Product),
         (status = 404, description = "`not_found`: no such object", body = crate::http::openapi::schemas::ErrorBody),
+        (status = 409, description = "`promo_price_not_below_regular`: a promo of this product that has not ended is priced at or above the new regular price", body = crate::http::openapi::schemas::ErrorBody),
         crate::http::openapi::responses::Admin,
         crate::http::openapi::responses::JsonInput,
     )

@@ -129,3 +129,105 @@ async fn moving_a_product_to_an_unknown_store_changes_nothing() {
     assert!(answer.body["fields"]["store_id"].is_array());
     assert_eq!(app.get(&path, &app.admin).await.body["name"], "P");
 }
+
+#[actix_web::test]
+async fn a_regular_price_at_or_below_a_live_promo_s_price_is_refused() {
+    let app = spawn_app().await;
+    let market = app.create_market_at(19.43, -99.13).await;
+    let promo = app.create_running_promo(&market, 1, json!({})).await;
+    let path = format!("/api/market/products/{}/", market.product_id);
+    for price in ["499.00", "100.00"] {
+        let answer = app
+            .patch(&path, &app.admin, json!({"regular_price": price}))
+            .await;
+        assert_eq!(answer.status, StatusCode::CONFLICT, "{:?}", answer.body);
+        assert_eq!(answer.code(), "promo_price_not_below_regular");
+    }
+    let answer = app
+        .put(
+            &path,
+            &app.admin,
+            json!({"store_id": market.store_id, "name": "Renamed", "regular_price": "450"}),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::CONFLICT, "{:?}", answer.body);
+    let product = app.get(&path, &app.admin).await.body;
+    assert_eq!(product["regular_price"], "999.00", "nothing was changed");
+    assert_eq!(product["name"], "Audífonos XYZ");
+    // Just above the promo's price, and any raise, are fine.
+    for price in ["499.01", "1200.00"] {
+        let answer = app
+            .patch(&path, &app.admin, json!({"regular_price": price}))
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+    }
+    // A promo that has ended holds nothing back.
+    let client = app.pool.get().await.unwrap();
+    client
+        .execute(
+            "UPDATE flash_promos SET start_time = now() - interval '2 hours', \
+             end_time = now() - interval '1 hour' WHERE id = $1",
+            &[&promo["id"].as_i64().unwrap()],
+        )
+        .await
+        .unwrap();
+    let answer = app
+        .patch(&path, &app.admin, json!({"regular_price": "10.00"}))
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+}
+
+#[actix_web::test]
+async fn a_price_cut_racing_a_new_promo_never_leaves_the_promo_at_or_above_it() {
+    let app = spawn_app().await;
+    let market = app.create_market_at(19.43, -99.13).await;
+    let mut products = Vec::new();
+    for n in 0..12 {
+        let product = app
+            .create_product(market.store_id, &format!("P{n}"), "999.00")
+            .await;
+        products.push(product["id"].as_i64().unwrap());
+    }
+    let races = products.iter().map(|&product_id| {
+        let app = &app;
+        let segment_id = market.segment_id;
+        async move {
+            let promo = app.post(
+                "/api/promotions/flash-promos/",
+                &app.admin,
+                json!({
+                    "product_id": product_id, "promo_price": "600.00",
+                    "start_time": crate::helpers::in_seconds(-60),
+                    "end_time": crate::helpers::in_seconds(3600),
+                    "segment_ids": [segment_id],
+                }),
+            );
+            let product_path = format!("/api/market/products/{product_id}/");
+            let cut = app.patch(
+                &product_path,
+                &app.admin,
+                json!({"regular_price": "500.00"}),
+            );
+            let (promo, cut) = futures_util::join!(promo, cut);
+            // At most one of the two may win.
+            assert!(
+                !(promo.status == StatusCode::CREATED && cut.status == StatusCode::OK),
+                "both won: {:?} {:?}",
+                promo.body,
+                cut.body
+            );
+        }
+    });
+    futures_util::future::join_all(races).await;
+    let client = app.pool.get().await.unwrap();
+    let priced_above: i64 = client
+        .query_one(
+            "SELECT count(*) FROM flash_promos f JOIN products p ON p.id = f.product_id \
+             WHERE f.promo_price >= p.regular_price",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(priced_above, 0);
+}
