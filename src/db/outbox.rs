@@ -164,3 +164,72 @@ pub async fn due_backlog(pool: &DbPool) -> Result<i64, DbError> {
         .await?;
     Ok(client.query_one(&statement, &[]).await?.get(0))
 }
+
+/// An email the mailer gave up on, as the operator sees it (no bodies).
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct AbandonedEmail {
+    pub id: i64,
+    pub recipient: String,
+    pub subject: String,
+    /// Attempts made before giving up.
+    pub attempts: i32,
+    /// The mail server's last answer, or why the message could not be built.
+    pub last_error: Option<String>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub abandoned_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The emails given up on, newest first, one page of them.
+#[tracing::instrument(skip_all)]
+pub async fn list_abandoned(
+    pool: &DbPool,
+    window: super::PageWindow,
+) -> Result<super::Listing<AbandonedEmail>, DbError> {
+    let client = pool.get().await?;
+    let count = client
+        .prepare_cached("SELECT count(*) FROM email_outbox WHERE abandoned_at IS NOT NULL")
+        .await?;
+    let total: i64 = client.query_one(&count, &[]).await?.get(0);
+    let page = client
+        .prepare_cached(
+            "SELECT id, recipient, subject, attempts, last_error, created_at, abandoned_at \
+             FROM email_outbox WHERE abandoned_at IS NOT NULL \
+             ORDER BY abandoned_at DESC, id DESC LIMIT $1 OFFSET $2",
+        )
+        .await?;
+    let rows = client
+        .query(&page, &[&window.limit, &window.offset])
+        .await?;
+    let items = rows
+        .iter()
+        .map(|row| AbandonedEmail {
+            id: row.get("id"),
+            recipient: row.get("recipient"),
+            subject: row.get("subject"),
+            attempts: row.get("attempts"),
+            last_error: row.get("last_error"),
+            created_at: row.get("created_at"),
+            abandoned_at: row.get("abandoned_at"),
+        })
+        .collect();
+    Ok(super::Listing { total, items })
+}
+
+/// Queues abandoned emails again, due now with a fresh count of attempts:
+/// those of `ids`, or every one when `ids` is `None`. Returns the ids queued.
+#[tracing::instrument(skip(pool))]
+pub async fn requeue_abandoned(pool: &DbPool, ids: Option<&[i64]>) -> Result<Vec<i64>, DbError> {
+    let client = pool.get().await?;
+    let statement = client
+        .prepare_cached(
+            "UPDATE email_outbox SET abandoned_at = NULL, attempts = 0, next_attempt_at = now() \
+             WHERE abandoned_at IS NOT NULL AND sent_at IS NULL \
+               AND ($1::bigint[] IS NULL OR id = ANY($1)) \
+             RETURNING id",
+        )
+        .await?;
+    let rows = client.query(&statement, &[&ids]).await?;
+    let mut queued: Vec<i64> = rows.iter().map(|row| row.get(0)).collect();
+    queued.sort_unstable();
+    Ok(queued)
+}

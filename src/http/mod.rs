@@ -8,8 +8,8 @@
 pub mod api_docs;
 pub mod auth;
 pub mod body;
-pub mod client_address;
 pub mod campaigns;
+pub mod client_address;
 pub mod clients;
 pub mod credential_cache;
 pub mod error;
@@ -19,6 +19,7 @@ pub mod idempotency;
 pub mod login_throttle;
 pub mod notifications;
 pub mod openapi;
+pub mod outbox;
 pub mod pagination;
 pub mod password_gate;
 pub mod products;
@@ -88,6 +89,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .configure(reservations::routes)
         .configure(campaigns::routes)
         .configure(subscriptions::routes)
+        .configure(outbox::routes)
         .configure(ws::routes)
         .configure(static_pages::routes);
 }

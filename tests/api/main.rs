@@ -17,6 +17,7 @@ mod mail;
 mod metrics;
 mod notifications;
 mod openapi;
+mod outbox;
 mod pagination;
 mod private_cluster;
 mod products;

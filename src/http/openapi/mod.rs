@@ -21,7 +21,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::resource;
 use super::{
-    api_docs, campaigns, clients, health, notifications, products, promos, request_metrics,
+    api_docs, campaigns, clients, health, notifications, outbox, products, promos, request_metrics,
     reservations, segments, static_pages, stores, subscriptions, tokens, ws,
 };
 
@@ -93,6 +93,8 @@ use super::{
         campaigns::finish_campaign_once,
         subscriptions::add_subscriber,
         subscriptions::verify_subscriber,
+        outbox::list_abandoned_emails,
+        outbox::requeue_emails,
         ws::open_session,
         static_pages::shopper_page,
         static_pages::admin_page,
@@ -102,7 +104,7 @@ use super::{
     modifiers(&SecuritySchemes),
     security(("bearer" = []), ("token" = []), ("basic" = [])),
     tags(
-        (name = "operations", description = "Health, metrics and this document"),
+        (name = "operations", description = "Health, metrics, this document and the email outbox"),
         (name = "auth", description = "Tokens"),
         (name = "market", description = "Stores and products"),
         (name = "users", description = "Segments, client profiles and notifications"),

@@ -209,6 +209,14 @@ pub struct CampaignWrite {
     pub email_template: String,
 }
 
+/// `POST /api/outbox/requeue/`.
+#[derive(ToSchema)]
+pub struct RequeueWrite {
+    /// The emails to queue again; absent: every abandoned one.
+    #[schema(required = false)]
+    pub ids: Option<Vec<i64>>,
+}
+
 /// `POST add_subscriber/`.
 #[derive(ToSchema)]
 pub struct SubscriberWrite {
