@@ -188,7 +188,9 @@ mod tests {
             available: 1,
             held: 0,
             sold: 0,
+            sold_total: 0,
             status: PromoStatus::Running,
+            occurrence: None,
         };
         assert_eq!(frame_type_of(&stock.to_text()), "promo.stock");
         assert_eq!(
@@ -231,6 +233,7 @@ mod tests {
             segments: Vec::new(),
             max_distance_km: 2.0,
             is_active: true,
+            daily_window: None,
             quantity: 1,
             available: 1,
             held: 0,

@@ -13,6 +13,7 @@ pub mod geo;
 pub mod money;
 pub mod name;
 pub mod occurrence;
+pub mod occurrence_stock;
 pub mod promo;
 pub mod promo_json;
 pub mod raffle;

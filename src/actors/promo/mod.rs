@@ -8,6 +8,10 @@
 //! restart changes nothing a client can see. It reports every committed change
 //! to the registry ([`StockChanged`]) and tells it when it stops.
 //!
+//! Stock is kept per occurrence ([`OccurrenceStock`]): when an occurrence
+//! ends the counts move on to the next one, fresh; holds of the last one
+//! keep their own expiry (the actor stops only once no occurrence has any).
+//!
 //! This file holds the actor, its state and one handler per message; the
 //! rest is split by job:
 //! - [`messages`]: what it is asked and its refusals;
@@ -59,7 +63,8 @@ use crate::domain::eligibility::{check_eligibility, AudienceMember};
 use crate::domain::frames::EndReason;
 use crate::domain::promo::FlashPromo;
 use crate::domain::reservation::Reservation;
-use crate::domain::stock::{Hold, PromoStock, QuantityBelowCommitted, ReleaseError};
+use crate::domain::occurrence_stock::{OccurrenceStock, StockTerms};
+use crate::domain::stock::{Hold, QuantityBelowCommitted, ReleaseError};
 
 /// Messages that may wait in the mailbox before senders are slowed down.
 const MAILBOX_CAPACITY: usize = 16_384;
@@ -67,7 +72,7 @@ const MAILBOX_CAPACITY: usize = 16_384;
 /// The actor of one promo.
 pub struct PromoActor {
     promo: FlashPromo,
-    stock: PromoStock,
+    stock: OccurrenceStock,
     hold_for: chrono::Duration,
     pool: DbPool,
     registry: Addr<PromoRegistry>,
@@ -105,7 +110,7 @@ impl PromoActor {
             counts,
             hub,
             row_ids: HashMap::new(),
-            stock: PromoStock::new(promo.quantity, promo.sold, []),
+            stock: OccurrenceStock::new(stock_terms(&promo), []),
             promo,
             hold_for: chrono::Duration::from_std(hold_for).unwrap_or(chrono::Duration::seconds(60)),
             pool,
@@ -124,10 +129,11 @@ impl PromoActor {
         self.promo
             .clone()
             .with_counts(self.stock.held(), self.stock.sold(), Utc::now())
+            .with_sold_total(self.stock.sold_total())
     }
 
     fn install(&mut self, promo: FlashPromo, holds: Vec<Hold>, ctx: &mut Context<Self>) {
-        self.stock = PromoStock::new(promo.quantity, promo.sold, holds);
+        self.stock = OccurrenceStock::new(stock_terms(&promo), holds);
         self.promo = promo;
         let holds: Vec<Hold> = self.stock.holds().cloned().collect();
         for hold in &holds {
@@ -143,6 +149,7 @@ impl PromoActor {
             quantity: self.stock.quantity(),
             held: self.stock.held(),
             sold: self.stock.sold(),
+            sold_total: self.stock.sold_total(),
         });
         self.registry.do_send(StockChanged {
             promo_id: self.promo.id,
@@ -154,7 +161,7 @@ impl PromoActor {
 
     fn stop_if_done(&mut self, ctx: &mut Context<Self>) {
         let reloaded = self.reloading && self.writes.nothing_sent();
-        let closed = self.closing && self.stock.held() == 0 && self.writes.is_idle();
+        let closed = self.closing && self.stock.held_anywhere() == 0 && self.writes.is_idle();
         if reloaded || closed {
             ctx.stop();
         }
@@ -163,6 +170,26 @@ impl PromoActor {
     /// Whether new holds may be taken now.
     fn is_running_now(&self) -> bool {
         !self.closing && self.promo.runs_at(Utc::now())
+    }
+
+    /// Moves the stock on to the occurrence the promo counts now (a new
+    /// occurrence starts with fresh stock) and reports it if it moved.
+    fn follow_occurrence(&mut self, ctx: &mut Context<Self>) {
+        let counted = self.promo.counted_start(Utc::now());
+        if self.stock.roll_to(counted) {
+            self.report(ctx);
+        }
+    }
+}
+
+/// How the stock of `promo`, as read from the database, is rebuilt.
+fn stock_terms(promo: &FlashPromo) -> StockTerms {
+    StockTerms {
+        continuous: promo.daily_window.is_none(),
+        quantity: promo.quantity,
+        current: promo.counted_start(Utc::now()),
+        sold: promo.sold,
+        sold_total: promo.sold_total,
     }
 }
 
@@ -225,6 +252,11 @@ impl Handler<Reserve> for PromoActor {
     type Result = ResponseFuture<Result<Reservation, PromoRefusal>>;
 
     fn handle(&mut self, message: Reserve, ctx: &mut Self::Context) -> Self::Result {
+        if !self.closing {
+            // The first reserve of an occurrence may arrive before the
+            // registry's word that it started.
+            self.follow_occurrence(ctx);
+        }
         match self.decide_reserve(&message) {
             Err(refusal) => Box::pin(ready(Err(refusal))),
             Ok(hold) => {
@@ -355,8 +387,13 @@ impl Handler<Redefine> for PromoActor {
     fn handle(&mut self, message: Redefine, ctx: &mut Self::Context) {
         // The database has this quantity now; if a decision in flight holds
         // more, nothing new is held until enough holds end.
-        self.stock.force_quantity(message.promo.quantity);
+        self.stock
+            .set_continuous(message.promo.daily_window.is_none());
         self.promo = message.promo;
+        // The current occurrence may have moved (new hours or dates, or a
+        // new occurrence started while this actor settled the last one's holds).
+        self.follow_occurrence(ctx);
+        self.stock.force_quantity(self.promo.quantity);
         if self.promo.runs_at(Utc::now()) {
             // Back inside its window (or switched on again) while closing.
             self.closing = false;
@@ -370,6 +407,8 @@ impl Handler<Close> for PromoActor {
 
     fn handle(&mut self, _: Close, ctx: &mut Self::Context) {
         self.closing = true;
+        // The occurrence is over: the counts shown are the next one's.
+        self.follow_occurrence(ctx);
         self.stop_if_done(ctx);
     }
 }
