@@ -172,7 +172,9 @@ async fn announce_start(
         .daily_window
         .and(promo.occurrence)
         .map(|occurrence| occurrence.start);
-    let until = promo.occurrence.map_or(promo.end_time, |occurrence| occurrence.end);
+    let until = promo
+        .occurrence
+        .map_or(promo.end_time, |occurrence| occurrence.end);
     let started = Instant::now();
     let find = prometheus::awaiting(
         "audience",

@@ -60,7 +60,10 @@ pub async fn claim_daily_slots(
         )
         .await?;
     let rows = client
-        .query(&statement, &[&promo_id, &day, &user_ids, &distances, &until])
+        .query(
+            &statement,
+            &[&promo_id, &day, &user_ids, &distances, &until],
+        )
         .await?;
     Ok(rows
         .iter()

@@ -43,10 +43,18 @@ pub async fn count_occurrences(
         return Ok(promos);
     }
     let ids: Vec<i64> = promos.iter().map(|promo| promo.id).collect();
-    let starts: Vec<DateTime<Utc>> = promos.iter().map(|promo| promo.counted_start(now)).collect();
-    let continuous: Vec<bool> = promos.iter().map(|promo| promo.daily_window.is_none()).collect();
+    let starts: Vec<DateTime<Utc>> = promos
+        .iter()
+        .map(|promo| promo.counted_start(now))
+        .collect();
+    let continuous: Vec<bool> = promos
+        .iter()
+        .map(|promo| promo.daily_window.is_none())
+        .collect();
     let statement = client.prepare_cached(OCCURRENCE_COUNTS).await?;
-    let rows = client.query(&statement, &[&ids, &starts, &continuous]).await?;
+    let rows = client
+        .query(&statement, &[&ids, &starts, &continuous])
+        .await?;
     let mut counts: HashMap<i64, (i64, i32)> = rows
         .iter()
         .map(|row| (row.get("promo_id"), (row.get("held"), row.get("sold"))))
@@ -93,7 +101,13 @@ pub async fn refuse_overlaps(
     let rows = client
         .query(
             &candidates,
-            &[&terms.product_id, &promo_id, &terms.start_time, &terms.end_time, &daily],
+            &[
+                &terms.product_id,
+                &promo_id,
+                &terms.start_time,
+                &terms.end_time,
+                &daily,
+            ],
         )
         .await?;
     let mine = terms.schedule();

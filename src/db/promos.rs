@@ -29,7 +29,6 @@ const PROMO_SELECT: &str = "SELECT f.id, f.promo_price, f.start_time, f.end_time
     s.id AS store_id, s.name AS store_name, s.latitude, s.longitude \
     FROM flash_promos f JOIN products p ON p.id = f.product_id JOIN stores s ON s.id = p.store_id";
 
-
 /// Promos in id order, one page of them.
 #[tracing::instrument(skip_all)]
 pub async fn list_promos(

@@ -254,7 +254,10 @@ async fn insert_holds(
     let expire_stale = async {
         if stale == StaleHolds::Expire {
             transaction
-                .execute(&statements.expire_stale, &[&promo_id, &user_ids, &occurrences])
+                .execute(
+                    &statements.expire_stale,
+                    &[&promo_id, &user_ids, &occurrences],
+                )
                 .await?;
         }
         Ok(())
@@ -264,7 +267,14 @@ async fn insert_holds(
         expire_stale,
         transaction.query(
             &statements.insert,
-            &[&promo_id, &reservation_ids, &user_ids, &created, &expires, &occurrences],
+            &[
+                &promo_id,
+                &reservation_ids,
+                &user_ids,
+                &created,
+                &expires,
+                &occurrences,
+            ],
         ),
     )
     .await?;

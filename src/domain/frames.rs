@@ -188,9 +188,7 @@ mod tests {
             available: 1,
             held: 0,
             sold: 0,
-            sold_total: 0,
             status: PromoStatus::Running,
-            occurrence: None,
         };
         assert_eq!(frame_type_of(&stock.to_text()), "promo.stock");
         assert_eq!(
@@ -238,7 +236,9 @@ mod tests {
             available: 1,
             held: 0,
             sold: 0,
+            sold_total: 0,
             status: PromoStatus::Running,
+            occurrence: None,
             created_at: Utc::now(),
             updated_at: Utc::now(),
         };

@@ -57,8 +57,12 @@ impl OccurrenceStock {
         let current = PromoStock::new(terms.quantity, terms.sold, current_holds);
         stocks.insert(terms.current, current.in_occurrence(terms.current));
         for (start, holds) in grouped {
-            let quantity = u32::try_from(holds.len()).map_or(u32::MAX, |held| held.max(terms.quantity));
-            stocks.insert(start, PromoStock::new(quantity, 0, holds).in_occurrence(start));
+            let quantity =
+                u32::try_from(holds.len()).map_or(u32::MAX, |held| held.max(terms.quantity));
+            stocks.insert(
+                start,
+                PromoStock::new(quantity, 0, holds).in_occurrence(start),
+            );
         }
         OccurrenceStock {
             continuous: terms.continuous,
@@ -99,7 +103,8 @@ impl OccurrenceStock {
             let holds: Vec<Hold> = self.holds().cloned().collect();
             let stock = PromoStock::new(self.quantity, self.sold_total, holds);
             self.stocks.clear();
-            self.stocks.insert(self.current, stock.in_occurrence(self.current));
+            self.stocks
+                .insert(self.current, stock.in_occurrence(self.current));
         }
         self.continuous = continuous;
     }
@@ -135,7 +140,8 @@ impl OccurrenceStock {
 
     /// Units on offer in the current occurrence.
     pub fn quantity(&self) -> u32 {
-        self.current_stock().map_or(self.quantity, PromoStock::quantity)
+        self.current_stock()
+            .map_or(self.quantity, PromoStock::quantity)
     }
 
     /// Units of the current occurrence held now.
@@ -176,7 +182,11 @@ impl OccurrenceStock {
     }
 
     /// Sells the held unit (of whichever occurrence), unless its hold expired.
-    pub fn complete(&mut self, reservation_id: &Uuid, now: DateTime<Utc>) -> Result<Hold, ReleaseError> {
+    pub fn complete(
+        &mut self,
+        reservation_id: &Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Hold, ReleaseError> {
         let stock = self.holding(reservation_id).ok_or(ReleaseError::NotHeld)?;
         let sold = stock.complete(reservation_id, now)?;
         self.sold_total = self.sold_total.saturating_add(1);
@@ -184,7 +194,11 @@ impl OccurrenceStock {
     }
 
     /// Releases the held unit at the holder's request.
-    pub fn cancel(&mut self, reservation_id: &Uuid, now: DateTime<Utc>) -> Result<Hold, ReleaseError> {
+    pub fn cancel(
+        &mut self,
+        reservation_id: &Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Hold, ReleaseError> {
         let stock = self.holding(reservation_id).ok_or(ReleaseError::NotHeld)?;
         stock.cancel(reservation_id, now)
     }
@@ -275,20 +289,29 @@ mod tests {
         assert_eq!((stock.quantity(), stock.held(), stock.sold()), (2, 0, 0));
         assert_eq!((stock.sold_total(), stock.held_anywhere()), (1, 1));
         let hold = reserve(&mut stock, 2, day(24));
-        assert_eq!(hold.occurrence_start, day(24), "one hold per user and occurrence");
+        assert_eq!(
+            hold.occurrence_start,
+            day(24),
+            "one hold per user and occurrence"
+        );
     }
 
     #[test]
     fn a_hold_of_the_last_occurrence_completes_without_counting_against_this_one() {
         let mut stock = daily(1);
         let old = reserve(&mut stock, 1, day(23));
-        stock.roll_to(day(24));
-        reserve(&mut stock, 2, day(24));
+        // The next occurrence began before the old hold ran out.
+        let soon = day(23) + Duration::seconds(30);
+        stock.roll_to(soon);
+        reserve(&mut stock, 2, soon);
         assert_eq!(stock.sold(), 0);
-        stock.complete(&old.reservation_id, day(24)).unwrap();
+        stock.complete(&old.reservation_id, soon).unwrap();
         assert_eq!((stock.held(), stock.sold(), stock.sold_total()), (1, 0, 1));
         assert!(stock.undo_complete(old));
-        assert_eq!((stock.held(), stock.held_anywhere(), stock.sold_total()), (1, 2, 0));
+        assert_eq!(
+            (stock.held(), stock.held_anywhere(), stock.sold_total()),
+            (1, 2, 0)
+        );
     }
 
     #[test]
@@ -308,8 +331,17 @@ mod tests {
             sold_total: 7,
         };
         let stock = OccurrenceStock::new(terms, [old.clone()]);
-        assert_eq!((stock.held(), stock.sold(), stock.held_anywhere()), (0, 2, 1));
-        let continuous = OccurrenceStock::new(StockTerms { continuous: true, ..terms }, [old]);
+        assert_eq!(
+            (stock.held(), stock.sold(), stock.held_anywhere()),
+            (0, 2, 1)
+        );
+        let continuous = OccurrenceStock::new(
+            StockTerms {
+                continuous: true,
+                ..terms
+            },
+            [old],
+        );
         assert_eq!(continuous.held(), 1, "a continuous promo has one stock");
     }
 

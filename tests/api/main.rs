@@ -5,6 +5,7 @@ mod auth;
 mod browser;
 mod cli;
 mod clients;
+mod daily_windows;
 mod errors;
 mod faults;
 mod fence;

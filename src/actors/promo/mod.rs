@@ -61,9 +61,9 @@ use super::session_hub::{PromoEnded, SessionHub};
 use crate::db::{self, DbError, DbPool};
 use crate::domain::eligibility::{check_eligibility, AudienceMember};
 use crate::domain::frames::EndReason;
+use crate::domain::occurrence_stock::{OccurrenceStock, StockTerms};
 use crate::domain::promo::FlashPromo;
 use crate::domain::reservation::Reservation;
-use crate::domain::occurrence_stock::{OccurrenceStock, StockTerms};
 use crate::domain::stock::{Hold, QuantityBelowCommitted, ReleaseError};
 
 /// Messages that may wait in the mailbox before senders are slowed down.

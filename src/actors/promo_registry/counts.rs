@@ -302,7 +302,8 @@ mod tests {
             start: now - Duration::hours(1),
             end: now + Duration::hours(1),
         });
-        let status = |counts: Counts| status_at(true, occurrence, counts.quantity, counts.sold, now);
+        let status =
+            |counts: Counts| status_at(true, occurrence, counts.quantity, counts.sold, now);
         for counts in [counts(3, 0, 3), counts(3, 1, 2), counts(2, 0, 5)] {
             assert_eq!(counts.sold_out(), status(counts) == PromoStatus::SoldOut);
         }

@@ -228,7 +228,10 @@ fn take_step(
         .actor
         .as_ref()
         .map(|_| entry.occurrence.unwrap_or(DateTime::<Utc>::MIN_UTC));
-    let current = entry.promo.occurrence_at(now).map(|occurrence| occurrence.start);
+    let current = entry
+        .promo
+        .occurrence_at(now)
+        .map(|occurrence| occurrence.start);
     let end = match Step::for_occurrence(&entry.promo, held, started, now) {
         Step::Start => {
             let promo = entry.current(now);
