@@ -57,6 +57,22 @@ UPDATE promo_reservations r SET occurrence_start = f.start_time
     FROM flash_promos f WHERE f.id = r.promo_id;
 ALTER TABLE promo_reservations ALTER COLUMN occurrence_start SET NOT NULL;
 
+-- A writer that does not name the occurrence (an instance of the previous
+-- version during a rolling start, a hand-written row) means the promo's one
+-- continuous occurrence: its start_time.
+CREATE FUNCTION promo_reservations_default_occurrence() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    SELECT f.start_time INTO NEW.occurrence_start FROM flash_promos f WHERE f.id = NEW.promo_id;
+    RETURN NEW;
+END;
+$$;
+
+CREATE TRIGGER promo_reservations_default_occurrence
+    BEFORE INSERT ON promo_reservations
+    FOR EACH ROW WHEN (NEW.occurrence_start IS NULL)
+    EXECUTE FUNCTION promo_reservations_default_occurrence();
+
 DROP INDEX promo_reservations_one_hold_per_user;
 CREATE UNIQUE INDEX promo_reservations_one_hold_per_user
     ON promo_reservations (promo_id, occurrence_start, user_id) WHERE status = 'held';
