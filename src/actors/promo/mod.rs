@@ -23,7 +23,8 @@
 //!   decision at a time);
 //! - [`in_doubt`]: a batch whose commit went unheard, settled before any unit
 //!   of it is offered again;
-//! - [`deadlines`]: hold expiry, one alarm per actor.
+//! - [`deadlines`]: hold expiry, one alarm per actor;
+//! - [`occurrences`]: moving the stock on from one occurrence to the next.
 //!
 //! Completes and cancels of a hold whose release is still being written wait
 //! for that write and get its answer, so same-instant repeats agree.
@@ -36,6 +37,7 @@ mod deadlines;
 mod group_commit;
 mod in_doubt;
 mod messages;
+mod occurrences;
 mod outcome;
 mod undo;
 
@@ -56,12 +58,13 @@ pub use self::messages::{
 use self::deadlines::Deadlines;
 use self::group_commit::{CommitQueue, Pending};
 use self::messages::ReleaseReply;
+use self::occurrences::stock_terms;
 use super::promo_registry::{Counts, LiveCounts, PromoActorStopped, PromoRegistry, StockChanged};
 use super::session_hub::{PromoEnded, SessionHub};
 use crate::db::{self, DbError, DbPool};
 use crate::domain::eligibility::{check_eligibility, AudienceMember};
 use crate::domain::frames::EndReason;
-use crate::domain::occurrence_stock::{OccurrenceStock, StockTerms};
+use crate::domain::occurrence_stock::OccurrenceStock;
 use crate::domain::promo::FlashPromo;
 use crate::domain::reservation::Reservation;
 use crate::domain::stock::{Hold, QuantityBelowCommitted, ReleaseError};
@@ -170,26 +173,6 @@ impl PromoActor {
     /// Whether new holds may be taken now.
     fn is_running_now(&self) -> bool {
         !self.closing && self.promo.runs_at(Utc::now())
-    }
-
-    /// Moves the stock on to the occurrence the promo counts now (a new
-    /// occurrence starts with fresh stock) and reports it if it moved.
-    fn follow_occurrence(&mut self, ctx: &mut Context<Self>) {
-        let counted = self.promo.counted_start(Utc::now());
-        if self.stock.roll_to(counted) {
-            self.report(ctx);
-        }
-    }
-}
-
-/// How the stock of `promo`, as read from the database, is rebuilt.
-fn stock_terms(promo: &FlashPromo) -> StockTerms {
-    StockTerms {
-        continuous: promo.daily_window.is_none(),
-        quantity: promo.quantity,
-        current: promo.counted_start(Utc::now()),
-        sold: promo.sold,
-        sold_total: promo.sold_total,
     }
 }
 
