@@ -84,6 +84,7 @@ async fn running_promo(bench: &Bench, quantity: u32) -> i64 {
         max_distance_km: RadiusKm::parse(2.0).unwrap(),
         is_active: true,
         quantity,
+        daily_window: None,
     };
     let promo = db::promos::insert_promo(pool, &terms).await.unwrap();
     bench

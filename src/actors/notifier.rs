@@ -5,7 +5,8 @@
 //! its radius, claims each one's daily slot in PostgreSQL in large batches (the
 //! unique (user, day) row is the claim: the database, not a cache, enforces
 //! "once a day", also with several instances), and only then tells the winners.
-//! A promo's start is marked announced after its audience was processed, so a
+//! Every occurrence of a daily promo is a start. A promo's start is marked
+//! announced after its audience was processed, so a
 //! crash part-way re-runs it on the next boot and the daily claims absorb the
 //! repeats. A shopper who moves into a running promo's radius is told the same
 //! way ([`NotifyMember`]).
@@ -31,7 +32,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use actix::prelude::*;
-use chrono::{NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use futures_util::stream::{self, StreamExt};
 
@@ -106,6 +107,8 @@ pub struct NotifyMember {
     pub user_id: i64,
     pub promo_id: i64,
     pub distance_km: f64,
+    /// The end of the promo's current occurrence: no claim after it.
+    pub until: DateTime<Utc>,
 }
 
 impl Handler<AnnounceStart> for Notifier {
@@ -137,6 +140,7 @@ impl Handler<NotifyMember> for Notifier {
                     day,
                     &[message.user_id],
                     &[message.distance_km],
+                    message.until,
                 )
                 .await?;
                 prometheus::notifications("inbox", claimed.len());
@@ -163,6 +167,14 @@ async fn announce_start(
     let Some(center) = store_location(promo) else {
         return Ok(());
     };
+    // A daily promo is announced once per occurrence; a continuous one once.
+    let since = promo
+        .daily_window
+        .and(promo.occurrence)
+        .map(|occurrence| occurrence.start);
+    let until = promo
+        .occurrence
+        .map_or(promo.end_time, |occurrence| occurrence.end);
     let started = Instant::now();
     let find = prometheus::awaiting(
         "audience",
@@ -173,7 +185,7 @@ async fn announce_start(
         }),
     );
     let (candidates, announced) =
-        futures_util::join!(find, db::notifications::is_announced(pool, promo.id));
+        futures_util::join!(find, db::notifications::is_announced(pool, promo.id, since));
     let candidates = candidates.map_err(|error| DbError::Unavailable(error.to_string()))?;
     if !matches!(announced, Ok(false)) {
         // Told before (or unknown): its connected audience only watches its stock.
@@ -186,6 +198,7 @@ async fn announce_start(
         hub,
         promo_id: promo.id,
         day,
+        until,
         promo_json: promo_json(promo).map_err(|error| DbError::Corrupt(error.to_string()))?,
         started,
     };
@@ -213,6 +226,8 @@ struct Announcement<'a> {
     hub: &'a Addr<SessionHub>,
     promo_id: i64,
     day: NaiveDate,
+    /// The end of the occurrence announced: no claim after it.
+    until: DateTime<Utc>,
     /// The promo, serialized once for every frame.
     promo_json: String,
     started: Instant,
@@ -263,6 +278,7 @@ impl Announcement<'_> {
             self.day,
             &user_ids,
             &distances,
+            self.until,
         )
         .await;
         // Watching from the moment they are told (see the module doc), claimed or not.

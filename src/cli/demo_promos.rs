@@ -64,6 +64,7 @@ pub async fn ensure(pool: &DbPool, segment_ids: &[i64]) -> anyhow::Result<usize>
             max_distance_km: RadiusKm::parse(PROMO_RADIUS_KM)?,
             is_active: true,
             quantity: promo.quantity,
+            daily_window: None,
         };
         if demo_promos::ensure_promo(pool, &terms).await? {
             created += 1;

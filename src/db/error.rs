@@ -113,7 +113,9 @@ fn classify(constraint: &str) -> Violation {
         "products_store_id_fkey" => Violation::UnknownStore,
         "flash_promos_product_id_fkey" => Violation::UnknownProduct,
         "flash_promos_no_overlap" => Violation::PromoOverlap,
-        "flash_promos_sold_within_quantity" => Violation::QuantityBelowCommitted,
+        "flash_promos_sold_within_quantity" | "promo_occurrences_sold_within_quantity" => {
+            Violation::QuantityBelowCommitted
+        }
         "flash_promos_price_below_regular" => Violation::PromoPriceNotBelowRegular,
         "products_regular_price_above_promos" => Violation::RegularPriceNotAbovePromos,
         "client_segments_segment_id_fkey" | "flash_promo_segments_segment_id_fkey" => {

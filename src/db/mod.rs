@@ -13,6 +13,7 @@ pub mod error;
 pub mod fence;
 pub mod idempotency;
 pub mod notifications;
+pub mod occurrences;
 pub mod outbox;
 pub mod products;
 pub mod promos;

@@ -31,7 +31,8 @@ pub struct NotificationRecord {
 
 /// Claims `day` for each candidate who has had no notification that day, in
 /// one statement; records the winners' notifications and returns them. Only
-/// while the promo is active and inside its window in the database: an
+/// while the promo is active and inside its window in the database, and
+/// before `until` (the end of the occurrence being announced): an
 /// announcement that raced a deactivation or an end spends nobody's daily
 /// slot. The promo's row is locked `FOR KEY SHARE` once (in place of a
 /// per-row foreign-key check), so a delete of the promo waits for the claim
@@ -43,6 +44,7 @@ pub async fn claim_daily_slots(
     day: NaiveDate,
     user_ids: &[i64],
     distances: &[f64],
+    until: DateTime<Utc>,
 ) -> Result<Vec<ClaimedNotification>, DbError> {
     let client = pool.get().await?;
     let statement = client
@@ -52,13 +54,16 @@ pub async fn claim_daily_slots(
              FROM unnest($3::bigint[], $4::float8[]) AS candidate(user_id, distance_km)
              WHERE EXISTS (SELECT 1 FROM flash_promos f WHERE f.id = $1 AND f.is_active
                            AND f.start_time <= now() AND now() < f.end_time
-                           FOR KEY SHARE)
+                           AND now() < $5 FOR KEY SHARE)
              ON CONFLICT (user_id, notify_day) DO NOTHING
              RETURNING id, user_id, distance_km, sent_at",
         )
         .await?;
     let rows = client
-        .query(&statement, &[&promo_id, &day, &user_ids, &distances])
+        .query(
+            &statement,
+            &[&promo_id, &day, &user_ids, &distances, &until],
+        )
         .await?;
     Ok(rows
         .iter()
@@ -72,13 +77,21 @@ pub async fn claim_daily_slots(
         .collect())
 }
 
-/// True when the promo's start was already announced.
-pub async fn is_announced(pool: &DbPool, promo_id: i64) -> Result<bool, DbError> {
+/// True when the promo's start was already announced; with `since` (the
+/// start of a daily promo's occurrence), when it was announced since then.
+pub async fn is_announced(
+    pool: &DbPool,
+    promo_id: i64,
+    since: Option<DateTime<Utc>>,
+) -> Result<bool, DbError> {
     let client = pool.get().await?;
     let statement = client
-        .prepare_cached("SELECT notified_at IS NOT NULL FROM flash_promos WHERE id = $1")
+        .prepare_cached(
+            "SELECT notified_at IS NOT NULL AND ($2::timestamptz IS NULL OR notified_at >= $2) \
+             FROM flash_promos WHERE id = $1",
+        )
         .await?;
-    let row = client.query_opt(&statement, &[&promo_id]).await?;
+    let row = client.query_opt(&statement, &[&promo_id, &since]).await?;
     // A deleted promo counts as announced: there is nobody to tell about it.
     Ok(row.is_none_or(|row| row.get(0)))
 }

@@ -1,16 +1,22 @@
 //! SQL for `flash_promos` and `flash_promo_segments`.
 //!
-//! Reads embed the product (with its store) and the segments, and count live
-//! holds from `promo_reservations`, so a promo read here shows committed
-//! state. The window-overlap rule and `sold <= quantity` live in the schema;
-//! their violations come back as [`Violation`]s.
+//! Reads embed the product (with its store) and the segments, and count the
+//! live holds and sales of the occurrence each promo shows
+//! ([`super::occurrences`]), so a promo read here shows committed state. The
+//! window-overlap rule of continuous promos and `sold <= quantity` live in
+//! the schema; their violations come back as [`Violation`]s. Overlaps that
+//! involve a daily window are checked in the writing transaction.
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 
+use super::occurrences::{
+    count_occurrences, daily_window_from, daily_window_value, refuse_overlaps,
+    set_occurrence_quantity,
+};
 use super::segments::{require_known_segments, segment_from_row};
 use super::{DbError, DbPool, Listing, PageWindow, Violation};
 use crate::domain::entities::{Product, Segment, Store};
@@ -18,11 +24,9 @@ use crate::domain::promo::{FlashPromo, PromoStatus, PromoTerms};
 use crate::domain::Money;
 
 const PROMO_SELECT: &str = "SELECT f.id, f.promo_price, f.start_time, f.end_time, \
-    f.max_distance_km, f.is_active, f.quantity, f.sold, f.created_at, f.updated_at, \
-    p.id AS product_id, p.name AS product_name, p.regular_price, \
-    s.id AS store_id, s.name AS store_name, s.latitude, s.longitude, \
-    (SELECT count(*) FROM promo_reservations r \
-     WHERE r.promo_id = f.id AND r.status = 'held' AND r.expires_at > now()) AS held \
+    f.max_distance_km, f.is_active, f.quantity, f.sold, f.daily_window, f.created_at, \
+    f.updated_at, p.id AS product_id, p.name AS product_name, p.regular_price, \
+    s.id AS store_id, s.name AS store_name, s.latitude, s.longitude \
     FROM flash_promos f JOIN products p ON p.id = f.product_id JOIN stores s ON s.id = p.store_id";
 
 /// Promos in id order, one page of them.
@@ -94,13 +98,16 @@ pub async fn insert_promo(pool: &DbPool, terms: &PromoTerms) -> Result<FlashProm
     let mut client = pool.get().await?;
     let transaction = client.transaction().await?;
     require_known_segments(&transaction, &terms.segment_ids).await?;
+    refuse_overlaps(&transaction, None, terms).await?;
     let statement = transaction
         .prepare_cached(
             "INSERT INTO flash_promos (product_id, promo_price, start_time, end_time, \
-             max_distance_km, is_active, quantity) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+             max_distance_km, is_active, quantity, daily_window) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
         )
         .await?;
     let quantity = i32::try_from(terms.quantity).unwrap_or(i32::MAX);
+    let daily_window = daily_window_value(terms.daily_window.as_ref())?;
     let promo_id: i64 = transaction
         .query_one(
             &statement,
@@ -112,6 +119,7 @@ pub async fn insert_promo(pool: &DbPool, terms: &PromoTerms) -> Result<FlashProm
                 &terms.max_distance_km.km(),
                 &terms.is_active,
                 &quantity,
+                &daily_window,
             ],
         )
         .await?
@@ -173,16 +181,29 @@ async fn write_terms(
     terms: &PromoTerms,
 ) -> Result<(), DbError> {
     require_known_segments(client, &terms.segment_ids).await?;
+    refuse_overlaps(client, Some(promo_id), terms).await?;
+    // The quantity must cover what the occurrence the promo now counts
+    // ($10) sold and holds; for a continuous promo, its one stock.
     let statement = client
         .prepare_cached(
             "UPDATE flash_promos SET product_id = $2, promo_price = $3, start_time = $4, \
-             end_time = $5, max_distance_km = $6, is_active = $7, quantity = $8, updated_at = now(), \
+             end_time = $5, max_distance_km = $6, is_active = $7, quantity = $8, \
+             daily_window = $9, updated_at = now(), \
              notified_at = CASE WHEN NOT $7 OR $4 > now() THEN NULL ELSE notified_at END \
-             WHERE id = $1 RETURNING quantity >= sold + (SELECT count(*) FROM promo_reservations r \
-             WHERE r.promo_id = $1 AND r.status = 'held' AND r.expires_at > now()) AS covers",
+             WHERE id = $1 RETURNING quantity >= (CASE WHEN daily_window IS NULL THEN sold \
+             ELSE COALESCE((SELECT o.sold FROM promo_occurrences o WHERE o.promo_id = $1 \
+             AND o.occurrence_start = $10), 0) END) \
+             + (SELECT count(*) FROM promo_reservations r WHERE r.promo_id = $1 \
+             AND (daily_window IS NULL OR r.occurrence_start = $10) \
+             AND r.status = 'held' AND r.expires_at > now()) AS covers",
         )
         .await?;
     let quantity = i32::try_from(terms.quantity).unwrap_or(i32::MAX);
+    let daily_window = daily_window_value(terms.daily_window.as_ref())?;
+    let counted = terms
+        .schedule()
+        .counted_at(Utc::now())
+        .map_or(terms.start_time, |occurrence| occurrence.start);
     let row = client
         .query_one(
             &statement,
@@ -195,12 +216,15 @@ async fn write_terms(
                 &terms.max_distance_km.km(),
                 &terms.is_active,
                 &quantity,
+                &daily_window,
+                &counted,
             ],
         )
         .await?;
     if !row.get::<_, bool>("covers") {
         return Err(DbError::Violation(Violation::QuantityBelowCommitted));
     }
+    set_occurrence_quantity(client, promo_id, counted, quantity).await?;
     replace_segments(client, promo_id, &terms.segment_ids).await
 }
 
@@ -283,22 +307,20 @@ async fn promos_from_rows(
             .or_default()
             .push(segment_from_row(&row));
     }
-    let now = Utc::now();
-    rows.iter()
+    let promos = rows
+        .iter()
         .map(|row| {
             let promo_segments = segments
                 .remove(&row.get::<_, i64>("id"))
                 .unwrap_or_default();
-            promo_from_row(row, promo_segments, now)
+            promo_from_row(row, promo_segments)
         })
-        .collect()
+        .collect::<Result<Vec<FlashPromo>, DbError>>()?;
+    count_occurrences(client, promos, Utc::now()).await
 }
 
-fn promo_from_row(
-    row: &Row,
-    segments: Vec<Segment>,
-    now: DateTime<Utc>,
-) -> Result<FlashPromo, DbError> {
+/// A promo from its row, without the counts of its occurrence yet.
+fn promo_from_row(row: &Row, segments: Vec<Segment>) -> Result<FlashPromo, DbError> {
     let money = |column: &str| {
         Money::from_decimal(row.get(column))
             .map_err(|error| DbError::Corrupt(format!("{column}: {error}")))
@@ -325,15 +347,16 @@ fn promo_from_row(
         segments,
         max_distance_km: row.get("max_distance_km"),
         is_active: row.get("is_active"),
+        daily_window: daily_window_from(row.get("daily_window"))?,
         quantity: count(i64::from(row.get::<_, i32>("quantity")))?,
         available: 0,
         held: 0,
         sold: 0,
+        sold_total: count(i64::from(row.get::<_, i32>("sold")))?,
         status: PromoStatus::Inactive,
+        occurrence: None,
         created_at: row.get("created_at"),
         updated_at: row.get("updated_at"),
     };
-    let held = count(row.get("held"))?;
-    let sold = count(i64::from(row.get::<_, i32>("sold")))?;
-    Ok(promo.with_counts(held, sold, now))
+    Ok(promo)
 }

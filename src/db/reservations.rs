@@ -82,16 +82,30 @@ pub enum StaleHolds {
 }
 
 const EXPIRE_STALE: &str = "UPDATE promo_reservations SET status = 'expired' \
-    WHERE promo_id = $1 AND user_id = ANY($2) AND status = 'held'";
+    WHERE promo_id = $1 AND status = 'held' AND (user_id, occurrence_start) IN \
+    (SELECT * FROM unnest($2::bigint[], $3::timestamptz[]))";
 const INSERT_HOLDS: &str = "INSERT INTO promo_reservations \
-    (reservation_id, promo_id, user_id, status, created_at, expires_at) \
-    SELECT held.reservation_id, $1, held.user_id, 'held', held.created_at, held.expires_at \
-    FROM unnest($2::uuid[], $3::bigint[], $4::timestamptz[], $5::timestamptz[]) \
-    AS held(reservation_id, user_id, created_at, expires_at) RETURNING id, reservation_id";
+    (reservation_id, promo_id, user_id, status, created_at, expires_at, occurrence_start) \
+    SELECT held.reservation_id, $1, held.user_id, 'held', held.created_at, held.expires_at, \
+    held.occurrence_start FROM unnest($2::uuid[], $3::bigint[], $4::timestamptz[], \
+    $5::timestamptz[], $6::timestamptz[]) \
+    AS held(reservation_id, user_id, created_at, expires_at, occurrence_start) \
+    RETURNING id, reservation_id";
+/// A sale counts in the promo's total and in its occurrence's row, whose
+/// check keeps `sold <= quantity` per occurrence (sql/V7). The promo's row
+/// is updated (locked) first, so the quantity copied into a new occurrence
+/// row is the committed one.
 const COMPLETE: &str = "WITH done AS (UPDATE promo_reservations SET status = 'completed', \
     completed_at = now() WHERE reservation_id = ANY($2) AND promo_id = $1 AND status = 'held' \
-    RETURNING 1) UPDATE flash_promos SET sold = sold + (SELECT count(*) FROM done) \
-    WHERE id = $1 RETURNING (SELECT count(*) FROM done)";
+    RETURNING occurrence_start), \
+    promo AS (UPDATE flash_promos SET sold = sold + (SELECT count(*) FROM done) \
+    WHERE id = $1 RETURNING quantity), \
+    counted AS (INSERT INTO promo_occurrences (promo_id, occurrence_start, quantity, sold) \
+    SELECT $1, done.occurrence_start, (SELECT quantity FROM promo), count(*) FROM done \
+    GROUP BY done.occurrence_start ON CONFLICT (promo_id, occurrence_start) \
+    DO UPDATE SET sold = promo_occurrences.sold + EXCLUDED.sold RETURNING 1) \
+    SELECT (SELECT count(*) FROM done) WHERE (SELECT count(*) FROM promo) = 1 \
+    AND (SELECT count(*) FROM counted) >= 0";
 const CANCEL: &str = "UPDATE promo_reservations SET status = 'cancelled', cancelled_at = now() \
     WHERE reservation_id = ANY($2) AND promo_id = $1 AND status = 'held'";
 const REVOKE: &str = "UPDATE promo_reservations SET status = 'cancelled', cancelled_at = now() \
@@ -236,10 +250,14 @@ async fn insert_holds(
     let user_ids: Vec<i64> = holds.iter().map(|hold| hold.user_id).collect();
     let created: Vec<DateTime<Utc>> = holds.iter().map(|hold| hold.created_at).collect();
     let expires: Vec<DateTime<Utc>> = holds.iter().map(|hold| hold.expires_at).collect();
+    let occurrences: Vec<DateTime<Utc>> = holds.iter().map(|hold| hold.occurrence_start).collect();
     let expire_stale = async {
         if stale == StaleHolds::Expire {
             transaction
-                .execute(&statements.expire_stale, &[&promo_id, &user_ids])
+                .execute(
+                    &statements.expire_stale,
+                    &[&promo_id, &user_ids, &occurrences],
+                )
                 .await?;
         }
         Ok(())
@@ -249,7 +267,14 @@ async fn insert_holds(
         expire_stale,
         transaction.query(
             &statements.insert,
-            &[&promo_id, &reservation_ids, &user_ids, &created, &expires],
+            &[
+                &promo_id,
+                &reservation_ids,
+                &user_ids,
+                &created,
+                &expires,
+                &occurrences,
+            ],
         ),
     )
     .await?;
@@ -270,8 +295,8 @@ pub async fn load_holds(pool: &DbPool, promo_id: i64) -> Result<Vec<(i64, Hold)>
     let client = pool.get().await?;
     let statement = client
         .prepare_cached(
-            "SELECT id, reservation_id, user_id, created_at, expires_at FROM promo_reservations \
-             WHERE promo_id = $1 AND status = 'held'",
+            "SELECT id, reservation_id, user_id, occurrence_start, created_at, expires_at \
+             FROM promo_reservations WHERE promo_id = $1 AND status = 'held'",
         )
         .await?;
     let rows = client.query(&statement, &[&promo_id]).await?;
@@ -281,6 +306,7 @@ pub async fn load_holds(pool: &DbPool, promo_id: i64) -> Result<Vec<(i64, Hold)>
             let hold = Hold {
                 reservation_id: row.get("reservation_id"),
                 user_id: row.get("user_id"),
+                occurrence_start: row.get("occurrence_start"),
                 created_at: row.get("created_at"),
                 expires_at: row.get("expires_at"),
             };
@@ -289,8 +315,8 @@ pub async fn load_holds(pool: &DbPool, promo_id: i64) -> Result<Vec<(i64, Hold)>
         .collect())
 }
 
-const RESERVATION_COLUMNS: &str =
-    "id, reservation_id, promo_id, user_id, status, created_at, expires_at FROM promo_reservations";
+const RESERVATION_COLUMNS: &str = "id, reservation_id, promo_id, user_id, status, \
+    occurrence_start, created_at, expires_at FROM promo_reservations";
 
 /// One reservation of `user_id` (another user's reads as missing).
 #[tracing::instrument(skip(pool))]
@@ -360,6 +386,7 @@ fn record_from_row(row: &Row) -> Result<ReservationRecord, DbError> {
         promo_id: row.get("promo_id"),
         user_id: row.get("user_id"),
         status,
+        occurrence_start: row.get("occurrence_start"),
         created_at: row.get("created_at"),
         expires_at,
     })

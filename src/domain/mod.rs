@@ -5,12 +5,15 @@
 //! on its own.
 
 pub mod account;
+pub mod daily_window;
 pub mod eligibility;
 pub mod entities;
 pub mod frames;
 pub mod geo;
 pub mod money;
 pub mod name;
+pub mod occurrence;
+pub mod occurrence_stock;
 pub mod promo;
 pub mod promo_json;
 pub mod raffle;

@@ -1,5 +1,6 @@
-//! Flash promo rules: terms a promo must satisfy, its half-open window, and the
-//! status it has at a given instant.
+//! Flash promo rules: terms a promo must satisfy, its half-open window, its
+//! occurrences (one, or one a day with a [`DailyWindow`]), and the status it
+//! has at a given instant.
 //!
 //! Everything takes `now` as an argument; nothing here reads the clock.
 
@@ -7,7 +8,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::daily_window::DailyWindow;
 use super::entities::{Product, Segment};
+use super::occurrence::{Occurrence, Schedule};
 use super::Money;
 
 /// The widest radius a promo may target, in km.
@@ -32,6 +35,8 @@ pub enum PromoTermsError {
     QuantityOutOfRange,
     #[error("must name at least one segment")]
     NoSegments,
+    #[error("has no occurrence between start_time and end_time")]
+    NoOccurrence,
 }
 
 impl PromoTermsError {
@@ -43,6 +48,7 @@ impl PromoTermsError {
             PromoTermsError::RadiusOutOfRange => "max_distance_km",
             PromoTermsError::QuantityOutOfRange => "quantity",
             PromoTermsError::NoSegments => "segment_ids",
+            PromoTermsError::NoOccurrence => "daily_window",
         }
     }
 }
@@ -86,6 +92,7 @@ pub struct PromoTerms {
     pub max_distance_km: RadiusKm,
     pub is_active: bool,
     pub quantity: u32,
+    pub daily_window: Option<DailyWindow>,
 }
 
 impl PromoTerms {
@@ -109,7 +116,16 @@ impl PromoTerms {
         if self.segment_ids.is_empty() {
             errors.push(PromoTermsError::NoSegments);
         }
+        let ranged = self.end_time > self.start_time;
+        if ranged && self.daily_window.is_some() && self.schedule().occurrences().next().is_none() {
+            errors.push(PromoTermsError::NoOccurrence);
+        }
         errors
+    }
+
+    /// When a promo with these terms runs.
+    pub fn schedule(&self) -> Schedule {
+        Schedule::new(self.start_time, self.end_time, self.daily_window)
     }
 
     /// True when `now` lies in the half-open window `[start_time, end_time)`.
@@ -123,46 +139,44 @@ fn in_window(start: DateTime<Utc>, end: DateTime<Utc>, now: DateTime<Utc>) -> bo
     start <= now && now < end
 }
 
-/// Where a promo stands.
+/// Where a promo stands (its current or next occurrence, or the end).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PromoStatus {
     /// Switched off by the admin.
     Inactive,
-    /// Active, before its start.
+    /// Active, before its first occurrence or between two.
     Scheduled,
-    /// Active, inside its window, units left to sell.
+    /// Active, inside an occurrence, units of it left to sell.
     Running,
-    /// Active, inside its window, every unit sold.
+    /// Active, inside an occurrence, every unit of it sold.
     SoldOut,
-    /// Past its end.
+    /// Past its last occurrence.
     Ended,
 }
 
-/// The status of a promo at `now`.
+/// The status of a promo at `now`, given its current or next occurrence
+/// ([`Schedule::current_or_next`]) and that occurrence's counts.
 pub fn status_at(
     is_active: bool,
-    start_time: DateTime<Utc>,
-    end_time: DateTime<Utc>,
+    occurrence: Option<Occurrence>,
     quantity: u32,
     sold: u32,
     now: DateTime<Utc>,
 ) -> PromoStatus {
-    if !is_active {
-        PromoStatus::Inactive
-    } else if now >= end_time {
-        PromoStatus::Ended
-    } else if now < start_time {
-        PromoStatus::Scheduled
-    } else if sold >= quantity {
-        PromoStatus::SoldOut
-    } else {
-        PromoStatus::Running
+    match occurrence {
+        _ if !is_active => PromoStatus::Inactive,
+        None => PromoStatus::Ended,
+        Some(occurrence) if now >= occurrence.end => PromoStatus::Ended,
+        Some(occurrence) if now < occurrence.start => PromoStatus::Scheduled,
+        Some(_) if sold >= quantity => PromoStatus::SoldOut,
+        Some(_) => PromoStatus::Running,
     }
 }
 
 /// A flash promo as clients see it: terms, embedded product and segments, and
-/// the live counts (`available + held + sold = quantity`).
+/// the live counts of its current or next occurrence (`available + held +
+/// sold = quantity`; after the last occurrence, those of the last).
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct FlashPromo {
     pub id: i64,
@@ -173,37 +187,84 @@ pub struct FlashPromo {
     pub segments: Vec<Segment>,
     pub max_distance_km: f64,
     pub is_active: bool,
+    /// `null` for a continuous promo.
+    pub daily_window: Option<DailyWindow>,
     pub quantity: u32,
     pub available: u32,
     pub held: u32,
     pub sold: u32,
+    /// Units sold over every occurrence.
+    pub sold_total: u32,
     pub status: PromoStatus,
+    /// The current occurrence, else the next; `null` when none is left.
+    pub occurrence: Option<Occurrence>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
 impl FlashPromo {
-    /// Sets the counts and recomputes `available` and `status` at `now`.
+    /// Sets the counts (of the occurrence [`Schedule::counted_at`] `now`)
+    /// and recomputes `available`, `occurrence` and `status` at `now`.
     pub fn with_counts(mut self, held: u32, sold: u32, now: DateTime<Utc>) -> FlashPromo {
         self.held = held;
         self.sold = sold;
         self.available = self.quantity.saturating_sub(held + sold);
-        self.status = status_at(
-            self.is_active,
-            self.start_time,
-            self.end_time,
-            self.quantity,
-            sold,
-            now,
-        );
+        self.occurrence = self.schedule().current_or_next(now);
+        self.status = status_at(self.is_active, self.occurrence, self.quantity, sold, now);
         self
     }
 
-    /// True when the promo is switched on and `now` lies in its half-open
-    /// window `[start_time, end_time)`, whatever its stock: the one rule for
-    /// "should this promo's actor be taking decisions now".
+    /// Sets the units sold over every occurrence.
+    pub fn with_sold_total(mut self, sold_total: u32) -> FlashPromo {
+        self.sold_total = sold_total;
+        self
+    }
+
+    /// When the promo runs.
+    pub fn schedule(&self) -> Schedule {
+        Schedule::new(self.start_time, self.end_time, self.daily_window)
+    }
+
+    /// True when the promo is switched on and `now` lies in one of its
+    /// occurrences, whatever its stock: the one rule for "should this
+    /// promo's actor be taking decisions now".
     pub fn runs_at(&self, now: DateTime<Utc>) -> bool {
-        self.is_active && in_window(self.start_time, self.end_time, now)
+        self.is_active && self.occurrence_at(now).is_some()
+    }
+
+    /// The occurrence `now` lies in, if any (switched on or not).
+    pub fn occurrence_at(&self, now: DateTime<Utc>) -> Option<Occurrence> {
+        if self.daily_window.is_none() {
+            // The common case, without building an iterator.
+            let only = Occurrence {
+                start: self.start_time,
+                end: self.end_time,
+            };
+            return only.contains(now).then_some(only);
+        }
+        self.schedule().occurrence_at(now)
+    }
+
+    /// The start of the occurrence whose stock the promo shows at `now`
+    /// ([`Schedule::counted_at`]); `start_time` when it has none.
+    pub fn counted_start(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        match self.daily_window {
+            None => self.start_time,
+            Some(_) => self
+                .schedule()
+                .counted_at(now)
+                .map_or(self.start_time, |occurrence| occurrence.start),
+        }
+    }
+
+    /// The next instant after `now` at which an occurrence starts or ends.
+    pub fn next_change_after(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let occurrence = self.schedule().current_or_next(now)?;
+        Some(if occurrence.start > now {
+            occurrence.start
+        } else {
+            occurrence.end
+        })
     }
 
     /// The ids of the targeted segments.
@@ -231,6 +292,7 @@ mod tests {
             max_distance_km: RadiusKm::parse(2.0).unwrap(),
             is_active: true,
             quantity: 1,
+            daily_window: None,
         }
     }
 
@@ -245,12 +307,42 @@ mod tests {
 
     #[test]
     fn status_follows_activity_window_and_stock() {
-        let status = |active, sold, now| status_at(active, at(17), at(19), 3, sold, now);
+        let schedule = Schedule::new(at(17), at(19), None);
+        let status =
+            |active, sold, now| status_at(active, schedule.current_or_next(now), 3, sold, now);
         assert_eq!(status(false, 0, at(18)), PromoStatus::Inactive);
         assert_eq!(status(true, 0, at(16)), PromoStatus::Scheduled);
         assert_eq!(status(true, 2, at(18)), PromoStatus::Running);
         assert_eq!(status(true, 3, at(18)), PromoStatus::SoldOut);
         assert_eq!(status(true, 3, at(19)), PromoStatus::Ended);
+    }
+
+    #[test]
+    fn a_daily_promo_is_scheduled_between_occurrences_and_ended_after_the_last() {
+        let mut terms = terms();
+        terms.start_time = at(0);
+        terms.end_time = at(0) + chrono::Duration::days(2);
+        terms.daily_window = Some(DailyWindow::parse("17:00", "19:00", "UTC").unwrap());
+        let schedule = terms.schedule();
+        let status = |now| status_at(true, schedule.current_or_next(now), 3, 0, now);
+        let next_day = |hour| at(hour) + chrono::Duration::days(1);
+        assert_eq!(status(at(18)), PromoStatus::Running);
+        assert_eq!(status(at(19)), PromoStatus::Scheduled);
+        assert_eq!(status(next_day(17)), PromoStatus::Running);
+        assert_eq!(status(next_day(19)), PromoStatus::Ended);
+    }
+
+    #[test]
+    fn a_daily_window_that_misses_the_range_is_refused() {
+        let regular = Money::parse("999.00").unwrap();
+        let mut terms = terms();
+        terms.daily_window = Some(DailyWindow::parse("08:00", "09:00", "UTC").unwrap());
+        assert_eq!(
+            terms.check(regular, true, at(10)),
+            vec![PromoTermsError::NoOccurrence]
+        );
+        terms.daily_window = Some(DailyWindow::parse("18:00", "24:00", "UTC").unwrap());
+        assert!(terms.check(regular, true, at(10)).is_empty());
     }
 
     #[test]

@@ -6,21 +6,29 @@
 //! product, segments and four timestamps on every request was most of its
 //! cost. [`PromoJson::write`] gives exactly the bytes `serde_json` gives for
 //! the [`FlashPromo`] with those counts (a test holds it to that).
+//!
+//! The occurrence is live too (it moves at each occurrence's end); the one
+//! current when the terms were rendered is kept rendered, so a continuous
+//! promo (one occurrence) never serializes it on the read path.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::daily_window::DailyWindow;
 use super::entities::{Product, Segment};
+use super::occurrence::Occurrence;
 use super::promo::{FlashPromo, PromoStatus};
 use super::Money;
 
 /// The fixed parts of one promo's JSON object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PromoJson {
-    /// `{"id":…,…,"is_active":…` — everything before `quantity`.
+    /// `{"id":…,…,"daily_window":…` — everything before `quantity`.
     head: Box<str>,
-    /// `"created_at":…,"updated_at":…` — everything after `status`.
+    /// `"created_at":…,"updated_at":…` — everything after `occurrence`.
     tail: Box<str>,
+    /// The occurrence current at rendering, and its JSON.
+    occurrence: Option<(Occurrence, Box<str>)>,
 }
 
 /// The parts of a promo that change between two renderings of its terms.
@@ -29,7 +37,9 @@ pub struct LiveFields {
     pub quantity: u32,
     pub held: u32,
     pub sold: u32,
+    pub sold_total: u32,
     pub status: PromoStatus,
+    pub occurrence: Option<Occurrence>,
 }
 
 impl LiveFields {
@@ -39,7 +49,9 @@ impl LiveFields {
             quantity: promo.quantity,
             held: promo.held,
             sold: promo.sold,
+            sold_total: promo.sold_total,
             status: promo.status,
+            occurrence: promo.occurrence,
         }
     }
 }
@@ -55,9 +67,10 @@ struct Head<'a> {
     segments: &'a [Segment],
     max_distance_km: f64,
     is_active: bool,
+    daily_window: Option<DailyWindow>,
 }
 
-/// The fields after `status`, in `FlashPromo`'s order.
+/// The fields after `occurrence`, in `FlashPromo`'s order.
 #[derive(Serialize)]
 struct Tail {
     created_at: DateTime<Utc>,
@@ -76,14 +89,20 @@ impl PromoJson {
             segments: &promo.segments,
             max_distance_km: promo.max_distance_km,
             is_active: promo.is_active,
+            daily_window: promo.daily_window,
         })?;
         let tail = serde_json::to_string(&Tail {
             created_at: promo.created_at,
             updated_at: promo.updated_at,
         })?;
+        let occurrence = match promo.occurrence {
+            Some(occurrence) => Some((occurrence, serde_json::to_string(&occurrence)?.into())),
+            None => None,
+        };
         Ok(PromoJson {
             head: strip(&head, 0, 1).into(),
             tail: strip(&tail, 1, 1).into(),
+            occurrence,
         })
     }
 
@@ -102,15 +121,37 @@ impl PromoJson {
         write_integer(out, live.held);
         out.extend_from_slice(b",\"sold\":");
         write_integer(out, live.sold);
+        out.extend_from_slice(b",\"sold_total\":");
+        write_integer(out, live.sold_total);
         out.extend_from_slice(b",\"status\":\"");
         out.extend_from_slice(status_name(live.status).as_bytes());
-        out.extend_from_slice(b"\",");
+        out.extend_from_slice(b"\",\"occurrence\":");
+        self.write_occurrence(out, live.occurrence);
+        out.push(b',');
         out.extend_from_slice(self.tail.as_bytes());
         if let Some(distance_km) = distance_km {
             out.extend_from_slice(b",\"distance_km\":");
             write_float(out, distance_km);
         }
         out.push(b'}');
+    }
+}
+
+impl PromoJson {
+    /// The occurrence as serde writes it: the rendered one when it is still
+    /// current, else serialized now (two timestamps cannot fail to).
+    fn write_occurrence(&self, out: &mut Vec<u8>, occurrence: Option<Occurrence>) {
+        match (&self.occurrence, occurrence) {
+            (_, None) => out.extend_from_slice(b"null"),
+            (Some((rendered, json)), Some(live)) if *rendered == live => {
+                out.extend_from_slice(json.as_bytes())
+            }
+            (_, Some(live)) => {
+                if serde_json::to_writer(&mut *out, &live).is_err() {
+                    out.extend_from_slice(b"null");
+                }
+            }
+        }
     }
 }
 
@@ -179,11 +220,14 @@ mod tests {
             }],
             max_distance_km: 2.0,
             is_active: true,
+            daily_window: None,
             quantity: 0,
             available: 0,
             held: 0,
             sold: 0,
+            sold_total: 0,
             status: PromoStatus::Scheduled,
+            occurrence: None,
             created_at: at(2),
             updated_at: at(3),
         }
@@ -202,6 +246,27 @@ mod tests {
             assert_eq!(
                 String::from_utf8(written).unwrap(),
                 serde_json::to_string(&live).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn a_daily_promo_is_written_as_serde_writes_it_as_its_occurrences_pass() {
+        let rendered_at = Utc.with_ymd_and_hms(2026, 12, 1, 11, 0, 0).unwrap();
+        let mut daily = promo();
+        daily.end_time = daily.start_time + chrono::Duration::days(2);
+        daily.daily_window = Some(DailyWindow::parse("10:30", "24:00", "Europe/Berlin").unwrap());
+        daily.quantity = 4;
+        let json = PromoJson::of(&daily.clone().with_counts(0, 0, rendered_at)).unwrap();
+        for hours_later in [0, 1, 13, 30, 60] {
+            let now = rendered_at + chrono::Duration::hours(hours_later);
+            let live = daily.clone().with_counts(1, 2, now).with_sold_total(9);
+            let mut written = Vec::new();
+            json.write(&mut written, LiveFields::of(&live), None);
+            assert_eq!(
+                String::from_utf8(written).unwrap(),
+                serde_json::to_string(&live).unwrap(),
+                "{hours_later} hours later"
             );
         }
     }

@@ -44,6 +44,8 @@ pub struct ReservationRecord {
     pub promo_id: i64,
     pub user_id: i64,
     pub status: ReservationStatus,
+    /// The start of the occurrence whose unit it holds or bought.
+    pub occurrence_start: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
 }
@@ -56,6 +58,9 @@ pub struct Reservation {
     pub promo: FlashPromo,
     pub status: ReservationStatus,
     pub completed: bool,
+    /// The start of the occurrence whose unit it holds or bought (for a
+    /// continuous promo, its `start_time`).
+    pub occurrence_start: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
 }
@@ -69,6 +74,7 @@ impl Reservation {
             promo,
             status: record.status,
             completed: record.status == ReservationStatus::Completed,
+            occurrence_start: record.occurrence_start,
             created_at: record.created_at,
             expires_at: record.expires_at,
         }

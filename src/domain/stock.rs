@@ -10,11 +10,13 @@ use std::collections::HashMap;
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
-/// One unit held for one user until `expires_at`.
+/// One unit of one occurrence held for one user until `expires_at`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hold {
     pub reservation_id: Uuid,
     pub user_id: i64,
+    /// The start of the occurrence whose stock the unit is taken from.
+    pub occurrence_start: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
 }
@@ -47,9 +49,11 @@ pub struct QuantityBelowCommitted {
     pub committed: u32,
 }
 
-/// The stock of one promo.
+/// The stock of one promo occurrence.
 #[derive(Debug, Clone, Default)]
 pub struct PromoStock {
+    /// The occurrence new holds are taken in.
+    occurrence_start: DateTime<Utc>,
     quantity: u32,
     sold: u32,
     holds: HashMap<Uuid, Hold>,
@@ -68,6 +72,17 @@ impl PromoStock {
             stock.insert(hold);
         }
         stock
+    }
+
+    /// The same stock, as the stock of the occurrence starting at `start`.
+    pub fn in_occurrence(mut self, start: DateTime<Utc>) -> PromoStock {
+        self.occurrence_start = start;
+        self
+    }
+
+    /// The occurrence new holds are taken in.
+    pub fn occurrence_start(&self) -> DateTime<Utc> {
+        self.occurrence_start
     }
 
     /// Units on offer.
@@ -122,6 +137,7 @@ impl PromoStock {
         let hold = Hold {
             reservation_id,
             user_id,
+            occurrence_start: self.occurrence_start,
             created_at: now,
             expires_at: now + hold_for,
         };
@@ -404,6 +420,7 @@ mod tests {
         let hold = Hold {
             reservation_id: Uuid::new_v4(),
             user_id: 9,
+            occurrence_start: now(),
             created_at: now(),
             expires_at: now() + minute(),
         };

@@ -152,6 +152,9 @@ impl Engine {
                 user_id: after.user.id,
                 promo_id: promo.id,
                 distance_km: *distance_km,
+                until: promo
+                    .occurrence
+                    .map_or(promo.end_time, |occurrence| occurrence.end),
             });
         }
     }

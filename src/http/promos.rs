@@ -19,11 +19,13 @@ use super::auth::{AdminCaller, Caller};
 use super::body::JsonBody;
 use super::error::ApiError;
 use super::form::{
-    boolean, checked, id, id_list, integer, money, number, present, timestamp, Form, Presence,
+    boolean, checked, id, id_list, integer, money, nullable, number, present, text, timestamp,
+    Form, Presence,
 };
 use super::pagination::PageRequest;
 use super::{resource, AppState};
 use crate::db;
+use crate::domain::daily_window::DailyWindow;
 use crate::domain::promo::{parse_quantity, FlashPromo, PromoTerms, RadiusKm, DEFAULT_RADIUS_KM};
 
 /// Registers the promo routes (`running/` and `eligible/` before `{id}/`).
@@ -347,6 +349,8 @@ struct PromoFields {
     max_distance_km: Option<RadiusKm>,
     is_active: Option<bool>,
     quantity: Option<u32>,
+    /// `Some(None)`: written as `null` (continuous).
+    daily_window: Option<Option<DailyWindow>>,
 }
 
 fn read_promo(body: Value, presence: Presence) -> Result<PromoFields, ApiError> {
@@ -364,6 +368,7 @@ fn read_promo(body: Value, presence: Presence) -> Result<PromoFields, ApiError> 
         quantity: form.field("quantity", Presence::Optional, |value| {
             checked(parse_quantity(integer(value)?))
         }),
+        daily_window: form.field("daily_window", Presence::Optional, nullable(daily_window)),
     };
     form.finish()?;
     Ok(fields)
@@ -409,6 +414,39 @@ impl PromoFields {
                 .quantity
                 .or(current.map(|promo| promo.quantity))
                 .unwrap_or(1),
+            daily_window: self
+                .daily_window
+                .or(current.map(|promo| promo.daily_window))
+                .flatten(),
         })
     }
+}
+
+/// `{"start": "HH:MM", "end": "HH:MM", "timezone": "<IANA name>"}`, each
+/// problem named by its sub-field.
+fn daily_window(value: &Value) -> Result<DailyWindow, String> {
+    let Value::Object(fields) = value else {
+        return Err("must be null or an object with start, end and timezone".into());
+    };
+    if let Some(unknown) = fields
+        .keys()
+        .find(|key| !["start", "end", "timezone"].contains(&key.as_str()))
+    {
+        return Err(format!("{unknown}: unknown field"));
+    }
+    let part = |name: &str| -> Result<&str, String> {
+        fields
+            .get(name)
+            .ok_or_else(|| "this field is required".to_owned())
+            .and_then(text)
+            .map_err(|message| format!("{name}: {message}"))
+    };
+    let (start, end, timezone) = (part("start")?, part("end")?, part("timezone")?);
+    DailyWindow::parse(start, end, timezone).map_err(|errors| {
+        errors
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
+    })
 }

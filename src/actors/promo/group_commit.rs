@@ -260,6 +260,7 @@ mod tests {
         let hold = Hold {
             reservation_id: Uuid::new_v4(),
             user_id,
+            occurrence_start: now,
             created_at: now,
             expires_at: now + chrono::Duration::seconds(60),
         };

@@ -8,6 +8,10 @@
 //! restart changes nothing a client can see. It reports every committed change
 //! to the registry ([`StockChanged`]) and tells it when it stops.
 //!
+//! Stock is kept per occurrence ([`OccurrenceStock`]): when an occurrence
+//! ends the counts move on to the next one, fresh; holds of the last one
+//! keep their own expiry (the actor stops only once no occurrence has any).
+//!
 //! This file holds the actor, its state and one handler per message; the
 //! rest is split by job:
 //! - [`messages`]: what it is asked and its refusals;
@@ -19,7 +23,8 @@
 //!   decision at a time);
 //! - [`in_doubt`]: a batch whose commit went unheard, settled before any unit
 //!   of it is offered again;
-//! - [`deadlines`]: hold expiry, one alarm per actor.
+//! - [`deadlines`]: hold expiry, one alarm per actor;
+//! - [`occurrences`]: moving the stock on from one occurrence to the next.
 //!
 //! Completes and cancels of a hold whose release is still being written wait
 //! for that write and get its answer, so same-instant repeats agree.
@@ -32,6 +37,7 @@ mod deadlines;
 mod group_commit;
 mod in_doubt;
 mod messages;
+mod occurrences;
 mod outcome;
 mod undo;
 
@@ -52,14 +58,16 @@ pub use self::messages::{
 use self::deadlines::Deadlines;
 use self::group_commit::{CommitQueue, Pending};
 use self::messages::ReleaseReply;
+use self::occurrences::stock_terms;
 use super::promo_registry::{Counts, LiveCounts, PromoActorStopped, PromoRegistry, StockChanged};
 use super::session_hub::{PromoEnded, SessionHub};
 use crate::db::{self, DbError, DbPool};
 use crate::domain::eligibility::{check_eligibility, AudienceMember};
 use crate::domain::frames::EndReason;
+use crate::domain::occurrence_stock::OccurrenceStock;
 use crate::domain::promo::FlashPromo;
 use crate::domain::reservation::Reservation;
-use crate::domain::stock::{Hold, PromoStock, QuantityBelowCommitted, ReleaseError};
+use crate::domain::stock::{Hold, QuantityBelowCommitted, ReleaseError};
 
 /// Messages that may wait in the mailbox before senders are slowed down.
 const MAILBOX_CAPACITY: usize = 16_384;
@@ -67,7 +75,7 @@ const MAILBOX_CAPACITY: usize = 16_384;
 /// The actor of one promo.
 pub struct PromoActor {
     promo: FlashPromo,
-    stock: PromoStock,
+    stock: OccurrenceStock,
     hold_for: chrono::Duration,
     pool: DbPool,
     registry: Addr<PromoRegistry>,
@@ -105,7 +113,7 @@ impl PromoActor {
             counts,
             hub,
             row_ids: HashMap::new(),
-            stock: PromoStock::new(promo.quantity, promo.sold, []),
+            stock: OccurrenceStock::new(stock_terms(&promo), []),
             promo,
             hold_for: chrono::Duration::from_std(hold_for).unwrap_or(chrono::Duration::seconds(60)),
             pool,
@@ -124,10 +132,11 @@ impl PromoActor {
         self.promo
             .clone()
             .with_counts(self.stock.held(), self.stock.sold(), Utc::now())
+            .with_sold_total(self.stock.sold_total())
     }
 
     fn install(&mut self, promo: FlashPromo, holds: Vec<Hold>, ctx: &mut Context<Self>) {
-        self.stock = PromoStock::new(promo.quantity, promo.sold, holds);
+        self.stock = OccurrenceStock::new(stock_terms(&promo), holds);
         self.promo = promo;
         let holds: Vec<Hold> = self.stock.holds().cloned().collect();
         for hold in &holds {
@@ -143,6 +152,7 @@ impl PromoActor {
             quantity: self.stock.quantity(),
             held: self.stock.held(),
             sold: self.stock.sold(),
+            sold_total: self.stock.sold_total(),
         });
         self.registry.do_send(StockChanged {
             promo_id: self.promo.id,
@@ -154,7 +164,7 @@ impl PromoActor {
 
     fn stop_if_done(&mut self, ctx: &mut Context<Self>) {
         let reloaded = self.reloading && self.writes.nothing_sent();
-        let closed = self.closing && self.stock.held() == 0 && self.writes.is_idle();
+        let closed = self.closing && self.stock.held_anywhere() == 0 && self.writes.is_idle();
         if reloaded || closed {
             ctx.stop();
         }
@@ -225,6 +235,11 @@ impl Handler<Reserve> for PromoActor {
     type Result = ResponseFuture<Result<Reservation, PromoRefusal>>;
 
     fn handle(&mut self, message: Reserve, ctx: &mut Self::Context) -> Self::Result {
+        if !self.closing {
+            // The first reserve of an occurrence may arrive before the
+            // registry's word that it started.
+            self.follow_occurrence(ctx);
+        }
         match self.decide_reserve(&message) {
             Err(refusal) => Box::pin(ready(Err(refusal))),
             Ok(hold) => {
@@ -355,8 +370,13 @@ impl Handler<Redefine> for PromoActor {
     fn handle(&mut self, message: Redefine, ctx: &mut Self::Context) {
         // The database has this quantity now; if a decision in flight holds
         // more, nothing new is held until enough holds end.
-        self.stock.force_quantity(message.promo.quantity);
+        self.stock
+            .set_continuous(message.promo.daily_window.is_none());
         self.promo = message.promo;
+        // The current occurrence may have moved (new hours or dates, or a
+        // new occurrence started while this actor settled the last one's holds).
+        self.follow_occurrence(ctx);
+        self.stock.force_quantity(self.promo.quantity);
         if self.promo.runs_at(Utc::now()) {
             // Back inside its window (or switched on again) while closing.
             self.closing = false;
@@ -370,6 +390,8 @@ impl Handler<Close> for PromoActor {
 
     fn handle(&mut self, _: Close, ctx: &mut Self::Context) {
         self.closing = true;
+        // The occurrence is over: the counts shown are the next one's.
+        self.follow_occurrence(ctx);
         self.stop_if_done(ctx);
     }
 }

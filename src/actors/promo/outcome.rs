@@ -122,6 +122,7 @@ impl PromoActor {
             promo_id: promo.id,
             user_id: hold.user_id,
             status,
+            occurrence_start: hold.occurrence_start,
             created_at: hold.created_at,
             expires_at: hold.expires_at,
         };

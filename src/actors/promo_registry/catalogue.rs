@@ -39,6 +39,9 @@ pub struct Entry<A> {
     pub actor: Option<A>,
     /// Watchers were told it stopped running (reset when it runs again).
     pub end_told: bool,
+    /// The start of the occurrence its actor was started (or moved on) for;
+    /// `None` for an actor started only to settle holds.
+    pub occurrence: Option<DateTime<Utc>>,
     changed: Changed,
 }
 
@@ -51,6 +54,7 @@ impl<A> Entry<A> {
             promo: Arc::new(promo),
             actor: None,
             end_told: false,
+            occurrence: None,
             changed,
         }
     }
@@ -321,7 +325,12 @@ impl Generations {
 
 /// True when two reads of a promo agree on everything but the live counts.
 fn same_terms(known: &FlashPromo, loaded: &FlashPromo) -> bool {
-    let counts = |promo: &FlashPromo| promo.clone().with_counts(0, 0, promo.created_at);
+    let counts = |promo: &FlashPromo| {
+        promo
+            .clone()
+            .with_counts(0, 0, promo.created_at)
+            .with_sold_total(0)
+    };
     counts(known) == counts(loaded)
 }
 
@@ -360,6 +369,7 @@ mod tests {
             quantity: 5,
             held: 2,
             sold: 1,
+            sold_total: 1,
         });
         let mut bigger = promo(1);
         bigger.quantity = 8;

@@ -14,6 +14,10 @@
 //! that miss was most of a 10,000-promo query). Slots are not reused; a block
 //! is freed when the last promo using it is gone.
 //!
+//! `sold_total` (every occurrence's sales, unbounded by the 21 bits) sits in
+//! a second cell beside the packed one: it is only shown, never summed with
+//! the others, so reading it a moment apart from them tears nothing.
+//!
 //! A slab also keeps a [`SoldOutEpoch`], shared by every count it hands
 //! out: each write that turns a promo sold out, or back, bumps it after the
 //! counts are written, so a reader that cached a sold-out-dependent figure
@@ -32,12 +36,14 @@ const MASK: u64 = (1 << BITS) - 1;
 // The packing must hold every count a promo can have.
 const _: () = assert!(MAX_QUANTITY as u64 <= MASK);
 
-/// One promo's counts, as one write left them.
+/// One promo's counts (of its counted occurrence), as one write left them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Counts {
     pub quantity: u32,
     pub held: u32,
     pub sold: u32,
+    /// Units sold over every occurrence.
+    pub sold_total: u32,
 }
 
 impl Counts {
@@ -47,6 +53,7 @@ impl Counts {
             quantity: promo.quantity,
             held: promo.held,
             sold: promo.sold,
+            sold_total: promo.sold_total,
         }
     }
 
@@ -54,24 +61,22 @@ impl Counts {
     pub fn apply(self, promo: &FlashPromo, now: DateTime<Utc>) -> FlashPromo {
         let mut promo = promo.clone();
         promo.quantity = self.quantity;
-        promo.with_counts(self.held, self.sold, now)
+        promo
+            .with_counts(self.held, self.sold, now)
+            .with_sold_total(self.sold_total)
     }
 
     /// The fields of `promo`'s JSON these counts decide, at `now` (what
     /// [`Counts::apply`] would set, without copying the promo).
     pub fn live_fields(self, promo: &FlashPromo, now: DateTime<Utc>) -> LiveFields {
+        let occurrence = promo.schedule().current_or_next(now);
         LiveFields {
             quantity: self.quantity,
             held: self.held,
             sold: self.sold,
-            status: status_at(
-                promo.is_active,
-                promo.start_time,
-                promo.end_time,
-                self.quantity,
-                self.sold,
-                now,
-            ),
+            sold_total: self.sold_total,
+            status: status_at(promo.is_active, occurrence, self.quantity, self.sold, now),
+            occurrence,
         }
     }
 
@@ -93,6 +98,7 @@ impl Counts {
             quantity: field(0),
             held: field(BITS),
             sold: field(2 * BITS),
+            sold_total: 0,
         }
     }
 }
@@ -104,6 +110,7 @@ const BLOCK: usize = 64;
 #[derive(Debug)]
 struct Block {
     cells: [AtomicU64; BLOCK],
+    totals: [AtomicU64; BLOCK],
     epoch: SoldOutEpoch,
 }
 
@@ -150,6 +157,7 @@ impl CountsSlab {
             _ => {
                 let block = Arc::new(Block {
                     cells: std::array::from_fn(|_| AtomicU64::new(0)),
+                    totals: std::array::from_fn(|_| AtomicU64::new(0)),
                     epoch: self.epoch.clone(),
                 });
                 self.block = Some(Arc::clone(&block));
@@ -184,6 +192,10 @@ impl LiveCounts {
         &self.block.cells[self.slot & (BLOCK - 1)]
     }
 
+    fn total(&self) -> &AtomicU64 {
+        &self.block.totals[self.slot & (BLOCK - 1)]
+    }
+
     /// The epoch every write of these counts bumps when it flips sold out.
     pub fn epoch(&self) -> &SoldOutEpoch {
         &self.block.epoch
@@ -191,11 +203,18 @@ impl LiveCounts {
 
     /// The counts as the last write left them.
     pub fn load(&self) -> Counts {
-        Counts::unpack(self.cell().load(Ordering::Acquire))
+        let counts = Counts::unpack(self.cell().load(Ordering::Acquire));
+        let total = self.total().load(Ordering::Acquire);
+        Counts {
+            sold_total: u32::try_from(total).unwrap_or(u32::MAX),
+            ..counts
+        }
     }
 
-    /// Replaces all three counts.
+    /// Replaces every count.
     pub fn store(&self, counts: Counts) {
+        self.total()
+            .store(u64::from(counts.sold_total), Ordering::Release);
         let new = counts.pack();
         let old = self.cell().swap(new, Ordering::AcqRel);
         self.block.epoch.note(old, new);
@@ -225,6 +244,7 @@ impl LiveCounts {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::occurrence::Occurrence;
     use crate::domain::promo::{status_at, PromoStatus};
     use chrono::{Duration, Utc};
 
@@ -233,6 +253,7 @@ mod tests {
             quantity,
             held,
             sold,
+            sold_total: sold,
         }
     }
 
@@ -277,16 +298,12 @@ mod tests {
     #[test]
     fn sold_out_agrees_with_the_promo_status() {
         let now = Utc::now();
-        let status = |counts: Counts| {
-            status_at(
-                true,
-                now - Duration::hours(1),
-                now + Duration::hours(1),
-                counts.quantity,
-                counts.sold,
-                now,
-            )
-        };
+        let occurrence = Some(Occurrence {
+            start: now - Duration::hours(1),
+            end: now + Duration::hours(1),
+        });
+        let status =
+            |counts: Counts| status_at(true, occurrence, counts.quantity, counts.sold, now);
         for counts in [counts(3, 0, 3), counts(3, 1, 2), counts(2, 0, 5)] {
             assert_eq!(counts.sold_out(), status(counts) == PromoStatus::SoldOut);
         }

@@ -3,7 +3,8 @@
 //! actor, when a promo can be forgotten, and when to look again.
 //!
 //! "Should it run" is [`FlashPromo::runs_at`] everywhere; the actor itself
-//! decides nothing here.
+//! decides nothing here. A promo with a daily window runs once per
+//! occurrence: each start and end is a boundary like a continuous promo's.
 
 use std::time::Duration;
 
@@ -16,6 +17,9 @@ use crate::domain::promo::FlashPromo;
 pub enum Step {
     /// It should run and has no actor: start one (and announce the start).
     Start,
+    /// A new occurrence started while its actor still settles the last
+    /// one's holds: the actor moves on to it (and the start is announced).
+    Begin,
     /// Outside its window with live holds and no actor (reloaded after a
     /// restart): start an actor that only settles them.
     Settle,
@@ -38,6 +42,23 @@ impl Step {
             _ => Step::Keep,
         }
     }
+
+    /// [`Step::at`], for an actor that was started (or last moved on) for
+    /// the occurrence beginning at `started`.
+    pub fn for_occurrence(
+        promo: &FlashPromo,
+        held: u32,
+        actor: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Step {
+        let step = Step::at(promo, held, actor.is_some(), now);
+        let current = promo.occurrence_at(now).map(|occurrence| occurrence.start);
+        let moved_on = promo.daily_window.is_some() && current.is_some() && actor != current;
+        match step {
+            Step::Keep if actor.is_some() && promo.is_active && moved_on => Step::Begin,
+            step => step,
+        }
+    }
 }
 
 /// Whether the registry still keeps `promo` after reconciling: while an actor
@@ -54,8 +75,7 @@ pub fn next_check<'a>(
     longest: Duration,
 ) -> Duration {
     promos
-        .flat_map(|promo| [promo.start_time, promo.end_time])
-        .filter(|instant| *instant > now)
+        .filter_map(|promo| promo.next_change_after(now))
         .min()
         .and_then(|instant| (instant - now).to_std().ok())
         .map_or(longest, |delay| delay.min(longest))
@@ -124,11 +144,14 @@ pub(super) mod tests {
             }],
             max_distance_km: 2.0,
             is_active: true,
+            daily_window: None,
             quantity: 5,
             available: 5,
             held: 0,
             sold: 0,
+            sold_total: 0,
             status: PromoStatus::Running,
+            occurrence: None,
             created_at: at(10),
             updated_at: at(10),
         }
@@ -141,6 +164,35 @@ pub(super) mod tests {
         assert_eq!(Step::at(&promo, 0, false, at(17)), Step::Start);
         assert_eq!(Step::at(&promo, 0, true, at(18)), Step::Keep);
         assert_eq!(Step::at(&promo, 0, true, at(19)), Step::Close);
+    }
+
+    #[test]
+    fn each_occurrence_of_a_daily_promo_begins_and_closes() {
+        let mut promo = promo(1);
+        promo.start_time = at(0);
+        promo.end_time = at(0) + chrono::Duration::days(2);
+        promo.daily_window =
+            Some(crate::domain::daily_window::DailyWindow::parse("17:00", "19:00", "UTC").unwrap());
+        let next_day = |hour| at(hour) + chrono::Duration::days(1);
+        let step = |actor, now| Step::for_occurrence(&promo, 1, actor, now);
+        assert_eq!(step(None, at(17)), Step::Start);
+        assert_eq!(step(Some(at(17)), at(18)), Step::Keep);
+        assert_eq!(step(Some(at(17)), at(19)), Step::Close);
+        assert_eq!(step(None, at(20)), Step::Settle);
+        assert_eq!(step(Some(at(17)), next_day(17)), Step::Begin);
+        assert_eq!(step(Some(next_day(17)), next_day(18)), Step::Keep);
+        assert_eq!(step(None, next_day(17)), Step::Start);
+        assert_eq!(
+            next_check(std::iter::once(&promo), at(19), Duration::from_secs(86_400)),
+            Duration::from_secs(22 * 3_600)
+        );
+    }
+
+    #[test]
+    fn a_continuous_promo_whose_start_moved_keeps_its_actor() {
+        let promo = promo(1);
+        let moved = Some(at(16));
+        assert_eq!(Step::for_occurrence(&promo, 0, moved, at(18)), Step::Keep);
     }
 
     #[test]

@@ -11,7 +11,9 @@
 //! [`LiveCounts`], which its actor writes itself. A single timer is kept for
 //! the next start or end; at each, [`lifecycle::Step`] decides which actors to
 //! start, close or deactivate, so a promo runs within moments of its
-//! `start_time` and stops at its `end_time`. Watchers get `promo.stock` frames
+//! `start_time` and stops at its `end_time` — for a daily promo, of each
+//! occurrence's start and end. Every occurrence start is announced; an actor
+//! still settling the last occurrence's holds is moved on to the new one. Watchers get `promo.stock` frames
 //! at most every [`STOCK_FRAME_EVERY`] per promo.
 //!
 //! Every resync interval the catalogue is checked against PostgreSQL
@@ -222,19 +224,47 @@ fn take_step(
     now: DateTime<Utc>,
 ) {
     let held = entry.counts.load().held;
-    let end = match Step::at(&entry.promo, held, entry.actor.is_some(), now) {
+    let started = entry
+        .actor
+        .as_ref()
+        .map(|_| entry.occurrence.unwrap_or(DateTime::<Utc>::MIN_UTC));
+    let current = entry
+        .promo
+        .occurrence_at(now)
+        .map(|occurrence| occurrence.start);
+    let end = match Step::for_occurrence(&entry.promo, held, started, now) {
         Step::Start => {
             let promo = entry.current(now);
             entry.actor = Some(links.start(entry, now, registry.clone()));
             entry.end_told = false;
+            entry.occurrence = current;
             // Announced once per start; the notifier skips promos already told.
             notifier.do_send(AnnounceStart { promo });
+            None
+        }
+        Step::Begin => {
+            if entry.tell_end() {
+                // The last occurrence ended at this very start (or its end was missed).
+                links.hub.do_send(ended(entry.promo.id, EndReason::Ended));
+            }
+            let terms = FlashPromo::clone(&entry.promo);
+            entry.actor.iter().for_each(|actor| {
+                actor.do_send(Redefine {
+                    promo: terms.clone(),
+                })
+            });
+            entry.end_told = false;
+            entry.occurrence = current;
+            notifier.do_send(AnnounceStart {
+                promo: entry.current(now),
+            });
             None
         }
         Step::Settle => {
             let actor = links.start(entry, now, registry.clone());
             actor.do_send(Close);
             entry.actor = Some(actor);
+            entry.occurrence = None;
             None
         }
         Step::Close => {

@@ -8,7 +8,8 @@
 //! reader sees it as soon as the actor has written it (before the actor
 //! answers the reservation that caused it).
 //!
-//! Window statuses only change at a promo's start or end. Each snapshot
+//! Window statuses only change at a promo's start or end (each occurrence's,
+//! for a daily promo). Each snapshot
 //! knows the steady window around the instant it was built, between the
 //! nearest boundaries of any of its promos; inside it, whether a promo runs
 //! is what [`FlashPromo::runs_at`] said at build time, kept beside its spot
@@ -176,7 +177,7 @@ impl Steady {
         let mut steady = Steady::default();
         let boundaries = promos
             .filter(|promo| promo.is_active)
-            .flat_map(|promo| [promo.start_time, promo.end_time]);
+            .flat_map(|promo| boundaries_around(promo, now));
         for boundary in boundaries {
             if boundary <= now {
                 steady.from = steady.from.max(Some(boundary));
@@ -190,6 +191,19 @@ impl Steady {
     fn holds(&self, now: DateTime<Utc>) -> bool {
         self.from.is_none_or(|from| from <= now) && self.until.is_none_or(|until| now < until)
     }
+}
+
+/// The instants around `now` at which `promo` starts or stops running. A
+/// daily promo gives its next change and, for the last one, `now` itself:
+/// an earlier bound could only be later than the true one, so a read from
+/// before the build asks `runs_at` again instead of trusting the build.
+fn boundaries_around(promo: &FlashPromo, now: DateTime<Utc>) -> Vec<DateTime<Utc>> {
+    if promo.daily_window.is_none() {
+        return vec![promo.start_time, promo.end_time];
+    }
+    std::iter::once(now)
+        .chain(promo.next_change_after(now))
+        .collect()
 }
 
 impl Snapshot {

@@ -174,9 +174,13 @@ pub struct PromoWrite {
     /// Default true.
     #[schema(required = false)]
     pub is_active: Option<bool>,
-    /// Units on offer, default 1.
+    /// Units on offer per occurrence, default 1.
     #[schema(minimum = 1, required = false)]
     pub quantity: Option<u32>,
+    /// `null` (the default): one continuous window. Otherwise the promo runs
+    /// every day between these local times, within `start_time`..`end_time`.
+    #[schema(required = false, nullable)]
+    pub daily_window: Option<crate::domain::daily_window::DailyWindow>,
 }
 
 /// `POST promo-reservations/`.

@@ -82,6 +82,7 @@ fn counts_written_after_publishing_are_seen_without_a_new_snapshot() {
         quantity: 5,
         held: 2,
         sold: 1,
+        sold_total: 1,
     };
     promos.get(1).unwrap().counts.store(counts);
     let listed = &live.running(at(18), window(0, 10)).items[0];
