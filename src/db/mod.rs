@@ -9,6 +9,7 @@ pub mod campaigns;
 pub mod clients;
 pub mod demo;
 pub mod demo_promos;
+pub mod draws;
 pub mod error;
 pub mod fence;
 pub mod idempotency;

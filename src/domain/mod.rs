@@ -13,6 +13,7 @@ pub mod money;
 pub mod name;
 pub mod promo;
 pub mod promo_json;
+pub mod draw;
 pub mod raffle;
 pub mod reservation;
 pub mod secrets;
