@@ -31,7 +31,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures_util::future::ready;
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -58,6 +58,8 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 const SETTLE_RETRY_DELAY: Duration = Duration::from_millis(500);
 /// The shortest gap between two `raffle.stats` frames of one campaign.
 pub const STATS_INTERVAL: Duration = Duration::from_millis(250);
+/// The longest single wait for the closing time; a later one waits again.
+const MAX_TIMER: Duration = Duration::from_secs(3600);
 /// Messages that may wait in the mailbox before senders are slowed down.
 const MAILBOX_CAPACITY: usize = 16_384;
 
@@ -336,14 +338,19 @@ impl CampaignActor {
         );
     }
 
-    /// Closes the actor at the campaign's `closes_at`, if it has one.
-    fn close_at(&mut self, campaign: &Campaign, ctx: &mut Context<Self>) {
-        let Some(closes_at) = campaign.closes_at else {
-            return;
-        };
+    /// Closes the actor at `closes_at`.
+    fn close_at(&mut self, closes_at: &DateTime<Utc>, ctx: &mut Context<Self>) {
+        let closes_at = *closes_at;
         let wait = (closes_at - Utc::now()).to_std().unwrap_or_default();
-        ctx.run_later(wait, |actor, ctx| {
-            tracing::info!(campaign_id = actor.campaign_id, "campaign closed for entries");
+        // A distant closing time is waited for in steps.
+        ctx.run_later(wait.min(MAX_TIMER), move |actor, ctx| {
+            if Utc::now() < closes_at {
+                return actor.close_at(&closes_at, ctx);
+            }
+            tracing::info!(
+                campaign_id = actor.campaign_id,
+                "campaign closed for entries"
+            );
             actor.close(ctx);
         });
     }
@@ -394,7 +401,9 @@ impl Actor for CampaignActor {
                 actor.entered = entered;
                 actor.subscriber_count = campaign.subscriber_count;
                 actor.verified_count = campaign.verified_count;
-                actor.close_at(&campaign, ctx);
+                if let Some(closes_at) = &campaign.closes_at {
+                    actor.close_at(closes_at, ctx);
+                }
             }
             Ok(_) => ctx.stop(),
             Err(error) => {

@@ -153,24 +153,33 @@ impl CampaignRegistry {
     }
 
     /// Opens a draft whose time has come, and starts its actor.
-    fn open_scheduled(&mut self, campaign_id: i64, opens_at: DateTime<Utc>, ctx: &mut Context<Self>) {
+    fn open_scheduled(
+        &mut self,
+        campaign_id: i64,
+        opens_at: DateTime<Utc>,
+        ctx: &mut Context<Self>,
+    ) {
         let pool = self.links.pool.clone();
-        let open = async move { db::campaigns::open_campaign(&pool, campaign_id, Some(opens_at)).await };
-        ctx.spawn(open.into_actor(self).map(move |opened, registry, ctx| match opened {
-            Ok(Transition::Done(_)) => {
-                tracing::info!(campaign_id, "draft opened on schedule");
-                registry.opened += 1;
-                registry.open(campaign_id, ctx);
-            }
-            // Opened by hand, cancelled, rescheduled or deleted meanwhile.
-            Ok(_) => {}
-            Err(error) => {
-                tracing::warn!(campaign_id, %error, "could not open the draft; retrying");
-                ctx.run_later(OPEN_RETRY_DELAY, move |registry, ctx| {
-                    registry.open_scheduled(campaign_id, opens_at, ctx)
-                });
-            }
-        }));
+        let open =
+            async move { db::campaigns::open_campaign(&pool, campaign_id, Some(opens_at)).await };
+        ctx.spawn(
+            open.into_actor(self)
+                .map(move |opened, registry, ctx| match opened {
+                    Ok(Transition::Done(_)) => {
+                        tracing::info!(campaign_id, "draft opened on schedule");
+                        registry.opened += 1;
+                        registry.open(campaign_id, ctx);
+                    }
+                    // Opened by hand, cancelled, rescheduled or deleted meanwhile.
+                    Ok(_) => {}
+                    Err(error) => {
+                        tracing::warn!(campaign_id, %error, "could not open the draft; retrying");
+                        ctx.run_later(OPEN_RETRY_DELAY, move |registry, ctx| {
+                            registry.open_scheduled(campaign_id, opens_at, ctx)
+                        });
+                    }
+                }),
+        );
     }
 
     /// Starts an actor for each open campaign and closes those of campaigns

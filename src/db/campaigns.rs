@@ -152,7 +152,9 @@ pub async fn update_campaign(
     let mut client = pool.get().await?;
     let transaction = client.transaction().await?;
     let lock = transaction
-        .prepare_cached("SELECT status, opens_at, closes_at FROM campaigns WHERE id = $1 FOR UPDATE")
+        .prepare_cached(
+            "SELECT status, opens_at, closes_at FROM campaigns WHERE id = $1 FOR UPDATE",
+        )
         .await?;
     let Some(row) = transaction.query_opt(&lock, &[&campaign_id]).await? else {
         return Ok(Edit::NotFound);
@@ -255,8 +257,12 @@ pub async fn open_campaign(
     let seed = DrawSeed::generate(&mut OsRng);
     let seed_bytes = seed.as_bytes().as_slice();
     let commitment = seed.commitment();
-    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
-        [&campaign_id, &seed_bytes, &commitment.as_slice(), &scheduled];
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] = [
+        &campaign_id,
+        &seed_bytes,
+        &commitment.as_slice(),
+        &scheduled,
+    ];
     let opened = client.execute(&statement, &params).await? == 1;
     transition(&client, campaign_id, opened, None).await
 }
@@ -273,7 +279,13 @@ pub async fn cancel_campaign(pool: &DbPool, campaign_id: i64) -> Result<Transiti
         )
         .await?;
     let cancelled = client.execute(&statement, &[&campaign_id]).await? == 1;
-    transition(&client, campaign_id, cancelled, Some(CampaignStatus::Cancelled)).await
+    transition(
+        &client,
+        campaign_id,
+        cancelled,
+        Some(CampaignStatus::Cancelled),
+    )
+    .await
 }
 
 /// The campaign after a move: done when `moved`, or when it already was

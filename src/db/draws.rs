@@ -14,7 +14,6 @@ use bytes::{BufMut, Bytes, BytesMut};
 use deadpool_postgres::{GenericClient, Object};
 use futures_util::{pin_mut, FutureExt, Stream, TryStreamExt};
 use rand::rngs::OsRng;
-use tokio_postgres::RowStream;
 
 use super::campaigns::{find_campaign_with, stored_status};
 use super::fence::{run_fenced, FencedWork, WriteFailure};
@@ -174,8 +173,16 @@ async fn finished(
         let count = entry_count(client, campaign_id).await?;
         let name = campaign.name.as_str();
         let emails: Vec<&str> = campaign.winners.iter().map(|w| w.email.as_str()).collect();
-        let mut mails: Vec<_> = emails.iter().map(|email| winner_email(email, name)).collect();
-        mails.push(admin_result_email(&campaign.admin_email, name, &emails, count));
+        let mut mails: Vec<_> = emails
+            .iter()
+            .map(|email| winner_email(email, name))
+            .collect();
+        mails.push(admin_result_email(
+            &campaign.admin_email,
+            name,
+            &emails,
+            count,
+        ));
         outbox::enqueue(client, &mails).await?;
     }
     Ok(Finish::Finished {
@@ -233,7 +240,9 @@ pub async fn find_draw(pool: &DbPool, campaign_id: i64) -> Result<Option<DrawRec
             seed: bytes32(row.get("draw_seed"))?,
             entries_digest: bytes32(digest)?,
             entry_count: row.get("entry_count"),
-            winners: row.get::<_, Option<Vec<i64>>>("winners").unwrap_or_default(),
+            winners: row
+                .get::<_, Option<Vec<i64>>>("winners")
+                .unwrap_or_default(),
         }),
         _ => None,
     };
@@ -249,48 +258,61 @@ fn bytes32(bytes: &[u8]) -> Result<[u8; 32], DbError> {
 }
 
 /// The entries file of a finished draw, streamed from the database in chunks:
-/// each entry's lowercase hex, joined with `"\n"`, no trailing newline. The
-/// connection stays with the stream until it ends.
-#[tracing::instrument(skip(pool))]
-pub async fn stream_entries(
+/// each entry's lowercase hex, joined with `"\n"`, no trailing newline.
+///
+/// A task of its own reads the rows and hands chunks over a channel of
+/// [`CHUNKS_IN_FLIGHT`], so a slow reader holds back the database read rather
+/// than piling chunks up in memory, and a reader that goes away ends the read
+/// (the connection goes back to the pool).
+pub fn stream_entries(
     pool: &DbPool,
     campaign_id: i64,
-) -> Result<impl Stream<Item = Result<Bytes, DbError>> + 'static, DbError> {
+) -> impl Stream<Item = Result<Bytes, DbError>> + 'static {
+    let (sender, receiver) = tokio::sync::mpsc::channel(CHUNKS_IN_FLIGHT);
+    let pool = pool.clone();
+    tokio::spawn(async move {
+        if let Err(error) = send_entries(&pool, campaign_id, &sender).await {
+            let _ = sender.send(Err(error)).await;
+        }
+    });
+    futures_util::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|chunk| (chunk, receiver))
+    })
+}
+
+/// Chunks waiting for a slow reader of the entries file.
+const CHUNKS_IN_FLIGHT: usize = 2;
+
+async fn send_entries(
+    pool: &DbPool,
+    campaign_id: i64,
+    sender: &tokio::sync::mpsc::Sender<Result<Bytes, DbError>>,
+) -> Result<(), DbError> {
     let client = pool.get().await?;
     let statement = client.prepare_cached(CANDIDATES).await?;
-    let rows = Box::pin(client.query_raw(&statement, [&campaign_id]).await?);
-    let state = EntriesState {
-        _client: client,
-        rows,
-        first: true,
-    };
-    Ok(futures_util::stream::try_unfold(state, next_chunk))
-}
-
-struct EntriesState {
-    /// Keeps the connection out of the pool while its rows stream.
-    _client: Object,
-    rows: std::pin::Pin<Box<RowStream>>,
-    first: bool,
-}
-
-async fn next_chunk(mut state: EntriesState) -> Result<Option<(Bytes, EntriesState)>, DbError> {
+    let rows = client.query_raw(&statement, [&campaign_id]).await?;
+    pin_mut!(rows);
     let mut chunk = BytesMut::with_capacity(ENTRIES_PER_CHUNK * 65);
     let mut hex_entry = [0u8; 64];
-    for _ in 0..ENTRIES_PER_CHUNK {
-        let Some(row) = state.rows.try_next().await? else {
-            break;
-        };
-        if !state.first {
+    let mut first = true;
+    while let Some(row) = rows.try_next().await? {
+        if !first {
             chunk.put_u8(b'\n');
         }
-        state.first = false;
+        first = false;
         hex::encode_to_slice(entry_of(row.get(1))?, &mut hex_entry)
             .map_err(|error| DbError::Corrupt(error.to_string()))?;
         chunk.put_slice(&hex_entry);
+        if chunk.len() >= ENTRIES_PER_CHUNK * 65 {
+            let full =
+                std::mem::replace(&mut chunk, BytesMut::with_capacity(ENTRIES_PER_CHUNK * 65));
+            if sender.send(Ok(full.freeze())).await.is_err() {
+                return Ok(()); // The reader went away.
+            }
+        }
     }
-    if chunk.is_empty() {
-        return Ok(None);
+    if !chunk.is_empty() {
+        let _ = sender.send(Ok(chunk.freeze())).await;
     }
-    Ok(Some((chunk.freeze(), state)))
+    Ok(())
 }

@@ -5,6 +5,7 @@
 //! on its own.
 
 pub mod account;
+pub mod draw;
 pub mod eligibility;
 pub mod entities;
 pub mod frames;
@@ -13,7 +14,6 @@ pub mod money;
 pub mod name;
 pub mod promo;
 pub mod promo_json;
-pub mod draw;
 pub mod raffle;
 pub mod reservation;
 pub mod secrets;

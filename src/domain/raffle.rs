@@ -273,11 +273,7 @@ pub fn admin_result_email(
         "The draw for \"{campaign_name}\" is done.\n\n{heading}:\n{listed}\n\
          Drawn from {verified_count} verified {entries}.\n"
     );
-    plain_email(
-        recipient,
-        &format!("{subject}: {campaign_name}"),
-        body_text,
-    )
+    plain_email(recipient, &format!("{subject}: {campaign_name}"), body_text)
 }
 
 fn plain_email(recipient: &str, subject: &str, body_text: String) -> OutgoingEmail {
@@ -361,12 +357,19 @@ mod tests {
     fn the_result_emails_name_the_campaign_and_the_winner() {
         let winner = winner_email("ana@example.com", "Valentine stay");
         assert!(winner.subject.contains("Valentine stay"));
-        let admin = admin_result_email("boss@example.com", "Valentine stay", &["ana@example.com"], 87);
+        let admin = admin_result_email(
+            "boss@example.com",
+            "Valentine stay",
+            &["ana@example.com"],
+            87,
+        );
         assert!(admin.body_text.contains("Winner:\n1. ana@example.com\n"));
         assert!(admin.body_text.contains("87 verified entries"));
         let both = ["ana@example.com", "bo@example.com"];
         let admin = admin_result_email("boss@example.com", "Valentine stay", &both, 1);
-        assert!(admin.body_text.contains("1. ana@example.com\n2. bo@example.com\n"));
+        assert!(admin
+            .body_text
+            .contains("1. ana@example.com\n2. bo@example.com\n"));
         assert!(admin.body_text.contains("1 verified entry."));
     }
 }

@@ -27,12 +27,14 @@ pub struct NewCampaign {
 /// `status` is `open` (the default) or `draft`; only a draft takes `opens_at`.
 pub fn read_new_campaign(body: Value) -> Result<NewCampaign, ApiError> {
     let mut form = Form::new(body)?;
-    let status = form.field("status", Presence::Optional, |value| {
-        match CampaignStatus::from_stored(text(value)?) {
+    let status = form.field(
+        "status",
+        Presence::Optional,
+        |value| match CampaignStatus::from_stored(text(value)?) {
             Some(status @ (CampaignStatus::Draft | CampaignStatus::Open)) => Ok(status),
             _ => Err("must be \"draft\" or \"open\"".to_owned()),
-        }
-    });
+        },
+    );
     let mut fields = read_fields(&mut form, Presence::Required);
     let open_now = status.unwrap_or(CampaignStatus::Open) == CampaignStatus::Open;
     if open_now && matches!(fields.opens_at, Some(Some(_))) {
@@ -142,7 +144,9 @@ mod tests {
         let draft = read_new_campaign(body(json!({"status": "draft"}))).unwrap();
         assert!(!draft.open_now);
         assert_eq!(draft.fields.winners_count, None);
-        let refused = read_new_campaign(body(json!({"status": "finished"}))).err().unwrap();
+        let refused = read_new_campaign(body(json!({"status": "finished"})))
+            .err()
+            .unwrap();
         assert_eq!(field_errors(refused), ["status"]);
     }
 

@@ -137,7 +137,7 @@ async fn publish(
 
 /// The entries as a list (a small draw only): the file, split at its newlines.
 async fn inline_entries(state: &AppState, campaign_id: i64) -> Result<Vec<String>, ApiError> {
-    let chunks = db::draws::stream_entries(&state.pool, campaign_id).await?;
+    let chunks = db::draws::stream_entries(&state.pool, campaign_id);
     pin_mut!(chunks);
     let mut file = Vec::new();
     while let Some(chunk) = chunks.try_next().await? {
@@ -173,7 +173,7 @@ async fn get_draw_entries(
     if !drawn {
         return Err(ApiError::NotFound);
     }
-    let chunks = db::draws::stream_entries(&state.pool, campaign_id).await?;
+    let chunks = db::draws::stream_entries(&state.pool, campaign_id);
     Ok(HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-cache"))

@@ -264,7 +264,6 @@ pub struct CampaignCreate {
     pub closes_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-
 /// `POST add_subscriber/`.
 #[derive(ToSchema)]
 pub struct SubscriberWrite {
