@@ -108,7 +108,7 @@ pub struct Campaign {
 impl Campaign {
     /// Whether it takes entries at `now`: open and not yet closed.
     pub fn takes_entries(&self, now: DateTime<Utc>) -> bool {
-        self.status == CampaignStatus::Open && self.closes_at.map_or(true, |closes| now < closes)
+        self.status == CampaignStatus::Open && self.closes_at.is_none_or(|closes| now < closes)
     }
 }
 
