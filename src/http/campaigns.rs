@@ -182,7 +182,11 @@ async fn write_campaign(
             Err(ApiError::field("closes_at", "must be later than opens_at"))
         }
         Edit::Updated(campaign) => {
-            state.engine.campaign_changed(&campaign);
+            // Only the times concern the registry (a draft's timer, the
+            // actor's closing time); text edits are read by each batch.
+            if fields.opens_at.is_some() || fields.closes_at.is_some() {
+                state.engine.campaign_changed(&campaign);
+            }
             Ok(HttpResponse::Ok().json(campaign))
         }
     }
