@@ -26,7 +26,7 @@ use super::campaign::{
     push_stats, CampaignActor, CampaignLinks, CloseCampaign, CountsChanged, Enter, EntryRefusal,
 };
 use crate::db;
-use crate::db::campaigns::Transition;
+use crate::db::campaign_lifecycle::Transition;
 use crate::domain::raffle::Entry;
 
 /// How often the actors are compared with the open campaigns in the database.
@@ -79,9 +79,9 @@ impl CampaignRegistry {
         let pool = self.links.pool.clone();
         let opened_before = self.opened;
         let load = async move {
-            db::campaigns::seed_unseeded(&pool).await?;
-            let open = db::campaigns::open_campaign_ids(&pool).await?;
-            let drafts = db::campaigns::scheduled_openings(&pool).await?;
+            db::campaign_lifecycle::seed_unseeded(&pool).await?;
+            let open = db::campaign_lifecycle::open_campaign_ids(&pool).await?;
+            let drafts = db::campaign_lifecycle::scheduled_openings(&pool).await?;
             Ok::<_, db::DbError>((open, drafts))
         };
         ctx.spawn(load.into_actor(self).map(move |loaded, registry, ctx| {
@@ -160,8 +160,9 @@ impl CampaignRegistry {
         ctx: &mut Context<Self>,
     ) {
         let pool = self.links.pool.clone();
-        let open =
-            async move { db::campaigns::open_campaign(&pool, campaign_id, Some(opens_at)).await };
+        let open = async move {
+            db::campaign_lifecycle::open_campaign(&pool, campaign_id, Some(opens_at)).await
+        };
         ctx.spawn(
             open.into_actor(self)
                 .map(move |opened, registry, ctx| match opened {

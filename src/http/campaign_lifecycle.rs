@@ -19,7 +19,7 @@ use super::error::ApiError;
 use super::idempotency::{respond_once, CallerKey, OUTCOME_WAIT};
 use super::{resource, AppState};
 use crate::db;
-use crate::db::campaigns::Transition;
+use crate::db::campaign_lifecycle::Transition;
 use crate::db::draws::Finish;
 use crate::db::fence::WriteFailure;
 use crate::domain::raffle::{Campaign, CampaignStatus, Winner};
@@ -74,7 +74,7 @@ async fn open_campaign(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let campaign_id = path.into_inner();
-    match db::campaigns::open_campaign(&state.pool, campaign_id, None).await? {
+    match db::campaign_lifecycle::open_campaign(&state.pool, campaign_id, None).await? {
         Transition::NotFound => Err(ApiError::NotFound),
         Transition::Refused(status) => Err(closed(status, "only a draft can be opened.")),
         Transition::Done(campaign) => {
@@ -105,7 +105,7 @@ async fn cancel_campaign(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let campaign_id = path.into_inner();
-    match db::campaigns::cancel_campaign(&state.pool, campaign_id).await? {
+    match db::campaign_lifecycle::cancel_campaign(&state.pool, campaign_id).await? {
         Transition::NotFound => Err(ApiError::NotFound),
         Transition::Refused(status) => Err(closed(status, "its draw is done.")),
         Transition::Done(campaign) => {
