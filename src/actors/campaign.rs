@@ -18,6 +18,11 @@
 //! It also keeps the campaign's live counts and pushes `raffle.stats` to the
 //! admin sessions, at most one frame per [`STATS_INTERVAL`].
 //!
+//! It runs only while its campaign takes entries: it stops at once if the
+//! campaign it loads is not open or already past `closes_at`, and closes
+//! itself at `closes_at` (the batch's own check in the database, under the
+//! campaign's lock, is what makes the closing time exact).
+//!
 //! Sent by: the [`CampaignRegistry`]. Emits: `raffle.stats` to the hub,
 //! [`CampaignActorStopped`] to the registry.
 
@@ -26,6 +31,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
+use chrono::{DateTime, Utc};
 use futures_util::future::ready;
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -38,7 +44,7 @@ use crate::db::fence::{Settled, WriteFailure};
 use crate::db::subscribers::{EntryBatch, NewEntry};
 use crate::db::{self, DbError, DbPool};
 use crate::domain::frames::ServerFrame;
-use crate::domain::raffle::{CampaignStatus, Entry};
+use crate::domain::raffle::{Campaign, Entry};
 use crate::domain::secrets::issue_token;
 
 /// The most entries written in one transaction.
@@ -52,6 +58,8 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 const SETTLE_RETRY_DELAY: Duration = Duration::from_millis(500);
 /// The shortest gap between two `raffle.stats` frames of one campaign.
 pub const STATS_INTERVAL: Duration = Duration::from_millis(250);
+/// The longest single wait for the closing time; a later one waits again.
+const MAX_TIMER: Duration = Duration::from_secs(3600);
 /// Messages that may wait in the mailbox before senders are slowed down.
 const MAILBOX_CAPACITY: usize = 16_384;
 
@@ -243,8 +251,7 @@ impl CampaignActor {
                     // A batch that committed without its entries found the
                     // campaign closed or gone: ask which.
                     let campaign = db::campaigns::find_campaign(&pool, campaign_id).await?;
-                    let status = campaign.map(|campaign| campaign.status);
-                    Ok(Some((found, status)))
+                    Ok(Some((found, campaign)))
                 }
             }
         };
@@ -257,7 +264,7 @@ impl CampaignActor {
                     });
                     return;
                 }
-                Ok(Some((found, status))) => actor.answer_settled(batch, &found, status),
+                Ok(Some((found, campaign))) => actor.answer_settled(batch, &found, campaign),
                 Ok(None) => actor.refuse_all(batch, EntryRefusal::Unavailable),
             }
             actor.in_doubt = false;
@@ -268,12 +275,12 @@ impl CampaignActor {
 
     /// Answers a batch that turned out committed: each entry found by its code
     /// is written; the rest were refused by the batch itself, as a duplicate
-    /// while the campaign is open, or because it was closed or deleted.
+    /// while the campaign takes entries, or because it was closed or deleted.
     fn answer_settled(
         &mut self,
         batch: Vec<Pending>,
         found: &HashMap<Vec<u8>, i64>,
-        status: Option<CampaignStatus>,
+        campaign: Option<Campaign>,
     ) {
         let (written, refused): (Vec<Pending>, Vec<Pending>) = batch
             .into_iter()
@@ -283,8 +290,8 @@ impl CampaignActor {
             .map(|pending| found.get(&pending.entry.code_hash).copied())
             .collect();
         self.answer_written(written, ids);
-        let refusal = match status {
-            Some(CampaignStatus::Open) => EntryRefusal::AlreadySubscribed,
+        let refusal = match campaign {
+            Some(campaign) if campaign.takes_entries(Utc::now()) => EntryRefusal::AlreadySubscribed,
             Some(_) => EntryRefusal::CampaignClosed,
             None => EntryRefusal::NotLoaded,
         };
@@ -331,6 +338,32 @@ impl CampaignActor {
         );
     }
 
+    /// Closes the actor at `closes_at`.
+    fn close_at(&mut self, closes_at: &DateTime<Utc>, ctx: &mut Context<Self>) {
+        let closes_at = *closes_at;
+        let wait = (closes_at - Utc::now()).to_std().unwrap_or_default();
+        // A distant closing time is waited for in steps.
+        ctx.run_later(wait.min(MAX_TIMER), move |actor, ctx| {
+            if Utc::now() < closes_at {
+                return actor.close_at(&closes_at, ctx);
+            }
+            tracing::info!(
+                campaign_id = actor.campaign_id,
+                "campaign closed for entries"
+            );
+            actor.close(ctx);
+        });
+    }
+
+    /// Refuses new entries, finishes the batch in flight, then stops.
+    fn close(&mut self, ctx: &mut Context<Self>) {
+        self.closing = true;
+        if self.stats_due {
+            self.push_stats();
+        }
+        self.stop_if_done(ctx);
+    }
+
     fn stop_if_done(&mut self, ctx: &mut Context<Self>) {
         if self.closing && self.queue.is_empty() && !self.writing && !self.in_doubt {
             ctx.stop();
@@ -363,11 +396,14 @@ impl Actor for CampaignActor {
         };
         // No entry is judged before the entered set is known.
         ctx.wait(load.into_actor(self).map(|loaded, actor, ctx| match loaded {
-            Ok((Some(campaign), entered)) if campaign.status == CampaignStatus::Open => {
+            Ok((Some(campaign), entered)) if campaign.takes_entries(Utc::now()) => {
                 tracing::info!(campaign_id = actor.campaign_id, entries = entered.len(), "campaign loaded");
                 actor.entered = entered;
                 actor.subscriber_count = campaign.subscriber_count;
                 actor.verified_count = campaign.verified_count;
+                if let Some(closes_at) = &campaign.closes_at {
+                    actor.close_at(closes_at, ctx);
+                }
             }
             Ok(_) => ctx.stop(),
             Err(error) => {
@@ -447,8 +483,8 @@ impl Handler<CountsChanged> for CampaignActor {
     }
 }
 
-/// The campaign was finished or deleted: refuse new entries, finish the
-/// batch in flight, then stop.
+/// The campaign was finished, cancelled, edited or deleted: refuse new
+/// entries, finish the batch in flight, then stop.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct CloseCampaign;
@@ -457,10 +493,6 @@ impl Handler<CloseCampaign> for CampaignActor {
     type Result = ();
 
     fn handle(&mut self, _: CloseCampaign, ctx: &mut Self::Context) {
-        self.closing = true;
-        if self.stats_due {
-            self.push_stats();
-        }
-        self.stop_if_done(ctx);
+        self.close(ctx);
     }
 }

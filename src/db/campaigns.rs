@@ -1,31 +1,32 @@
-//! SQL for `campaigns`: the admin's CRUD and the draw.
+//! SQL for `campaigns`: the admin's CRUD and the campaign as the API shows
+//! it. The lifecycle moves are in [`super::campaign_lifecycle`], the draw and
+//! its published proof in [`super::draws`].
 //!
 //! Every write that changes who may win takes the campaign row's lock first
-//! (`FOR UPDATE`): a batch of entries and a verification (`db::subscribers`),
-//! and the draw. The draw therefore sees a set of verified subscribers that
-//! nothing can change under it, two draws of one campaign run one after the
-//! other (the second finds the first's winner), and the live counts on the
-//! campaign row stay exact.
+//! (`FOR UPDATE`, or the `UPDATE` itself): a batch of entries and a
+//! verification (`db::subscribers`), an edit, an open or cancel, and the draw.
+//! So a campaign's status, closing time and verified set never change under a
+//! batch or a draw, and the live counts on the row stay exact.
 
+use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
-use futures_util::FutureExt;
 use rand::rngs::OsRng;
 use tokio_postgres::Row;
 
-use super::fence::{run_fenced, FencedWork, WriteFailure};
-use super::{outbox, DbError, DbPool, Listing, PageWindow};
-use crate::domain::raffle::{
-    admin_result_email, draw, winner_email, Campaign, CampaignStatus, Winner,
-};
+use super::{DbError, DbPool, Listing, PageWindow};
+use crate::domain::draw::DrawSeed;
+use crate::domain::raffle::{Campaign, CampaignStatus, Winner};
 
 const CAMPAIGN_COLUMNS: &str = "c.id, c.name, c.description, c.status, c.admin_email, \
      c.email_subject, c.email_template, c.subscriber_count, c.verified_count, \
-     c.created_at, c.finished_at, w.id AS winner_id, w.email AS winner_email, \
-     w.data AS winner_data";
-const CAMPAIGN_FROM: &str =
-    "FROM campaigns c LEFT JOIN subscribers w ON w.id = c.winner_subscriber_id";
+     c.opens_at, c.closes_at, c.winners_count, c.seed_commitment, c.created_at, \
+     c.finished_at, (SELECT coalesce(jsonb_agg(jsonb_build_object('id', s.id, \
+     'email', s.email, 'data', s.data) ORDER BY w.position), '[]') \
+     FROM campaign_winners w JOIN subscribers s ON s.id = w.subscriber_id \
+     WHERE w.campaign_id = c.id) AS winners";
 
-/// The admin-editable fields of a campaign; `None` keeps the stored value.
+/// The admin-editable fields of a campaign; `None` keeps the stored value
+/// (for `opens_at` and `closes_at`, `Some(None)` clears it).
 #[derive(Debug, Default, Clone)]
 pub struct CampaignFields {
     pub name: Option<String>,
@@ -33,6 +34,9 @@ pub struct CampaignFields {
     pub admin_email: Option<String>,
     pub email_subject: Option<String>,
     pub email_template: Option<String>,
+    pub winners_count: Option<i32>,
+    pub opens_at: Option<Option<DateTime<Utc>>>,
+    pub closes_at: Option<Option<DateTime<Utc>>>,
 }
 
 /// Campaigns in id order, one page of them.
@@ -48,7 +52,7 @@ pub async fn list_campaigns(
     let total: i64 = client.query_one(&count, &[]).await?.get(0);
     let page = client
         .prepare_cached(&format!(
-            "SELECT {CAMPAIGN_COLUMNS} {CAMPAIGN_FROM} ORDER BY c.id LIMIT $1 OFFSET $2"
+            "SELECT {CAMPAIGN_COLUMNS} FROM campaigns c ORDER BY c.id LIMIT $1 OFFSET $2"
         ))
         .await?;
     let rows = client
@@ -68,81 +72,147 @@ pub async fn find_campaign(pool: &DbPool, campaign_id: i64) -> Result<Option<Cam
     find_campaign_with(&client, campaign_id).await
 }
 
-async fn find_campaign_with(
+pub(super) async fn find_campaign_with(
     client: &impl GenericClient,
     campaign_id: i64,
 ) -> Result<Option<Campaign>, DbError> {
     let statement = client
         .prepare_cached(&format!(
-            "SELECT {CAMPAIGN_COLUMNS} {CAMPAIGN_FROM} WHERE c.id = $1"
+            "SELECT {CAMPAIGN_COLUMNS} FROM campaigns c WHERE c.id = $1"
         ))
         .await?;
     let row = client.query_opt(&statement, &[&campaign_id]).await?;
     row.as_ref().map(campaign_from_row).transpose()
 }
 
-/// Creates an open campaign; every field must be given.
+/// Creates a campaign; every text field must be given. With `open_now` it
+/// opens at once, with a fresh seed from the operating system; otherwise it
+/// is a draft (which opens by itself at `opens_at`, if given).
 #[tracing::instrument(skip_all)]
-pub async fn insert_campaign(pool: &DbPool, fields: &CampaignFields) -> Result<Campaign, DbError> {
+pub async fn insert_campaign(
+    pool: &DbPool,
+    fields: &CampaignFields,
+    open_now: bool,
+) -> Result<Campaign, DbError> {
+    let open_with = open_now.then(|| DrawSeed::generate(&mut OsRng));
+    let open_with = open_with.as_ref();
     let client = pool.get().await?;
     let statement = client
         .prepare_cached(
-            "INSERT INTO campaigns (name, description, admin_email, email_subject, email_template) \
-             VALUES ($1, coalesce($2, ''), $3, $4, $5) RETURNING id",
+            "INSERT INTO campaigns (name, description, admin_email, email_subject, \
+                    email_template, winners_count, opens_at, closes_at, status, draw_seed, \
+                    seed_commitment) \
+             VALUES ($1, coalesce($2, ''), $3, $4, $5, coalesce($6, 1), \
+                     CASE WHEN $9::bytea IS NULL THEN $7 ELSE now() END, $8, \
+                     CASE WHEN $9::bytea IS NULL THEN 'draft' ELSE 'open' END, $9, $10) \
+             RETURNING id",
         )
         .await?;
-    let row = client
-        .query_one(
-            &statement,
-            &[
-                &fields.name,
-                &fields.description,
-                &fields.admin_email,
-                &fields.email_subject,
-                &fields.email_template,
-            ],
-        )
-        .await?;
+    let seed = open_with.map(|seed| seed.as_bytes().as_slice());
+    let commitment = open_with.map(DrawSeed::commitment);
+    let commitment = commitment.as_ref().map(<[u8; 32]>::as_slice);
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 10] = [
+        &fields.name,
+        &fields.description,
+        &fields.admin_email,
+        &fields.email_subject,
+        &fields.email_template,
+        &fields.winners_count,
+        &fields.opens_at.flatten(),
+        &fields.closes_at.flatten(),
+        &seed,
+        &commitment,
+    ];
+    let row = client.query_one(&statement, &params).await?;
     find_campaign_with(&client, row.get(0))
         .await?
         .ok_or_else(|| DbError::Corrupt("a created campaign vanished".into()))
 }
 
-/// Applies `fields` to one campaign; `None` when it does not exist.
+/// What an edit came to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Edit {
+    NotFound,
+    /// A lifecycle field (`winners_count`, `opens_at`, `closes_at`) may not
+    /// change any more: the campaign is past that stage.
+    Closed(CampaignStatus),
+    /// `closes_at` would not be after `opens_at`.
+    ClosesBeforeOpening,
+    Updated(Box<Campaign>),
+}
+
+/// Applies `fields` to one campaign, under its lock: `opens_at` only on a
+/// draft, `winners_count` and `closes_at` only before the draw or a cancel.
 #[tracing::instrument(skip(pool, fields))]
 pub async fn update_campaign(
     pool: &DbPool,
     campaign_id: i64,
     fields: &CampaignFields,
-) -> Result<Option<Campaign>, DbError> {
-    let client = pool.get().await?;
+) -> Result<Edit, DbError> {
+    let mut client = pool.get().await?;
+    let transaction = client.transaction().await?;
+    let lock = transaction
+        .prepare_cached(
+            "SELECT status, opens_at, closes_at FROM campaigns WHERE id = $1 FOR UPDATE",
+        )
+        .await?;
+    let Some(row) = transaction.query_opt(&lock, &[&campaign_id]).await? else {
+        return Ok(Edit::NotFound);
+    };
+    let status = stored_status(row.get("status"))?;
+    let lifecycle = fields.winners_count.is_some() || fields.closes_at.is_some();
+    if (lifecycle && status.is_settled())
+        || (fields.opens_at.is_some() && status != CampaignStatus::Draft)
+    {
+        return Ok(Edit::Closed(status));
+    }
+    let opens_at = fields.opens_at.unwrap_or(row.get("opens_at"));
+    let closes_at = fields.closes_at.unwrap_or(row.get("closes_at"));
+    if let (Some(opens), Some(closes)) = (opens_at, closes_at) {
+        if closes <= opens && (fields.opens_at.is_some() || fields.closes_at.is_some()) {
+            return Ok(Edit::ClosesBeforeOpening);
+        }
+    }
+    write_fields(&transaction, campaign_id, fields, opens_at, closes_at).await?;
+    let campaign = find_campaign_with(&transaction, campaign_id).await?;
+    transaction.commit().await?;
+    campaign
+        .map(|campaign| Edit::Updated(Box::new(campaign)))
+        .ok_or_else(|| DbError::Corrupt(format!("campaign {campaign_id} vanished")))
+}
+
+async fn write_fields(
+    client: &impl GenericClient,
+    campaign_id: i64,
+    fields: &CampaignFields,
+    opens_at: Option<DateTime<Utc>>,
+    closes_at: Option<DateTime<Utc>>,
+) -> Result<(), DbError> {
     let statement = client
         .prepare_cached(
             "UPDATE campaigns SET name = coalesce($2, name), \
                     description = coalesce($3, description), \
                     admin_email = coalesce($4, admin_email), \
                     email_subject = coalesce($5, email_subject), \
-                    email_template = coalesce($6, email_template) \
+                    email_template = coalesce($6, email_template), \
+                    winners_count = coalesce($7, winners_count), \
+                    opens_at = $8, closes_at = $9 \
              WHERE id = $1",
         )
         .await?;
-    let changed = client
-        .execute(
-            &statement,
-            &[
-                &campaign_id,
-                &fields.name,
-                &fields.description,
-                &fields.admin_email,
-                &fields.email_subject,
-                &fields.email_template,
-            ],
-        )
-        .await?;
-    if changed == 0 {
-        return Ok(None);
-    }
-    find_campaign_with(&client, campaign_id).await
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 9] = [
+        &campaign_id,
+        &fields.name,
+        &fields.description,
+        &fields.admin_email,
+        &fields.email_subject,
+        &fields.email_template,
+        &fields.winners_count,
+        &opens_at,
+        &closes_at,
+    ];
+    client.execute(&statement, &params).await?;
+    Ok(())
 }
 
 /// Deletes a campaign with its subscribers; false when it did not exist.
@@ -155,130 +225,15 @@ pub async fn delete_campaign(pool: &DbPool, campaign_id: i64) -> Result<bool, Db
     Ok(client.execute(&statement, &[&campaign_id]).await? == 1)
 }
 
-/// The ids of the campaigns that take entries.
-#[tracing::instrument(skip_all)]
-pub async fn open_campaign_ids(pool: &DbPool) -> Result<Vec<i64>, DbError> {
-    let client = pool.get().await?;
-    let statement = client
-        .prepare_cached("SELECT id FROM campaigns WHERE status = 'open' ORDER BY id")
-        .await?;
-    let rows = client.query(&statement, &[]).await?;
-    Ok(rows.iter().map(|row| row.get(0)).collect())
-}
-
-/// What a call to finish a campaign came to.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Finish {
-    /// No such campaign.
-    NotFound,
-    /// No verified subscriber: the campaign stays open.
-    NoVerified,
-    /// The campaign is finished with this winner; `drawn_now` is false when
-    /// an earlier call drew it.
-    Finished {
-        campaign: Box<Campaign>,
-        winner: Winner,
-        drawn_now: bool,
-    },
-}
-
-/// Draws the winner among the verified subscribers (with the operating
-/// system's random source), closes the campaign and queues the winner's and
-/// the admin's emails, in one transaction; a finished campaign answers its
-/// recorded winner. The transaction is fenced ([`super::fence`]) and must
-/// finish within `timeout`.
-#[tracing::instrument(skip(pool))]
-pub async fn finish_campaign(
-    pool: &DbPool,
-    campaign_id: i64,
-    timeout: std::time::Duration,
-) -> Result<Finish, WriteFailure> {
-    let work: FencedWork<'_, Finish> =
-        Box::new(move |transaction| draw_in(transaction, campaign_id).boxed());
-    run_fenced(pool, timeout, work).await
-}
-
-async fn draw_in(
-    transaction: &deadpool_postgres::Client,
-    campaign_id: i64,
-) -> Result<Finish, DbError> {
-    let lock = transaction
-        .prepare_cached("SELECT status FROM campaigns WHERE id = $1 FOR UPDATE")
-        .await?;
-    let Some(locked) = transaction.query_opt(&lock, &[&campaign_id]).await? else {
-        return Ok(Finish::NotFound);
-    };
-    let drawn_now = locked.get::<_, &str>("status") == "open";
-    let mut verified_in_draw = 0;
-    if drawn_now {
-        let candidates = verified_ids(transaction, campaign_id).await?;
-        let Some(winner_id) = draw(&candidates, &mut OsRng) else {
-            return Ok(Finish::NoVerified);
-        };
-        record_winner(transaction, campaign_id, winner_id).await?;
-        verified_in_draw = i64::try_from(candidates.len()).unwrap_or(i64::MAX);
-    }
-    let campaign = find_campaign_with(transaction, campaign_id)
-        .await?
-        .ok_or_else(|| DbError::Corrupt(format!("campaign {campaign_id} vanished")))?;
-    let winner = campaign.winner.clone().ok_or_else(|| {
-        DbError::Corrupt(format!("finished campaign {campaign_id} has no winner"))
-    })?;
-    if drawn_now {
-        let name = campaign.name.as_str();
-        let mails = [
-            winner_email(&winner.email, name),
-            admin_result_email(&campaign.admin_email, name, &winner.email, verified_in_draw),
-        ];
-        outbox::enqueue(transaction, &mails).await?;
-    }
-    Ok(Finish::Finished {
-        campaign: Box::new(campaign),
-        winner,
-        drawn_now,
-    })
-}
-
-/// The ids of a campaign's verified subscribers, read in one pass over the
-/// partial index `(campaign_id, id) WHERE verified`.
-async fn verified_ids(client: &impl GenericClient, campaign_id: i64) -> Result<Vec<i64>, DbError> {
-    let statement = client
-        .prepare_cached(
-            "SELECT coalesce(array_agg(id), '{}') FROM subscribers \
-             WHERE campaign_id = $1 AND verified",
-        )
-        .await?;
-    Ok(client.query_one(&statement, &[&campaign_id]).await?.get(0))
-}
-
-async fn record_winner(
-    client: &impl GenericClient,
-    campaign_id: i64,
-    winner_id: i64,
-) -> Result<(), DbError> {
-    let statement = client
-        .prepare_cached(
-            "UPDATE campaigns SET status = 'finished', winner_subscriber_id = $2, \
-                    finished_at = now() WHERE id = $1",
-        )
-        .await?;
-    client
-        .execute(&statement, &[&campaign_id, &winner_id])
-        .await?;
-    Ok(())
-}
-
 pub(super) fn stored_status(text: &str) -> Result<CampaignStatus, DbError> {
     CampaignStatus::from_stored(text)
         .ok_or_else(|| DbError::Corrupt(format!("campaign status {text:?}")))
 }
 
 fn campaign_from_row(row: &Row) -> Result<Campaign, DbError> {
-    let winner = row.get::<_, Option<i64>>("winner_id").map(|id| Winner {
-        id,
-        email: row.get("winner_email"),
-        data: row.get("winner_data"),
-    });
+    let winners: Vec<Winner> = serde_json::from_value(row.get("winners"))
+        .map_err(|error| DbError::Corrupt(format!("campaign winners: {error}")))?;
+    let commitment: Option<Vec<u8>> = row.get("seed_commitment");
     Ok(Campaign {
         id: row.get("id"),
         name: row.get("name"),
@@ -289,7 +244,12 @@ fn campaign_from_row(row: &Row) -> Result<Campaign, DbError> {
         email_template: row.get("email_template"),
         subscriber_count: row.get("subscriber_count"),
         verified_count: row.get("verified_count"),
-        winner,
+        opens_at: row.get("opens_at"),
+        closes_at: row.get("closes_at"),
+        winners_count: row.get("winners_count"),
+        winner: winners.first().cloned(),
+        winners,
+        seed_commitment: commitment.map(hex::encode),
         created_at: row.get("created_at"),
         finished_at: row.get("finished_at"),
     })

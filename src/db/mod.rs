@@ -5,10 +5,12 @@
 //! `prepare_cached` and parameters, never string formatting (the one exception is
 //! `CREATE DATABASE`, whose name cannot be a parameter and is quoted here).
 
+pub mod campaign_lifecycle;
 pub mod campaigns;
 pub mod clients;
 pub mod demo;
 pub mod demo_promos;
+pub mod draws;
 pub mod error;
 pub mod fence;
 pub mod idempotency;

@@ -3,8 +3,11 @@
 //! loads.
 //!
 //! A batch of entries and a verification both lock the campaign row first,
-//! like the draw (`db::campaigns`), so the draw never sees the verified set
-//! change under it and the live counts on the campaign row stay exact.
+//! like the draw (`db::draws`), so the draw never sees the verified set
+//! change under it and the live counts on the campaign row stay exact. A
+//! batch is written only while the campaign takes entries (open, before
+//! `closes_at`, by the database's clock); an address confirmed once the
+//! campaign is no longer open counts as verified but `missed_draw`.
 
 use std::collections::{HashMap, HashSet};
 
@@ -92,7 +95,8 @@ pub struct NewEntry {
 pub enum EntryBatch {
     /// The campaign does not exist (any more): nothing was written.
     Gone,
-    /// The campaign is finished: nothing was written.
+    /// The campaign takes no entries (not open, or past `closes_at`):
+    /// nothing was written.
     Closed,
     /// Written. Per entry, in order: its subscriber id, or `None` when the
     /// address had already entered. Then the campaign's new counts.
@@ -126,7 +130,7 @@ async fn insert_in(
 ) -> Result<EntryBatch, DbError> {
     let campaign = match lock_campaign(transaction, campaign_id).await? {
         None => return Ok(EntryBatch::Gone),
-        Some(campaign) if campaign.status != CampaignStatus::Open => return Ok(EntryBatch::Closed),
+        Some(campaign) if !campaign.takes_entries => return Ok(EntryBatch::Closed),
         Some(campaign) => campaign,
     };
     let ids = insert_rows(transaction, campaign_id, entries).await?;
@@ -210,6 +214,8 @@ struct LockedCampaign {
     email_template: String,
     subscriber_count: i64,
     verified_count: i64,
+    /// Open and before `closes_at`, now.
+    takes_entries: bool,
 }
 
 async fn lock_campaign(
@@ -219,7 +225,8 @@ async fn lock_campaign(
     let statement = client
         .prepare_cached(
             "SELECT name, status, email_subject, email_template, subscriber_count, \
-                    verified_count FROM campaigns WHERE id = $1 FOR UPDATE",
+                    verified_count, status = 'open' AND coalesce(closes_at > now(), true) \
+                    AS takes_entries FROM campaigns WHERE id = $1 FOR UPDATE",
         )
         .await?;
     let Some(row) = client.query_opt(&statement, &[&campaign_id]).await? else {
@@ -232,6 +239,7 @@ async fn lock_campaign(
         email_template: row.get("email_template"),
         subscriber_count: row.get("subscriber_count"),
         verified_count: row.get("verified_count"),
+        takes_entries: row.get("takes_entries"),
     }))
 }
 
@@ -289,11 +297,16 @@ pub async fn mark_verified(
     };
     let mark = transaction
         .prepare_cached(
-            "UPDATE subscribers SET verified = true, verified_at = now() \
+            "UPDATE subscribers SET verified = true, verified_at = now(), missed_draw = $2 \
              WHERE id = $1 AND NOT verified",
         )
         .await?;
-    let newly_verified = transaction.execute(&mark, &[&subscriber_id]).await? == 1;
+    // Too late for a draw that is done (or will never be): counted, not a candidate.
+    let missed_draw = campaign.status != CampaignStatus::Open;
+    let newly_verified = transaction
+        .execute(&mark, &[&subscriber_id, &missed_draw])
+        .await?
+        == 1;
     let counts = match newly_verified {
         true => add_to_counts(&transaction, campaign_id, 0, 1).await?,
         false => (campaign.subscriber_count, campaign.verified_count),

@@ -6,6 +6,7 @@
 
 pub mod account;
 pub mod daily_window;
+pub mod draw;
 pub mod eligibility;
 pub mod entities;
 pub mod frames;

@@ -7,8 +7,7 @@
 //! a parameter; the service passes the operating system's (`OsRng`).
 
 use chrono::{DateTime, Utc};
-use rand::{CryptoRng, Rng};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
@@ -23,24 +22,60 @@ pub const MAX_DESCRIPTION_CHARS: usize = 5_000;
 /// The longest verification template accepted.
 pub const MAX_TEMPLATE_CHARS: usize = 20_000;
 
-/// Whether a campaign still takes entries.
+/// Where a campaign is in its life: a draft takes no entries yet, an open
+/// campaign takes them (until `closes_at`), a finished one has its winners, a
+/// cancelled one never draws.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CampaignStatus {
+    Draft,
     Open,
     Finished,
+    Cancelled,
 }
 
 impl CampaignStatus {
-    /// Reads the stored form (`open`, `finished`).
+    /// Reads the stored form (`draft`, `open`, `finished`, `cancelled`).
     pub fn from_stored(text: &str) -> Option<CampaignStatus> {
         match text {
+            "draft" => Some(CampaignStatus::Draft),
             "open" => Some(CampaignStatus::Open),
             "finished" => Some(CampaignStatus::Finished),
+            "cancelled" => Some(CampaignStatus::Cancelled),
             _ => None,
         }
     }
+
+    /// The stored form.
+    pub fn as_stored(self) -> &'static str {
+        match self {
+            CampaignStatus::Draft => "draft",
+            CampaignStatus::Open => "open",
+            CampaignStatus::Finished => "finished",
+            CampaignStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// Whether `open/` may open it: only a draft.
+    pub fn can_open(self) -> bool {
+        self == CampaignStatus::Draft
+    }
+
+    /// Whether `cancel/` may cancel it: a draft or an open campaign (a
+    /// cancelled one stays cancelled, harmlessly).
+    pub fn can_cancel(self) -> bool {
+        self != CampaignStatus::Finished
+    }
+
+    /// Whether its winners count, opening and closing times may still change:
+    /// not once it is drawn or cancelled.
+    pub fn is_settled(self) -> bool {
+        matches!(self, CampaignStatus::Finished | CampaignStatus::Cancelled)
+    }
 }
+
+/// The most winners one draw may pick.
+pub const MAX_WINNERS: i64 = 1000;
 
 /// A campaign as the API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
@@ -54,13 +89,31 @@ pub struct Campaign {
     pub email_template: String,
     pub subscriber_count: i64,
     pub verified_count: i64,
+    /// When a draft opens by itself; once open, when it opened.
+    pub opens_at: Option<DateTime<Utc>>,
+    /// From then on an open campaign takes no entries.
+    pub closes_at: Option<DateTime<Utc>>,
+    /// How many distinct winners the draw picks (1..1000).
+    pub winners_count: i32,
+    /// The winners in draw order; empty before the draw.
+    pub winners: Vec<Winner>,
+    /// The first winner, or null (for clients that know only one).
     pub winner: Option<Winner>,
+    /// Lowercase hex SHA-256 of the draw's secret seed, from opening on.
+    pub seed_commitment: Option<String>,
     pub created_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
 }
 
+impl Campaign {
+    /// Whether it takes entries at `now`: open and not yet closed.
+    pub fn takes_entries(&self, now: DateTime<Utc>) -> bool {
+        self.status == CampaignStatus::Open && self.closes_at.is_none_or(|closes| now < closes)
+    }
+}
+
 /// The subscriber a draw picked, as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Winner {
     pub id: i64,
     pub email: String,
@@ -185,20 +238,21 @@ pub fn verification_email(
     }
 }
 
-/// Tells the winner they won `campaign_name`.
+/// Tells a winner they won `campaign_name`.
 pub fn winner_email(recipient: &str, campaign_name: &str) -> OutgoingEmail {
     let body_text = format!(
-        "Congratulations!\n\nYou are the winner of the draw for \"{campaign_name}\". \
+        "Congratulations!\n\nYou won the draw for \"{campaign_name}\". \
          We will be in touch about your prize.\n"
     );
     plain_email(recipient, &format!("You won: {campaign_name}"), body_text)
 }
 
-/// Tells the campaign's admin who won, out of how many verified entries.
+/// Tells the campaign's admin who won, in draw order, out of how many
+/// verified entries.
 pub fn admin_result_email(
     recipient: &str,
     campaign_name: &str,
-    winner_email: &str,
+    winners: &[&str],
     verified_count: i64,
 ) -> OutgoingEmail {
     let entries = if verified_count == 1 {
@@ -206,15 +260,20 @@ pub fn admin_result_email(
     } else {
         "entries"
     };
+    let listed: String = winners
+        .iter()
+        .enumerate()
+        .map(|(at, email)| format!("{}. {email}\n", at + 1))
+        .collect();
+    let (heading, subject) = match winners.len() {
+        1 => ("Winner", "Winner drawn"),
+        _ => ("Winners, in draw order", "Winners drawn"),
+    };
     let body_text = format!(
-        "The draw for \"{campaign_name}\" is done.\n\nWinner: {winner_email}\n\
+        "The draw for \"{campaign_name}\" is done.\n\n{heading}:\n{listed}\n\
          Drawn from {verified_count} verified {entries}.\n"
     );
-    plain_email(
-        recipient,
-        &format!("Winner drawn: {campaign_name}"),
-        body_text,
-    )
+    plain_email(recipient, &format!("{subject}: {campaign_name}"), body_text)
 }
 
 fn plain_email(recipient: &str, subject: &str, body_text: String) -> OutgoingEmail {
@@ -243,20 +302,9 @@ fn html_document(body: &str) -> String {
     format!("<!DOCTYPE html>\n<html><body>\n{body}\n</body></html>\n")
 }
 
-/// Picks one of `candidates` uniformly at random; `None` when there is none.
-/// `gen_range` rejects the biased tail, so every candidate has exactly the
-/// same chance.
-pub fn draw<R: Rng + CryptoRng>(candidates: &[i64], rng: &mut R) -> Option<i64> {
-    if candidates.is_empty() {
-        return None;
-    }
-    candidates.get(rng.gen_range(0..candidates.len())).copied()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::rngs::OsRng;
     use serde_json::json;
 
     #[test]
@@ -309,35 +357,19 @@ mod tests {
     fn the_result_emails_name_the_campaign_and_the_winner() {
         let winner = winner_email("ana@example.com", "Valentine stay");
         assert!(winner.subject.contains("Valentine stay"));
-        let admin = admin_result_email("boss@example.com", "Valentine stay", "ana@example.com", 87);
-        assert!(admin.body_text.contains("ana@example.com"));
+        let admin = admin_result_email(
+            "boss@example.com",
+            "Valentine stay",
+            &["ana@example.com"],
+            87,
+        );
+        assert!(admin.body_text.contains("Winner:\n1. ana@example.com\n"));
         assert!(admin.body_text.contains("87 verified entries"));
-    }
-
-    #[test]
-    fn draws_are_uniform_over_the_candidates() {
-        const DRAWS: usize = 60_000;
-        let candidates = [10, 20, 30, 40, 50, 60];
-        let mut wins = [0usize; 6];
-        for _ in 0..DRAWS {
-            let picked = draw(&candidates, &mut OsRng).unwrap();
-            wins[candidates.iter().position(|c| *c == picked).unwrap()] += 1;
-        }
-        // Chi-square, 5 degrees of freedom: a fair draw exceeds 35.9 once in
-        // a million runs.
-        let expected = DRAWS as f64 / 6.0;
-        let chi_square: f64 = wins
-            .iter()
-            .map(|&observed| (observed as f64 - expected).powi(2) / expected)
-            .sum();
-        assert!(chi_square < 35.9, "wins {wins:?}, chi-square {chi_square}");
-    }
-
-    #[test]
-    fn a_draw_picks_a_candidate_and_none_from_nothing() {
-        assert_eq!(draw(&[], &mut OsRng), None);
-        assert_eq!(draw(&[7], &mut OsRng), Some(7));
-        let picked = draw(&[1, 2, 3], &mut OsRng).unwrap();
-        assert!([1, 2, 3].contains(&picked));
+        let both = ["ana@example.com", "bo@example.com"];
+        let admin = admin_result_email("boss@example.com", "Valentine stay", &both, 1);
+        assert!(admin
+            .body_text
+            .contains("1. ana@example.com\n2. bo@example.com\n"));
+        assert!(admin.body_text.contains("1 verified entry."));
     }
 }

@@ -2,16 +2,17 @@
 //! campaign's actor, loading it if it is open but not loaded here), and
 //! telling the campaign registry and the mailer what changed.
 
+use chrono::Utc;
 use serde_json::Value;
 
 use super::{Engine, EngineError};
 use crate::actors::campaign::EntryRefusal;
 use crate::actors::campaign_registry::{
-    CampaignClosed, CampaignCountsChanged, OpenCampaign, RouteEntry,
+    CampaignChanged, CampaignClosed, CampaignCountsChanged, OpenCampaign, RouteEntry,
 };
 use crate::actors::mailer::Wake;
 use crate::db;
-use crate::domain::raffle::{CampaignStatus, Entry};
+use crate::domain::raffle::{Campaign, CampaignStatus, Entry};
 use crate::telemetry::prometheus;
 
 impl Engine {
@@ -48,8 +49,8 @@ impl Engine {
     }
 
     /// No actor had the campaign: find out why from the database, and if it
-    /// is open after all (created a moment ago elsewhere), start its actor
-    /// and retry.
+    /// takes entries after all (opened a moment ago elsewhere), start its
+    /// actor and retry.
     async fn enter_after_loading(
         &self,
         campaign_id: i64,
@@ -57,10 +58,12 @@ impl Engine {
         data: Value,
     ) -> Result<Entry, EngineError> {
         let campaign = db::campaigns::find_campaign(&self.pool, campaign_id).await?;
-        match campaign.map(|campaign| campaign.status) {
+        match campaign {
             None => Err(EngineError::NotFound),
-            Some(CampaignStatus::Finished) => Err(EngineError::CampaignClosed),
-            Some(CampaignStatus::Open) => {
+            Some(campaign) if !campaign.takes_entries(Utc::now()) => {
+                Err(EngineError::CampaignClosed)
+            }
+            Some(_) => {
                 prometheus::awaiting(
                     "campaign_registry",
                     self.campaigns.send(OpenCampaign { campaign_id }),
@@ -77,12 +80,24 @@ impl Engine {
         }
     }
 
-    /// A campaign was created: its actor starts taking entries.
+    /// A campaign was opened (created open, or a draft opened by hand): its
+    /// actor starts taking entries.
     pub fn campaign_opened(&self, campaign_id: i64) {
         self.campaigns.do_send(OpenCampaign { campaign_id });
     }
 
-    /// A campaign was deleted or drawn: its actor stops.
+    /// A campaign was created or edited: the registry follows its opening
+    /// time and its closing time.
+    pub fn campaign_changed(&self, campaign: &Campaign) {
+        let scheduled = campaign.status == CampaignStatus::Draft;
+        self.campaigns.do_send(CampaignChanged {
+            campaign_id: campaign.id,
+            opens_at: campaign.opens_at.filter(|_| scheduled),
+            takes_entries: campaign.takes_entries(Utc::now()),
+        });
+    }
+
+    /// A campaign was deleted, cancelled or drawn: its actor stops.
     pub fn campaign_closed(&self, campaign_id: i64) {
         self.campaigns.do_send(CampaignClosed { campaign_id });
     }

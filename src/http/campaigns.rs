@@ -1,29 +1,25 @@
-//! `/api/raffles/campaigns/`: the admin's campaign CRUD, a campaign's
-//! subscribers, and `finish_campaign/` (the draw).
+//! `/api/raffles/campaigns/`: the admin's campaign CRUD and a campaign's
+//! subscribers. The lifecycle moves (`open/`, `cancel/`, `finish_campaign/`)
+//! are in [`super::campaign_lifecycle`], the published draw in
+//! [`super::draws`].
 //!
-//! Creating a campaign starts its `CampaignActor`; finishing or deleting one
-//! closes it. Edits need no message: each batch of entries reads the
-//! campaign's subject and template inside its own transaction.
-
-use std::time::Duration;
+//! Creating an open campaign starts its `CampaignActor`; creating or editing
+//! one tells the registry its opening and closing times (a draft's timer, the
+//! actor's closing time); deleting one closes its actor. Text edits need no
+//! message: each batch of entries reads the campaign's subject and template
+//! inside its own transaction.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::Serialize;
-use serde_json::Value;
-use utoipa::ToSchema;
 
 use super::auth::AdminCaller;
 use super::body::JsonBody;
+use super::campaign_form::{read_campaign_edit, read_new_campaign};
 use super::error::ApiError;
-use super::form::{checked, text, Form, Presence};
-use super::idempotency::{respond_once, CallerKey, OUTCOME_WAIT};
+use super::form::Presence;
 use super::pagination::PageRequest;
-use super::{resource, AppState};
+use super::{campaign_lifecycle, draws, resource, AppState};
 use crate::db;
-use crate::db::campaigns::{CampaignFields, Finish};
-use crate::db::fence::WriteFailure;
-use crate::domain::raffle::{parse_description, parse_subject, parse_template, Campaign, Winner};
-use crate::domain::{EmailAddress, Name};
+use crate::db::campaigns::Edit;
 
 /// Registers the campaign routes.
 pub fn routes(config: &mut web::ServiceConfig) {
@@ -44,11 +40,8 @@ pub fn routes(config: &mut web::ServiceConfig) {
             resource("/api/raffles/campaigns/{id:\\d+}/subscribers")
                 .route(web::get().to(list_subscribers)),
         )
-        .service(
-            resource("/api/raffles/campaigns/{id:\\d+}/finish_campaign")
-                .route(web::get().to(finish_campaign))
-                .route(web::post().to(finish_campaign_once)),
-        );
+        .configure(campaign_lifecycle::routes)
+        .configure(draws::routes);
 }
 
 #[utoipa::path(
@@ -101,7 +94,7 @@ async fn get_campaign(
     path = "/api/raffles/campaigns/",
     tag = "raffles",
     summary = "Create a campaign",
-    request_body = crate::http::openapi::schemas::CampaignWrite,
+    request_body = crate::http::openapi::schemas::CampaignCreate,
     responses(
         (status = 201, description = "Created", body = crate::domain::raffle::Campaign),
         crate::http::openapi::responses::Admin,
@@ -113,9 +106,9 @@ async fn create_campaign(
     state: web::Data<AppState>,
     body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
-    let fields = read_campaign(body.parse()?, Presence::Required)?;
-    let campaign = db::campaigns::insert_campaign(&state.pool, &fields).await?;
-    state.engine.campaign_opened(campaign.id);
+    let new = read_new_campaign(body.parse()?)?;
+    let campaign = db::campaigns::insert_campaign(&state.pool, &new.fields, new.open_now).await?;
+    state.engine.campaign_changed(&campaign);
     Ok(HttpResponse::Created().json(campaign))
 }
 
@@ -129,6 +122,7 @@ async fn create_campaign(
     responses(
         (status = 200, description = "OK", body = crate::domain::raffle::Campaign),
         (status = 404, description = "`not_found`: no such object", body = crate::http::openapi::schemas::ErrorBody),
+        (status = 409, description = "`campaign_closed`: `winners_count` or `closes_at` on a finished or cancelled campaign, `opens_at` on one that is not a draft", body = crate::http::openapi::schemas::ErrorBody),
         crate::http::openapi::responses::Admin,
         crate::http::openapi::responses::JsonInput,
     )
@@ -152,6 +146,7 @@ async fn replace_campaign(
     responses(
         (status = 200, description = "OK", body = crate::domain::raffle::Campaign),
         (status = 404, description = "`not_found`: no such object", body = crate::http::openapi::schemas::ErrorBody),
+        (status = 409, description = "`campaign_closed`: `winners_count` or `closes_at` on a finished or cancelled campaign, `opens_at` on one that is not a draft", body = crate::http::openapi::schemas::ErrorBody),
         crate::http::openapi::responses::Admin,
         crate::http::openapi::responses::JsonInput,
     )
@@ -172,11 +167,29 @@ async fn write_campaign(
     body: JsonBody,
     presence: Presence,
 ) -> Result<HttpResponse, ApiError> {
-    let fields = read_campaign(body.parse()?, presence)?;
-    let campaign = db::campaigns::update_campaign(&state.pool, path.into_inner(), &fields)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    Ok(HttpResponse::Ok().json(campaign))
+    let fields = read_campaign_edit(body.parse()?, presence)?;
+    match db::campaigns::update_campaign(&state.pool, path.into_inner(), &fields).await? {
+        Edit::NotFound => Err(ApiError::NotFound),
+        Edit::Closed(status) => Err(ApiError::Conflict {
+            code: "campaign_closed",
+            detail: format!(
+                "This campaign is {}: its winners count, opening and closing times can no \
+                 longer change (opens_at only while it is a draft).",
+                status.as_stored()
+            ),
+        }),
+        Edit::ClosesBeforeOpening => {
+            Err(ApiError::field("closes_at", "must be later than opens_at"))
+        }
+        Edit::Updated(campaign) => {
+            // Only the times concern the registry (a draft's timer, the
+            // actor's closing time); text edits are read by each batch.
+            if fields.opens_at.is_some() || fields.closes_at.is_some() {
+                state.engine.campaign_changed(&campaign);
+            }
+            Ok(HttpResponse::Ok().json(campaign))
+        }
+    }
 }
 
 #[utoipa::path(
@@ -227,158 +240,4 @@ async fn list_subscribers(
         .await?
         .ok_or(ApiError::NotFound)?;
     page.respond(&request, listing)
-}
-
-#[derive(Serialize, ToSchema)]
-struct FinishBody {
-    campaign: Campaign,
-    winner: Winner,
-}
-
-/// How long one attempt at the draw may take before its outcome is in doubt.
-const DRAW_TIMEOUT: Duration = Duration::from_secs(5);
-/// Pause between attempts to settle a draw whose commit went unheard.
-const SETTLE_PAUSE: Duration = Duration::from_millis(500);
-
-/// Finishes the campaign, learning the real outcome of a draw whose commit
-/// went unheard: once its fence is settled the finish is asked again, which
-/// answers the recorded winners if it committed (`true`: tell the engine, as
-/// the draw's own answer was lost) or draws now if it did not. Past
-/// [`OUTCOME_WAIT`] the answer is `outcome_unknown`.
-async fn draw_for_sure(state: &AppState, campaign_id: i64) -> Result<(Finish, bool), ApiError> {
-    let give_up = tokio::time::Instant::now() + OUTCOME_WAIT;
-    let mut settled_late = false;
-    loop {
-        match db::campaigns::finish_campaign(&state.pool, campaign_id, DRAW_TIMEOUT).await {
-            Ok(finish) => return Ok((finish, settled_late)),
-            // Nothing of this attempt was written, but an earlier one may
-            // have drawn: only a later answer may say which.
-            Err(WriteFailure::NotCommitted(_)) if settled_late => {
-                if tokio::time::Instant::now() + SETTLE_PAUSE >= give_up {
-                    return Err(ApiError::OutcomeUnknown { retry_after: 2 });
-                }
-                tokio::time::sleep(SETTLE_PAUSE).await;
-            }
-            Err(WriteFailure::NotCommitted(error)) => return Err(error.into()),
-            Err(WriteFailure::InDoubt { token, cause }) => {
-                tracing::warn!(campaign_id, %cause, "draw in doubt; settling it");
-                let settled =
-                    db::fence::settle_before(&state.pool, token, SETTLE_PAUSE, give_up).await;
-                if settled.is_none() {
-                    return Err(ApiError::OutcomeUnknown { retry_after: 2 });
-                }
-                settled_late = true;
-            }
-        }
-    }
-}
-
-/// `GET finish_campaign/`: draws the winner (or answers the one drawn before).
-#[utoipa::path(
-    get,
-    path = "/api/raffles/campaigns/{id}/finish_campaign/",
-    tag = "raffles",
-    summary = "Draw the winner and close the campaign",
-    params(("id" = i64, Path, description = "The object's integer id")),
-    responses(
-        (status = 200, description = "The campaign and its winner (the same on a repeat)", body = super::campaigns::FinishBody),
-        (status = 404, description = "`not_found`: no such object", body = crate::http::openapi::schemas::ErrorBody),
-        (status = 409, description = "`no_verified_subscribers`: nobody to draw (the campaign stays open)", body = crate::http::openapi::schemas::ErrorBody),
-        crate::http::openapi::responses::Admin,
-    )
-)]
-async fn finish_campaign(
-    _admin: AdminCaller,
-    path: web::Path<i64>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    finish(state, path.into_inner()).await
-}
-
-/// `POST finish_campaign/`: the same, with `Idempotency-Key` and the deadline.
-#[utoipa::path(
-    post,
-    path = "/api/raffles/campaigns/{id}/finish_campaign/",
-    tag = "raffles",
-    summary = "Draw the winner and close the campaign",
-    params(("id" = i64, Path, description = "The object's integer id"), ("Idempotency-Key" = Option<String>, Header, description = "1..200 printable ASCII characters: a repeat within 24 hours answers the first answer again")),
-    responses(
-        (status = 200, description = "The campaign and its winner (the same on a repeat)", body = super::campaigns::FinishBody),
-        (status = 404, description = "`not_found`: no such object", body = crate::http::openapi::schemas::ErrorBody),
-        (status = 409, description = "`no_verified_subscribers`: nobody to draw (the campaign stays open)", body = crate::http::openapi::schemas::ErrorBody),
-        crate::http::openapi::responses::Admin,
-        crate::http::openapi::responses::JsonInput,
-        crate::http::openapi::responses::Idempotent,
-    )
-)]
-async fn finish_campaign_once(
-    AdminCaller(admin): AdminCaller,
-    path: web::Path<i64>,
-    state: web::Data<AppState>,
-    request: HttpRequest,
-    body: JsonBody,
-) -> Result<HttpResponse, ApiError> {
-    let work = finish(state.clone(), path.into_inner());
-    let caller = CallerKey::User(admin.id);
-    respond_once(&state, &request, caller, body.bytes(), work).await
-}
-
-/// Draws the winner (or answers the one drawn before).
-async fn finish(state: web::Data<AppState>, campaign_id: i64) -> Result<HttpResponse, ApiError> {
-    let (finish, settled_late) = draw_for_sure(&state, campaign_id).await?;
-    match finish {
-        Finish::NotFound => Err(ApiError::NotFound),
-        Finish::NoVerified => Err(ApiError::Conflict {
-            code: "no_verified_subscribers",
-            detail: "No subscriber of this campaign has verified their address yet; \
-                     the campaign stays open."
-                .into(),
-        }),
-        Finish::Finished {
-            campaign,
-            winner,
-            drawn_now,
-        } => {
-            if drawn_now || settled_late {
-                tracing::info!(campaign_id, winner_id = winner.id, "raffle drawn");
-                state.engine.campaign_closed(campaign_id);
-                state.engine.wake_mailer();
-            }
-            Ok(HttpResponse::Ok().json(FinishBody {
-                campaign: *campaign,
-                winner,
-            }))
-        }
-    }
-}
-
-/// Reads a campaign body: every field but `description` for create and
-/// replace, any for patch.
-fn read_campaign(body: Value, presence: Presence) -> Result<CampaignFields, ApiError> {
-    let mut form = Form::new(body)?;
-    let name = form.field("name", presence, |value| {
-        checked(Name::parse(text(value)?)).map(|name| name.as_str().to_owned())
-    });
-    let description = form.field("description", Presence::Optional, |value| {
-        checked(parse_description(text(value)?))
-    });
-    let admin_email = form.field("admin_email", presence, |value| {
-        checked(EmailAddress::parse(text(value)?)).map(|email| email.as_str().to_owned())
-    });
-    let email_subject = form.field("email_subject", presence, |value| {
-        checked(parse_subject(text(value)?))
-    });
-    let email_template = form.field("email_template", presence, |value| {
-        checked(parse_template(text(value)?))
-    });
-    form.finish()?;
-    // Create and replace set every field: a description left out is empty.
-    let description = description.or_else(|| (presence == Presence::Required).then(String::new));
-    Ok(CampaignFields {
-        name,
-        description,
-        admin_email,
-        email_subject,
-        email_template,
-    })
 }

@@ -8,10 +8,13 @@
 pub mod api_docs;
 pub mod auth;
 pub mod body;
+pub mod campaign_form;
+pub mod campaign_lifecycle;
 pub mod campaigns;
 pub mod client_address;
 pub mod clients;
 pub mod credential_cache;
+pub mod draws;
 pub mod error;
 pub mod form;
 pub mod health;

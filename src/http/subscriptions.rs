@@ -183,6 +183,12 @@ fn verified_page(verification: &Verification) -> String {
             "Your address is confirmed, but the draw for <strong>{name}</strong> has already \
              taken place."
         ),
+        CampaignStatus::Cancelled => format!(
+            "Your address is confirmed, but <strong>{name}</strong> was cancelled: there will \
+             be no draw."
+        ),
+        // Nobody enters a draft; a link to one can only be very old or forged.
+        CampaignStatus::Draft => format!("Your address is confirmed for <strong>{name}</strong>."),
     };
     html_page("Entry confirmed", &message)
 }

@@ -1,7 +1,8 @@
 // admin-live.js — the console's live sections: running promos whose
 // available/held/sold follow `promo.stock` frames, and raffle campaigns whose
-// counts follow `raffle.stats` frames, with create, edit, delete and finish
-// (showing the winners). Both reload from REST after every (re)connect.
+// counts follow `raffle.stats` frames, with create, edit, delete, open,
+// cancel and finish (showing the winners and the draw's proof). Both reload
+// from REST after every (re)connect.
 
 import { h, replaceChildren, money, when } from "./dom.js";
 import { ResourceView } from "./admin-resources.js";
@@ -53,16 +54,26 @@ export class RunningView {
   }
 }
 
+const settled = (campaign) => campaign && (campaign.status === "finished" || campaign.status === "cancelled");
+
 const CAMPAIGN = {
   key: "campaigns", title: "Raffle campaigns", singular: "campaign", path: "/api/raffles/campaigns/",
-  columns: [["ID", (o) => o.id], ["Name", (o) => o.name], ["Status", (o) => o.status],
+  columns: [["ID", (o) => o.id], ["Name", (o) => o.name], ["Status", (o) => h("span", { class: "status" }, o.status)],
+    ["Opens", (o) => when(o.opens_at)], ["Closes", (o) => when(o.closes_at)],
     ["Entries", (o) => h("span", { class: "subscriber-count" }, o.subscriber_count)],
     ["Verified", (o) => h("span", { class: "verified-count" }, o.verified_count)],
-    ["Winners", (o) => winnersOf(o).map((w) => w.email).join(", ") || "—"], ["Finished", (o) => when(o.finished_at)]],
+    ["Winners", (o) => h("span", { class: "winners" }, `${winnersOf(o).map((w) => w.email).join(", ") || "—"} (${o.winners_count} to draw)`)],
+    ["Commitment", (o) => (o.seed_commitment ? h("code", { title: o.seed_commitment }, `${o.seed_commitment.slice(0, 12)}…`) : "—")],
+    ["Finished", (o) => when(o.finished_at)]],
   fields: [
+    { name: "status", label: "Start as", type: "select", only: (editing) => !editing, initial: () => "open",
+      options: () => [{ id: "open", name: "Open now" }, { id: "draft", name: "Draft (open later)" }] },
     { name: "name", label: "Name", required: true },
     { name: "description", label: "Description", type: "textarea" },
     { name: "admin_email", label: "Admin email", type: "email", required: true },
+    { name: "winners_count", label: "Winners to draw (1–1000)", type: "number", initial: () => 1, only: (editing) => !settled(editing) },
+    { name: "opens_at", label: "Opens by itself at (drafts)", type: "datetime", nullable: true, only: (editing) => !editing || editing.status === "draft" },
+    { name: "closes_at", label: "Stops taking entries at", type: "datetime", nullable: true, only: (editing) => !settled(editing) },
     { name: "email_subject", label: "Verification email subject", initial: () => "Confirm your entry" },
     { name: "email_template", label: "Verification email body ({{verify_url}} is the link)", type: "textarea", initial: () => "Hi! Confirm your entry: {{verify_url}}" },
   ],
@@ -73,12 +84,14 @@ function winnersOf(campaign) {
   return campaign.winner ? [campaign.winner] : [];
 }
 
-/** Campaigns: the generic CRUD view plus live counts and a Finish button. */
+/** Campaigns: the generic CRUD view plus live counts, the lifecycle buttons and the draw proof. */
 export class CampaignsView extends ResourceView {
   constructor(api) {
     super(CAMPAIGN, api, {}, () => {});
     this.result = h("div", { class: "result", id: "draw-result", role: "status" });
+    this.proof = h("div", { class: "result", id: "draw-proof", "aria-live": "polite" });
     this.element.insertBefore(this.result, this.table);
+    this.element.insertBefore(this.proof, this.table);
   }
 
   renderTable() {
@@ -86,10 +99,13 @@ export class CampaignsView extends ResourceView {
     for (const row of this.table.querySelectorAll("tbody tr")) {
       const campaign = this.items.find((item) => String(item.id) === row.dataset.id);
       row.dataset.campaignId = campaign.id;
-      if (campaign.status === "open") {
-        row.querySelector("td.actions").append(" ", h("button", { type: "button", dataset: { action: "finish" },
-          "aria-label": `Finish campaign ${campaign.id} and draw`, onclick: () => this.finish(campaign) }, "Finish & draw"));
-      }
+      const actions = row.querySelector("td.actions");
+      const button = (action, label, onclick) => actions.append(" ", h("button", { type: "button", dataset: { action },
+        "aria-label": `${label} campaign ${campaign.id}`, onclick }, label));
+      if (campaign.status === "draft") button("open", "Open", () => this.move(campaign, "open"));
+      if (campaign.status === "open") button("finish", "Finish & draw", () => this.finish(campaign));
+      if (campaign.status === "draft" || campaign.status === "open") button("cancel", "Cancel", () => this.move(campaign, "cancel"));
+      if (campaign.seed_commitment) button("proof", "Proof", () => this.showProof(campaign));
     }
   }
 
@@ -105,6 +121,19 @@ export class CampaignsView extends ResourceView {
     }
   }
 
+  /** `open/` or `cancel/`. */
+  async move(campaign, action) {
+    this.result.textContent = "";
+    if (action === "cancel" && !confirm(`Cancel campaign #${campaign.id}? There will be no draw.`)) return;
+    try {
+      const answer = await this.api.request("POST", `${CAMPAIGN.path}${campaign.id}/${action}/`, {});
+      this.result.textContent = `${answer.name} is ${answer.status}.`;
+      await this.load();
+    } catch (failure) {
+      this.result.textContent = failure.message;
+    }
+  }
+
   async finish(campaign) {
     this.result.textContent = "";
     try {
@@ -115,9 +144,31 @@ export class CampaignsView extends ResourceView {
         `${winners.length === 1 ? "the winner is" : "the winners are"} `,
         winners.map((winner) => winner.email).join(", "), ` (of ${answer.campaign.verified_count} verified entries).`);
       await this.load();
+      await this.showProof(answer.campaign);
     } catch (failure) {
       this.result.textContent = failure.code === "no_verified_subscribers"
         ? "No verified entry yet: the campaign stays open." : failure.message;
+    }
+  }
+
+  /** The public `draw/` document: the commitment, and after the draw what anyone can check. */
+  async showProof(campaign) {
+    try {
+      const draw = await this.api.request("GET", `${CAMPAIGN.path}${campaign.id}/draw/`);
+      const item = (label, value) => [h("dt", {}, label), h("dd", {}, value)];
+      const rows = [item("Seed commitment (SHA-256 of the seed)", h("code", { class: "commitment" }, draw.seed_commitment))];
+      if (draw.seed) {
+        rows.push(item("Seed", h("code", { class: "seed" }, draw.seed)),
+          item("Entries", `${draw.entry_count} (hex SHA-256 of each verified address, by subscriber id)`),
+          item("Entries digest", h("code", { class: "digest" }, draw.entries_digest)),
+          item("Winners (positions in the entries, draw order)", h("span", { class: "positions" }, draw.winners.join(", "))),
+          item("Entries file", h("a", { href: draw.entries_url, class: "entries-link" }, "entries.txt")));
+      } else {
+        rows.push(item("Seed", "kept secret until the draw"));
+      }
+      replaceChildren(this.proof, h("h3", {}, `Draw proof: ${campaign.name}`), h("dl", {}, ...rows.flat()));
+    } catch (failure) {
+      this.proof.textContent = failure.message;
     }
   }
 }

@@ -138,7 +138,13 @@ export class ResourceView {
       editing ? h("button", { type: "button", onclick: () => { this.editing = null; this.renderForm(); } }, "Cancel edit") : null);
   }
 
+  /** Whether `field` belongs in the form now (`only(editing)` can leave it out). */
+  shows(field) {
+    return !field.only || field.only(this.editing);
+  }
+
   fieldElement(field) {
+    if (!this.shows(field)) return null;
     const id = `${this.resource.key}-${field.name}`;
     const errorId = `${id}-error`;
     const value = this.editing ? (field.read ? field.read(this.editing) : this.editing[field.name])
@@ -174,6 +180,7 @@ export class ResourceView {
   body() {
     const body = {};
     for (const field of this.resource.fields) {
+      if (!this.shows(field)) continue;
       const input = this.form.querySelector(`#${this.resource.key}-${field.name}`);
       if (field.type === "multi") {
         body[field.name] = [...this.form.querySelectorAll(`input[name="${field.name}"]:checked`)].map((box) => Number(box.value));

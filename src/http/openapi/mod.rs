@@ -21,8 +21,9 @@ use utoipa::{Modify, OpenApi};
 
 use super::resource;
 use super::{
-    api_docs, campaigns, clients, health, notifications, outbox, products, promos, request_metrics,
-    reservations, segments, static_pages, stores, subscriptions, tokens, ws,
+    api_docs, campaign_lifecycle, campaigns, clients, draws, health, notifications, outbox,
+    products, promos, request_metrics, reservations, segments, static_pages, stores,
+    subscriptions, tokens, ws,
 };
 
 /// The document's definition: every operation and the shared schemas.
@@ -89,8 +90,12 @@ use super::{
         campaigns::update_campaign,
         campaigns::delete_campaign,
         campaigns::list_subscribers,
-        campaigns::finish_campaign,
-        campaigns::finish_campaign_once,
+        campaign_lifecycle::open_campaign,
+        campaign_lifecycle::cancel_campaign,
+        campaign_lifecycle::finish_campaign,
+        campaign_lifecycle::finish_campaign_once,
+        draws::get_draw,
+        draws::get_draw_entries,
         subscriptions::add_subscriber,
         subscriptions::verify_subscriber,
         outbox::list_abandoned_emails,

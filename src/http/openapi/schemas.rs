@@ -189,7 +189,8 @@ pub struct ReserveRequest {
     pub promo_id: i64,
 }
 
-/// A campaign write: every field but `description` for POST and PUT, any for PATCH.
+/// A campaign edit: every field but `description` and the lifecycle fields for
+/// PUT, any for PATCH. `status` is not writable (use `open/`, `cancel/`).
 #[derive(ToSchema)]
 pub struct CampaignWrite {
     #[schema(
@@ -211,6 +212,60 @@ pub struct CampaignWrite {
     /// Must contain `{{verify_url}}`.
     #[schema(max_length = 20000, pattern = r"\{\{verify_url\}\}")]
     pub email_template: String,
+    /// How many distinct winners the draw picks (default 1; kept when left out).
+    #[schema(minimum = 1, maximum = 1000, required = false)]
+    pub winners_count: Option<i32>,
+    /// When a draft opens by itself (only while it is a draft); null: opened by hand.
+    #[schema(required = false)]
+    pub opens_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// From then on the campaign takes no entries (must be later than `opens_at`).
+    #[schema(required = false)]
+    pub closes_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// The status a campaign is created with.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum NewCampaignStatus {
+    Draft,
+    Open,
+}
+
+/// A campaign create: every field but `description`, `status`, `winners_count`,
+/// `opens_at` and `closes_at` is required.
+#[derive(ToSchema)]
+pub struct CampaignCreate {
+    /// `open` (the default) opens it at once; a `draft` opens by hand or at `opens_at`.
+    #[schema(required = false)]
+    pub status: Option<NewCampaignStatus>,
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
+    pub name: String,
+    #[schema(max_length = 5000, required = false)]
+    pub description: Option<String>,
+    #[schema(format = Email)]
+    pub admin_email: String,
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
+    pub email_subject: String,
+    /// Must contain `{{verify_url}}`.
+    #[schema(max_length = 20000, pattern = r"\{\{verify_url\}\}")]
+    pub email_template: String,
+    /// How many distinct winners the draw picks (default 1; kept when left out).
+    #[schema(minimum = 1, maximum = 1000, required = false)]
+    pub winners_count: Option<i32>,
+    /// When a draft opens by itself (a draft only); null: opened by hand.
+    #[schema(required = false)]
+    pub opens_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// From then on the campaign takes no entries (must be later than `opens_at`).
+    #[schema(required = false)]
+    pub closes_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// `POST /api/outbox/requeue/`.

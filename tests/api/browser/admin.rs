@@ -209,6 +209,11 @@ async fn the_console_counts_raffle_entries_live_and_finishing_shows_the_winner()
         console
             .text_until(&row, STEP, |text| text.contains("finished"))
             .await?;
+        // The draw's proof: the seed is shown once drawn, beside its commitment.
+        let proof = console
+            .text_until("#draw-proof", STEP, |text| text.contains("Entries digest"))
+            .await?;
+        ensure!(proof.contains("entries.txt"), "{proof}");
         Ok(())
     }
     .await;

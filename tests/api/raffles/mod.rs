@@ -1,6 +1,7 @@
 //! Raffle campaigns, one file per part: campaigns (CRUD, access, the link,
-//! live counts), entries, the draw, and email delivery. This file holds the
-//! `TestApp` helpers they share.
+//! live counts), the lifecycle (draft, open, cancel, opening and closing
+//! times), entries, the draw, several winners, the published proof, and
+//! email delivery. This file holds the `TestApp` helpers they share.
 
 use std::time::Duration;
 
@@ -15,26 +16,59 @@ mod campaigns;
 mod delivery;
 mod draw;
 mod entries;
+mod lifecycle;
+mod proof;
+mod winners;
 
 const TEMPLATE: &str = "Hi! Confirm your entry: {{verify_url}}";
 
 impl TestApp {
     pub(crate) async fn create_campaign(&self, name: &str) -> i64 {
-        let answer = self
-            .post(
-                "/api/raffles/campaigns/",
-                &self.admin,
-                json!({
-                    "name": name,
-                    "description": "A weekend for two",
-                    "admin_email": "marketing@example.com",
-                    "email_subject": "Confirm your entry",
-                    "email_template": TEMPLATE,
-                }),
-            )
-            .await;
+        self.create_campaign_with(name, json!({})).await["id"]
+            .as_i64()
+            .expect("campaign id")
+    }
+
+    /// Creates a campaign with `extra` fields (`status`, `winners_count`, ...)
+    /// and answers it as created.
+    pub(crate) async fn create_campaign_with(&self, name: &str, extra: Value) -> Value {
+        let answer = self.try_create_campaign(name, extra).await;
         assert_eq!(answer.status, StatusCode::CREATED, "{:?}", answer.body);
-        answer.body["id"].as_i64().expect("campaign id")
+        answer.body
+    }
+
+    async fn try_create_campaign(&self, name: &str, extra: Value) -> Answer {
+        let mut body = json!({
+            "name": name,
+            "description": "A weekend for two",
+            "admin_email": "marketing@example.com",
+            "email_subject": "Confirm your entry",
+            "email_template": TEMPLATE,
+        });
+        if let (Some(body), Value::Object(extra)) = (body.as_object_mut(), extra) {
+            body.extend(extra);
+        }
+        self.post("/api/raffles/campaigns/", &self.admin, body)
+            .await
+    }
+
+    /// `POST .../<action>/` (`open`, `cancel`) as the admin.
+    async fn campaign_action(&self, campaign_id: i64, action: &str) -> Answer {
+        self.post(
+            &format!("/api/raffles/campaigns/{campaign_id}/{action}/"),
+            &self.admin,
+            json!({}),
+        )
+        .await
+    }
+
+    /// The public `draw/` document.
+    async fn draw(&self, campaign_id: i64) -> Answer {
+        self.get(
+            &format!("/api/raffles/campaigns/{campaign_id}/draw/"),
+            &Auth::None,
+        )
+        .await
     }
 
     async fn subscribe(&self, campaign_id: i64, email: &str) -> Answer {
