@@ -22,8 +22,8 @@ use utoipa::{Modify, OpenApi};
 use super::resource;
 use super::{
     api_docs, campaign_lifecycle, campaigns, clients, draws, health, notifications, outbox,
-    products, promos, request_metrics, reservations, segments, static_pages, stores,
-    subscriptions, tokens, ws,
+    products, promos, request_metrics, reservations, segments, static_pages, stores, subscriptions,
+    tokens, ws,
 };
 
 /// The document's definition: every operation and the shared schemas.
