@@ -183,7 +183,7 @@ async fn finished(
             &emails,
             count,
         ));
-        outbox::enqueue(client, &mails).await?;
+        outbox::enqueue(client, campaign_id, &mails).await?;
     }
     Ok(Finish::Finished {
         campaign: Box::new(campaign),
@@ -262,17 +262,23 @@ fn bytes32(bytes: &[u8]) -> Result<[u8; 32], DbError> {
 ///
 /// A task of its own reads the rows and hands chunks over a channel of
 /// [`CHUNKS_IN_FLIGHT`], so a slow reader holds back the database read rather
-/// than piling chunks up in memory, and a reader that goes away ends the read
-/// (the connection goes back to the pool).
+/// than piling chunks up in memory. A reader that goes away, or takes more
+/// than [`SEND_TIMEOUT`] to make room for a chunk, ends the read: the
+/// connection goes back to the pool (and a stalled reader's response ends with
+/// an error). `hold` (a build slot) is dropped when the connection is.
 pub fn stream_entries(
     pool: &DbPool,
     campaign_id: i64,
+    hold: impl Send + 'static,
 ) -> impl Stream<Item = Result<Bytes, DbError>> + 'static {
     let (sender, receiver) = tokio::sync::mpsc::channel(CHUNKS_IN_FLIGHT);
     let pool = pool.clone();
     tokio::spawn(async move {
-        if let Err(error) = send_entries(&pool, campaign_id, &sender).await {
-            let _ = sender.send(Err(error)).await;
+        let result = send_entries(&pool, campaign_id, &sender).await;
+        drop(hold);
+        if let Err(error) = result {
+            // Never wait on a stalled reader for the error either.
+            let _ = sender.try_send(Err(error));
         }
     });
     futures_util::stream::unfold(receiver, |mut receiver| async move {
@@ -282,6 +288,8 @@ pub fn stream_entries(
 
 /// Chunks waiting for a slow reader of the entries file.
 const CHUNKS_IN_FLIGHT: usize = 2;
+/// How long a reader may leave a chunk waiting before the read is given up.
+pub const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 async fn send_entries(
     pool: &DbPool,
@@ -306,13 +314,26 @@ async fn send_entries(
         if chunk.len() >= ENTRIES_PER_CHUNK * 65 {
             let full =
                 std::mem::replace(&mut chunk, BytesMut::with_capacity(ENTRIES_PER_CHUNK * 65));
-            if sender.send(Ok(full.freeze())).await.is_err() {
+            if !hand_over(sender, full.freeze()).await? {
                 return Ok(()); // The reader went away.
             }
         }
     }
     if !chunk.is_empty() {
-        let _ = sender.send(Ok(chunk.freeze())).await;
+        hand_over(sender, chunk.freeze()).await?;
     }
     Ok(())
+}
+
+/// Sends one chunk: false when the reader went away, an error when it stalled.
+async fn hand_over(
+    sender: &tokio::sync::mpsc::Sender<Result<Bytes, DbError>>,
+    chunk: Bytes,
+) -> Result<bool, DbError> {
+    match tokio::time::timeout(SEND_TIMEOUT, sender.send(Ok(chunk))).await {
+        Ok(sent) => Ok(sent.is_ok()),
+        Err(_) => Err(DbError::Unavailable(
+            "the reader of an entries file stalled".into(),
+        )),
+    }
 }
