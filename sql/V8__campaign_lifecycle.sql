@@ -77,3 +77,10 @@ ALTER TABLE subscribers ADD COLUMN missed_draw boolean NOT NULL DEFAULT false;
 DROP INDEX subscribers_verified_order_idx;
 CREATE INDEX subscribers_draw_idx ON subscribers (campaign_id, id) INCLUDE (entry_hash)
     WHERE verified AND NOT missed_draw;
+
+-- Campaign emails ---------------------------------------------------------------
+-- The campaign an email was queued for (NULL for others, and when the
+-- campaign is deleted): a cancel gives up on its unsent emails, so no
+-- confirmation reaches an entrant after it, and a requeue skips them.
+ALTER TABLE email_outbox ADD COLUMN campaign_id bigint REFERENCES campaigns ON DELETE SET NULL;
+CREATE INDEX email_outbox_campaign_unsent_idx ON email_outbox (campaign_id) WHERE sent_at IS NULL;

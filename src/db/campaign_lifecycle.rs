@@ -11,7 +11,7 @@ use deadpool_postgres::GenericClient;
 use rand::rngs::OsRng;
 
 use super::campaigns::find_campaign_with;
-use super::{DbError, DbPool};
+use super::{outbox, DbError, DbPool};
 use crate::domain::draw::DrawSeed;
 use crate::domain::raffle::{Campaign, CampaignStatus};
 
@@ -41,7 +41,7 @@ pub async fn open_campaign(
             "UPDATE campaigns SET status = 'open', draw_seed = $2, seed_commitment = $3, \
                     opens_at = least(coalesce(opens_at, now()), now()) \
              WHERE id = $1 AND status = 'draft' \
-               AND ($4::timestamptz IS NULL OR opens_at = $4)",
+               AND ($4::timestamptz IS NULL OR (opens_at = $4 AND opens_at <= now()))",
         )
         .await?;
     let seed = DrawSeed::generate(&mut OsRng);
@@ -57,25 +57,34 @@ pub async fn open_campaign(
     transition(&client, campaign_id, opened, None).await
 }
 
-/// Cancels a draft or open campaign: no entries, no draw. Cancelling a
-/// cancelled campaign again changes nothing.
+/// Cancels a draft or open campaign: no entries, no draw, and no email to
+/// entrants (its unsent emails are given up on in the same transaction).
+/// Cancelling a cancelled campaign again changes nothing.
 #[tracing::instrument(skip(pool))]
 pub async fn cancel_campaign(pool: &DbPool, campaign_id: i64) -> Result<Transition, DbError> {
-    let client = pool.get().await?;
-    let statement = client
+    let mut client = pool.get().await?;
+    let transaction = client.transaction().await?;
+    let statement = transaction
         .prepare_cached(
             "UPDATE campaigns SET status = 'cancelled' \
              WHERE id = $1 AND status IN ('draft', 'open')",
         )
         .await?;
-    let cancelled = client.execute(&statement, &[&campaign_id]).await? == 1;
-    transition(
-        &client,
+    let cancelled = transaction.execute(&statement, &[&campaign_id]).await? == 1;
+    if cancelled {
+        // A statement of its own, after the row lock: it sees the emails of a
+        // batch of entries that held the lock and committed meanwhile.
+        outbox::abandon_campaign(&transaction, campaign_id).await?;
+    }
+    let moved = transition(
+        &transaction,
         campaign_id,
         cancelled,
         Some(CampaignStatus::Cancelled),
     )
-    .await
+    .await?;
+    transaction.commit().await?;
+    Ok(moved)
 }
 
 /// The campaign after a move: done when `moved`, or when it already was
