@@ -138,6 +138,9 @@ pub enum Edit {
     Closed(CampaignStatus),
     /// `closes_at` would not be after `opens_at`.
     ClosesBeforeOpening,
+    /// `closes_at` has passed: the window is closed for good (moving it would
+    /// reopen a campaign whose entrants saw it close).
+    WindowClosed,
     Updated(Box<Campaign>),
 }
 
@@ -153,7 +156,9 @@ pub async fn update_campaign(
     let transaction = client.transaction().await?;
     let lock = transaction
         .prepare_cached(
-            "SELECT status, opens_at, closes_at FROM campaigns WHERE id = $1 FOR UPDATE",
+            "SELECT status, opens_at, closes_at, \
+                    coalesce(closes_at <= statement_timestamp(), false) AS window_closed \
+             FROM campaigns WHERE id = $1 FOR UPDATE",
         )
         .await?;
     let Some(row) = transaction.query_opt(&lock, &[&campaign_id]).await? else {
@@ -165,6 +170,9 @@ pub async fn update_campaign(
         || (fields.opens_at.is_some() && status != CampaignStatus::Draft)
     {
         return Ok(Edit::Closed(status));
+    }
+    if fields.closes_at.is_some() && row.get::<_, bool>("window_closed") {
+        return Ok(Edit::WindowClosed);
     }
     let opens_at = fields.opens_at.unwrap_or(row.get("opens_at"));
     let closes_at = fields.closes_at.unwrap_or(row.get("closes_at"));

@@ -13,8 +13,11 @@ use crate::mail::{read_mail_files, Mail};
 use promo_engine::config::MailTransport;
 
 mod campaigns;
+mod cancel_mail;
+mod closing;
 mod delivery;
 mod draw;
+mod draw_files;
 mod entries;
 mod lifecycle;
 mod proof;
