@@ -44,7 +44,7 @@ pub async fn open_campaign(
                AND ($4::timestamptz IS NULL OR (opens_at = $4 AND opens_at <= now()))",
         )
         .await?;
-    let seed = DrawSeed::generate(&mut OsRng);
+    let seed = fresh_seed()?;
     let seed_bytes = seed.as_bytes().as_slice();
     let commitment = seed.commitment();
     let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] = [
@@ -148,7 +148,7 @@ pub async fn seed_unseeded(pool: &DbPool) -> Result<(), DbError> {
         .await?;
     for row in client.query(&find, &[]).await? {
         let campaign_id: i64 = row.get(0);
-        let fresh = DrawSeed::generate(&mut OsRng);
+        let fresh = fresh_seed()?;
         let commitment = fresh.commitment();
         let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [
             &campaign_id,
@@ -158,4 +158,11 @@ pub async fn seed_unseeded(pool: &DbPool) -> Result<(), DbError> {
         client.execute(&seed, &params).await?;
     }
     Ok(())
+}
+
+/// A fresh seed from the operating system; its failure is the service's
+/// (503 `unavailable`), nothing is written.
+pub fn fresh_seed() -> Result<DrawSeed, DbError> {
+    DrawSeed::generate(&mut OsRng)
+        .map_err(|error| DbError::Unavailable(format!("no randomness for a seed: {error}")))
 }

@@ -10,7 +10,6 @@
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
-use rand::rngs::OsRng;
 use tokio_postgres::Row;
 
 use super::{DbError, DbPool, Listing, PageWindow};
@@ -94,7 +93,9 @@ pub async fn insert_campaign(
     fields: &CampaignFields,
     open_now: bool,
 ) -> Result<Campaign, DbError> {
-    let open_with = open_now.then(|| DrawSeed::generate(&mut OsRng));
+    let open_with = open_now
+        .then(super::campaign_lifecycle::fresh_seed)
+        .transpose()?;
     let open_with = open_with.as_ref();
     let client = pool.get().await?;
     let statement = client

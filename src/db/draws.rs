@@ -13,8 +13,8 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use deadpool_postgres::{GenericClient, Object};
 use futures_util::{pin_mut, FutureExt, Stream, TryStreamExt};
-use rand::rngs::OsRng;
 
+use super::campaign_lifecycle::fresh_seed;
 use super::campaigns::{find_campaign_with, stored_status};
 use super::fence::{run_fenced, FencedWork, WriteFailure};
 use super::{outbox, DbError, DbPool};
@@ -35,6 +35,10 @@ pub enum Finish {
     NotOpen(CampaignStatus),
     /// No verified subscriber: the campaign stays open.
     NoVerified,
+    /// The campaign had no seed (opened before draws were published): one is
+    /// committed (`seed_commitment` shows now) and the draw is left to a
+    /// later call.
+    SeedCommitted,
     /// The campaign is finished with its winners (`campaign.winners`);
     /// `drawn_now` is false when an earlier call drew them.
     Finished {
@@ -73,11 +77,14 @@ async fn draw_in(transaction: &Object, campaign_id: i64) -> Result<Finish, DbErr
         CampaignStatus::Finished => return finished(transaction, campaign_id, false).await,
         other => return Ok(Finish::NotOpen(other)),
     }
-    // A campaign opened before draws were published has no seed yet.
+    // A campaign opened before draws were published may have no seed yet: a
+    // draw on a seed nobody saw committed proves nothing, so the seed is
+    // committed now and the draw waits for a later call.
     let stored: Option<&[u8]> = locked.get("draw_seed");
-    let seed = stored
-        .and_then(DrawSeed::from_slice)
-        .unwrap_or_else(|| DrawSeed::generate(&mut OsRng));
+    let Some(seed) = stored.and_then(DrawSeed::from_slice) else {
+        commit_seed(transaction, campaign_id).await?;
+        return Ok(Finish::SeedCommitted);
+    };
     let (ids, digest) = read_candidates(transaction, campaign_id).await?;
     let (digest, count) = digest.finish();
     if count == 0 {
@@ -87,6 +94,22 @@ async fn draw_in(transaction: &Object, campaign_id: i64) -> Result<Finish, DbErr
     let positions = draw_positions(&seed, &hex::encode(digest), count, winners);
     record_draw(transaction, campaign_id, &seed, &digest, &ids, &positions).await?;
     finished(transaction, campaign_id, true).await
+}
+
+/// Gives an unseeded open campaign its seed and commitment.
+async fn commit_seed(client: &impl GenericClient, campaign_id: i64) -> Result<(), DbError> {
+    let statement = client
+        .prepare_cached("UPDATE campaigns SET draw_seed = $2, seed_commitment = $3 WHERE id = $1")
+        .await?;
+    let seed = fresh_seed()?;
+    let commitment = seed.commitment();
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [
+        &campaign_id,
+        &seed.as_bytes().as_slice(),
+        &commitment.as_slice(),
+    ];
+    client.execute(&statement, &params).await?;
+    Ok(())
 }
 
 /// Every candidate's id, and the digest of their entries, in one pass.

@@ -19,6 +19,7 @@ mod delivery;
 mod draw;
 mod draw_files;
 mod entries;
+mod integrity;
 mod lifecycle;
 mod proof;
 mod winners;
