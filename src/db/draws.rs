@@ -236,6 +236,8 @@ pub struct DrawOutcome {
     pub seed: [u8; 32],
     pub entries_digest: [u8; 32],
     pub entry_count: i64,
+    /// The prizes: the draw picks `min(winners_count, entry_count)` winners.
+    pub winners_count: i32,
     /// The winners' positions in the entries, in draw order.
     pub winners: Vec<i64>,
 }
@@ -247,7 +249,7 @@ pub async fn find_draw(pool: &DbPool, campaign_id: i64) -> Result<Option<DrawRec
     let client = pool.get().await?;
     let statement = client
         .prepare_cached(
-            "SELECT status, draw_seed, seed_commitment, entries_digest, entry_count, \
+            "SELECT status, draw_seed, seed_commitment, entries_digest, entry_count, winners_count, \
                     (SELECT array_agg(entry_index ORDER BY position) FROM campaign_winners \
                      WHERE campaign_id = c.id) AS winners \
              FROM campaigns c WHERE id = $1 AND seed_commitment IS NOT NULL",
@@ -263,6 +265,7 @@ pub async fn find_draw(pool: &DbPool, campaign_id: i64) -> Result<Option<DrawRec
             seed: bytes32(row.get("draw_seed"))?,
             entries_digest: bytes32(digest)?,
             entry_count: row.get("entry_count"),
+            winners_count: row.get("winners_count"),
             winners: row
                 .get::<_, Option<Vec<i64>>>("winners")
                 .unwrap_or_default(),

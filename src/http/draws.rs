@@ -59,6 +59,11 @@ pub struct DrawDocument {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(required = false)]
     pub entries_url: Option<String>,
+    /// After the finish: the prizes; there are `min(winners_count,
+    /// entry_count)` winners.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false)]
+    pub winners_count: Option<i32>,
     /// After the finish: the winners' positions in `entries`, in draw order.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(required = false)]
@@ -70,7 +75,7 @@ pub struct DrawDocument {
     path = "/api/raffles/campaigns/{id}/draw/",
     tag = "raffles",
     summary = "The draw's proof, for anyone to check",
-    description = "From opening on: `seed_commitment`. After the finish also `seed`, `entries` (inline up to 10,000), `entries_digest`, `entries_url` and `winners`. The rule: for each winner, `r = HMAC-SHA256(key = seed bytes, message = entries_digest + \":\" + str(counter))` as a big-endian integer, counter incremented; with `m` positions remaining, `r >= (2**256 // m) * m` is computed again, else `remaining.pop(r % m)` is the next winner.",
+    description = "From opening on: `seed_commitment`. After the finish also `seed`, `entries` (inline up to 10,000), `entry_count`, `entries_digest`, `entries_url` (built on PUBLIC_BASE_URL), `winners_count` and `winners` (`min(winners_count, entry_count)` positions). The rule: for each winner, `r = HMAC-SHA256(key = seed bytes, message = entries_digest + \":\" + str(counter))` as a big-endian integer, counter incremented; with `m` positions remaining, `r >= (2**256 // m) * m` is computed again, else `remaining.pop(r % m)` is the next winner.",
     security(()),
     params(("id" = i64, Path, description = "The object's integer id")),
     responses(
@@ -101,6 +106,7 @@ async fn get_draw(
         entry_count: None,
         entries_digest: None,
         entries_url: None,
+        winners_count: None,
         winners: None,
     };
     if let Some(outcome) = outcome {
@@ -132,6 +138,7 @@ async fn publish(
     document.entries = Some(inline);
     document.entry_count = Some(outcome.entry_count);
     document.entries_digest = Some(hex::encode(outcome.entries_digest));
+    document.winners_count = Some(outcome.winners_count);
     document.winners = Some(outcome.winners);
     Ok(())
 }

@@ -17,6 +17,8 @@ async fn a_finished_entries_file_is_tagged_with_its_digest_and_answers_304() {
     assert_eq!(finished.status, StatusCode::OK, "{:?}", finished.body);
     let draw = app.draw(campaign_id).await.body;
     let digest = draw["entries_digest"].as_str().expect("digest").to_owned();
+    assert_eq!(draw["winners_count"], 1, "{draw}");
+    assert_eq!(draw["winners"].as_array().map(Vec::len), Some(1));
     let url = format!(
         "{}/api/raffles/campaigns/{campaign_id}/draw/entries.txt",
         app.address
