@@ -18,6 +18,7 @@ use crate::domain::raffle::{Campaign, CampaignStatus};
 /// What an `open/` or `cancel/` came to.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Transition {
+    /// No such campaign (or it was deleted meanwhile).
     NotFound,
     /// The campaign's status does not allow the move.
     Refused(CampaignStatus),
