@@ -23,6 +23,9 @@ ALTER TABLE campaigns
     ADD COLUMN entry_count     bigint CHECK (entry_count > 0),
     ADD CONSTRAINT campaigns_seed_pair_check
         CHECK ((draw_seed IS NULL) = (seed_commitment IS NULL)),
+    -- The published commitment is the seed's, whatever writes the row.
+    ADD CONSTRAINT campaigns_commitment_of_seed_check
+        CHECK (seed_commitment = sha256(draw_seed)),
     ADD CONSTRAINT campaigns_draft_unseeded_check
         CHECK (status <> 'draft' OR draw_seed IS NULL),
     ADD CONSTRAINT campaigns_draw_record_check
@@ -37,7 +40,9 @@ UPDATE campaigns SET opens_at = created_at;
 CREATE TABLE campaign_winners (
     campaign_id    bigint NOT NULL REFERENCES campaigns (id) ON DELETE CASCADE,
     position       integer NOT NULL CHECK (position >= 0),
-    subscriber_id  bigint NOT NULL REFERENCES subscribers (id) ON DELETE CASCADE,
+    -- No cascade: a winner's row is never removed by deleting a subscriber
+    -- (deleting the campaign removes both together).
+    subscriber_id  bigint NOT NULL REFERENCES subscribers (id),
     entry_index    bigint CHECK (entry_index >= 0),
     PRIMARY KEY (campaign_id, position),
     UNIQUE (campaign_id, subscriber_id)
@@ -77,3 +82,10 @@ ALTER TABLE subscribers ADD COLUMN missed_draw boolean NOT NULL DEFAULT false;
 DROP INDEX subscribers_verified_order_idx;
 CREATE INDEX subscribers_draw_idx ON subscribers (campaign_id, id) INCLUDE (entry_hash)
     WHERE verified AND NOT missed_draw;
+
+-- Campaign emails ---------------------------------------------------------------
+-- The campaign an email was queued for (NULL for others, and when the
+-- campaign is deleted): a cancel gives up on its unsent emails, so no
+-- confirmation reaches an entrant after it, and a requeue skips them.
+ALTER TABLE email_outbox ADD COLUMN campaign_id bigint REFERENCES campaigns ON DELETE SET NULL;
+CREATE INDEX email_outbox_campaign_unsent_idx ON email_outbox (campaign_id) WHERE sent_at IS NULL;

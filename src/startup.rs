@@ -52,6 +52,7 @@ impl Application {
             password_gate: PasswordGate::for_this_machine()
                 .context("cannot start the password-check threads")?,
             login_throttle: LoginThrottle::per_minute(config.login_failures_per_minute),
+            draw_reads: Default::default(),
         });
         let mut server = HttpServer::new(move || build_app(state.clone())).shutdown_timeout(10);
         if let Some(workers) = config.http_workers {

@@ -11,13 +11,14 @@ use deadpool_postgres::GenericClient;
 use rand::rngs::OsRng;
 
 use super::campaigns::find_campaign_with;
-use super::{DbError, DbPool};
+use super::{outbox, DbError, DbPool};
 use crate::domain::draw::DrawSeed;
 use crate::domain::raffle::{Campaign, CampaignStatus};
 
 /// What an `open/` or `cancel/` came to.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Transition {
+    /// No such campaign (or it was deleted meanwhile).
     NotFound,
     /// The campaign's status does not allow the move.
     Refused(CampaignStatus),
@@ -41,10 +42,10 @@ pub async fn open_campaign(
             "UPDATE campaigns SET status = 'open', draw_seed = $2, seed_commitment = $3, \
                     opens_at = least(coalesce(opens_at, now()), now()) \
              WHERE id = $1 AND status = 'draft' \
-               AND ($4::timestamptz IS NULL OR opens_at = $4)",
+               AND ($4::timestamptz IS NULL OR (opens_at = $4 AND opens_at <= now()))",
         )
         .await?;
-    let seed = DrawSeed::generate(&mut OsRng);
+    let seed = fresh_seed()?;
     let seed_bytes = seed.as_bytes().as_slice();
     let commitment = seed.commitment();
     let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] = [
@@ -57,25 +58,34 @@ pub async fn open_campaign(
     transition(&client, campaign_id, opened, None).await
 }
 
-/// Cancels a draft or open campaign: no entries, no draw. Cancelling a
-/// cancelled campaign again changes nothing.
+/// Cancels a draft or open campaign: no entries, no draw, and no email to
+/// entrants (its unsent emails are given up on in the same transaction).
+/// Cancelling a cancelled campaign again changes nothing.
 #[tracing::instrument(skip(pool))]
 pub async fn cancel_campaign(pool: &DbPool, campaign_id: i64) -> Result<Transition, DbError> {
-    let client = pool.get().await?;
-    let statement = client
+    let mut client = pool.get().await?;
+    let transaction = client.transaction().await?;
+    let statement = transaction
         .prepare_cached(
             "UPDATE campaigns SET status = 'cancelled' \
              WHERE id = $1 AND status IN ('draft', 'open')",
         )
         .await?;
-    let cancelled = client.execute(&statement, &[&campaign_id]).await? == 1;
-    transition(
-        &client,
+    let cancelled = transaction.execute(&statement, &[&campaign_id]).await? == 1;
+    if cancelled {
+        // A statement of its own, after the row lock: it sees the emails of a
+        // batch of entries that held the lock and committed meanwhile.
+        outbox::abandon_campaign(&transaction, campaign_id).await?;
+    }
+    let moved = transition(
+        &transaction,
         campaign_id,
         cancelled,
         Some(CampaignStatus::Cancelled),
     )
-    .await
+    .await?;
+    transaction.commit().await?;
+    Ok(moved)
 }
 
 /// The campaign after a move: done when `moved`, or when it already was
@@ -139,7 +149,7 @@ pub async fn seed_unseeded(pool: &DbPool) -> Result<(), DbError> {
         .await?;
     for row in client.query(&find, &[]).await? {
         let campaign_id: i64 = row.get(0);
-        let fresh = DrawSeed::generate(&mut OsRng);
+        let fresh = fresh_seed()?;
         let commitment = fresh.commitment();
         let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [
             &campaign_id,
@@ -149,4 +159,11 @@ pub async fn seed_unseeded(pool: &DbPool) -> Result<(), DbError> {
         client.execute(&seed, &params).await?;
     }
     Ok(())
+}
+
+/// A fresh seed from the operating system; its failure is the service's
+/// (503 `unavailable`), nothing is written.
+pub fn fresh_seed() -> Result<DrawSeed, DbError> {
+    DrawSeed::generate(&mut OsRng)
+        .map_err(|error| DbError::Unavailable(format!("no randomness for a seed: {error}")))
 }

@@ -10,7 +10,6 @@
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
-use rand::rngs::OsRng;
 use tokio_postgres::Row;
 
 use super::{DbError, DbPool, Listing, PageWindow};
@@ -94,7 +93,9 @@ pub async fn insert_campaign(
     fields: &CampaignFields,
     open_now: bool,
 ) -> Result<Campaign, DbError> {
-    let open_with = open_now.then(|| DrawSeed::generate(&mut OsRng));
+    let open_with = open_now
+        .then(super::campaign_lifecycle::fresh_seed)
+        .transpose()?;
     let open_with = open_with.as_ref();
     let client = pool.get().await?;
     let statement = client
@@ -138,6 +139,9 @@ pub enum Edit {
     Closed(CampaignStatus),
     /// `closes_at` would not be after `opens_at`.
     ClosesBeforeOpening,
+    /// `closes_at` has passed: the window is closed for good (moving it would
+    /// reopen a campaign whose entrants saw it close).
+    WindowClosed,
     Updated(Box<Campaign>),
 }
 
@@ -153,7 +157,9 @@ pub async fn update_campaign(
     let transaction = client.transaction().await?;
     let lock = transaction
         .prepare_cached(
-            "SELECT status, opens_at, closes_at FROM campaigns WHERE id = $1 FOR UPDATE",
+            "SELECT status, opens_at, closes_at, \
+                    coalesce(closes_at <= statement_timestamp(), false) AS window_closed \
+             FROM campaigns WHERE id = $1 FOR UPDATE",
         )
         .await?;
     let Some(row) = transaction.query_opt(&lock, &[&campaign_id]).await? else {
@@ -165,6 +171,9 @@ pub async fn update_campaign(
         || (fields.opens_at.is_some() && status != CampaignStatus::Draft)
     {
         return Ok(Edit::Closed(status));
+    }
+    if fields.closes_at.is_some() && row.get::<_, bool>("window_closed") {
+        return Ok(Edit::WindowClosed);
     }
     let opens_at = fields.opens_at.unwrap_or(row.get("opens_at"));
     let closes_at = fields.closes_at.unwrap_or(row.get("closes_at"));

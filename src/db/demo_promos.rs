@@ -78,12 +78,16 @@ pub async fn ensure_campaign(
     if exists {
         return Ok(false);
     }
+    // Open, so with its seed committed like any campaign opened by the API.
+    let seed = super::campaign_lifecycle::fresh_seed()?;
+    let (seed_bytes, commitment) = (seed.as_bytes().as_slice(), seed.commitment());
     let campaign_id: i64 = transaction
         .query_one(
-            "INSERT INTO campaigns (name, description, admin_email, email_subject, email_template) \
+            "INSERT INTO campaigns (name, description, admin_email, email_subject, email_template, \
+                                    draw_seed, seed_commitment) \
              VALUES ($1, $2, 'marketing@example.com', 'Confirm your entry', \
-             'Hi! Confirm your entry: {{verify_url}}') RETURNING id",
-            &[&name, &description],
+             'Hi! Confirm your entry: {{verify_url}}', $3, $4) RETURNING id",
+            &[&name, &description, &seed_bytes, &commitment.as_slice()],
         )
         .await?
         .get(0);

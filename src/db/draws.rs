@@ -13,8 +13,8 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use deadpool_postgres::{GenericClient, Object};
 use futures_util::{pin_mut, FutureExt, Stream, TryStreamExt};
-use rand::rngs::OsRng;
 
+use super::campaign_lifecycle::fresh_seed;
 use super::campaigns::{find_campaign_with, stored_status};
 use super::fence::{run_fenced, FencedWork, WriteFailure};
 use super::{outbox, DbError, DbPool};
@@ -35,6 +35,10 @@ pub enum Finish {
     NotOpen(CampaignStatus),
     /// No verified subscriber: the campaign stays open.
     NoVerified,
+    /// The campaign had no seed (opened before draws were published): one is
+    /// committed (`seed_commitment` shows now) and the draw is left to a
+    /// later call.
+    SeedCommitted,
     /// The campaign is finished with its winners (`campaign.winners`);
     /// `drawn_now` is false when an earlier call drew them.
     Finished {
@@ -73,11 +77,14 @@ async fn draw_in(transaction: &Object, campaign_id: i64) -> Result<Finish, DbErr
         CampaignStatus::Finished => return finished(transaction, campaign_id, false).await,
         other => return Ok(Finish::NotOpen(other)),
     }
-    // A campaign opened before draws were published has no seed yet.
+    // A campaign opened before draws were published may have no seed yet: a
+    // draw on a seed nobody saw committed proves nothing, so the seed is
+    // committed now and the draw waits for a later call.
     let stored: Option<&[u8]> = locked.get("draw_seed");
-    let seed = stored
-        .and_then(DrawSeed::from_slice)
-        .unwrap_or_else(|| DrawSeed::generate(&mut OsRng));
+    let Some(seed) = stored.and_then(DrawSeed::from_slice) else {
+        commit_seed(transaction, campaign_id).await?;
+        return Ok(Finish::SeedCommitted);
+    };
     let (ids, digest) = read_candidates(transaction, campaign_id).await?;
     let (digest, count) = digest.finish();
     if count == 0 {
@@ -87,6 +94,22 @@ async fn draw_in(transaction: &Object, campaign_id: i64) -> Result<Finish, DbErr
     let positions = draw_positions(&seed, &hex::encode(digest), count, winners);
     record_draw(transaction, campaign_id, &seed, &digest, &ids, &positions).await?;
     finished(transaction, campaign_id, true).await
+}
+
+/// Gives an unseeded open campaign its seed and commitment.
+async fn commit_seed(client: &impl GenericClient, campaign_id: i64) -> Result<(), DbError> {
+    let statement = client
+        .prepare_cached("UPDATE campaigns SET draw_seed = $2, seed_commitment = $3 WHERE id = $1")
+        .await?;
+    let seed = fresh_seed()?;
+    let commitment = seed.commitment();
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [
+        &campaign_id,
+        &seed.as_bytes().as_slice(),
+        &commitment.as_slice(),
+    ];
+    client.execute(&statement, &params).await?;
+    Ok(())
 }
 
 /// Every candidate's id, and the digest of their entries, in one pass.
@@ -183,7 +206,7 @@ async fn finished(
             &emails,
             count,
         ));
-        outbox::enqueue(client, &mails).await?;
+        outbox::enqueue(client, campaign_id, &mails).await?;
     }
     Ok(Finish::Finished {
         campaign: Box::new(campaign),
@@ -213,6 +236,8 @@ pub struct DrawOutcome {
     pub seed: [u8; 32],
     pub entries_digest: [u8; 32],
     pub entry_count: i64,
+    /// The prizes: the draw picks `min(winners_count, entry_count)` winners.
+    pub winners_count: i32,
     /// The winners' positions in the entries, in draw order.
     pub winners: Vec<i64>,
 }
@@ -224,7 +249,7 @@ pub async fn find_draw(pool: &DbPool, campaign_id: i64) -> Result<Option<DrawRec
     let client = pool.get().await?;
     let statement = client
         .prepare_cached(
-            "SELECT status, draw_seed, seed_commitment, entries_digest, entry_count, \
+            "SELECT status, draw_seed, seed_commitment, entries_digest, entry_count, winners_count, \
                     (SELECT array_agg(entry_index ORDER BY position) FROM campaign_winners \
                      WHERE campaign_id = c.id) AS winners \
              FROM campaigns c WHERE id = $1 AND seed_commitment IS NOT NULL",
@@ -240,6 +265,7 @@ pub async fn find_draw(pool: &DbPool, campaign_id: i64) -> Result<Option<DrawRec
             seed: bytes32(row.get("draw_seed"))?,
             entries_digest: bytes32(digest)?,
             entry_count: row.get("entry_count"),
+            winners_count: row.get("winners_count"),
             winners: row
                 .get::<_, Option<Vec<i64>>>("winners")
                 .unwrap_or_default(),
@@ -262,17 +288,23 @@ fn bytes32(bytes: &[u8]) -> Result<[u8; 32], DbError> {
 ///
 /// A task of its own reads the rows and hands chunks over a channel of
 /// [`CHUNKS_IN_FLIGHT`], so a slow reader holds back the database read rather
-/// than piling chunks up in memory, and a reader that goes away ends the read
-/// (the connection goes back to the pool).
+/// than piling chunks up in memory. A reader that goes away, or takes more
+/// than [`SEND_TIMEOUT`] to make room for a chunk, ends the read: the
+/// connection goes back to the pool (and a stalled reader's response ends with
+/// an error). `hold` (a build slot) is dropped when the connection is.
 pub fn stream_entries(
     pool: &DbPool,
     campaign_id: i64,
+    hold: impl Send + 'static,
 ) -> impl Stream<Item = Result<Bytes, DbError>> + 'static {
     let (sender, receiver) = tokio::sync::mpsc::channel(CHUNKS_IN_FLIGHT);
     let pool = pool.clone();
     tokio::spawn(async move {
-        if let Err(error) = send_entries(&pool, campaign_id, &sender).await {
-            let _ = sender.send(Err(error)).await;
+        let result = send_entries(&pool, campaign_id, &sender).await;
+        drop(hold);
+        if let Err(error) = result {
+            // Never wait on a stalled reader for the error either.
+            let _ = sender.try_send(Err(error));
         }
     });
     futures_util::stream::unfold(receiver, |mut receiver| async move {
@@ -282,6 +314,8 @@ pub fn stream_entries(
 
 /// Chunks waiting for a slow reader of the entries file.
 const CHUNKS_IN_FLIGHT: usize = 2;
+/// How long a reader may leave a chunk waiting before the read is given up.
+pub const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 async fn send_entries(
     pool: &DbPool,
@@ -306,13 +340,26 @@ async fn send_entries(
         if chunk.len() >= ENTRIES_PER_CHUNK * 65 {
             let full =
                 std::mem::replace(&mut chunk, BytesMut::with_capacity(ENTRIES_PER_CHUNK * 65));
-            if sender.send(Ok(full.freeze())).await.is_err() {
+            if !hand_over(sender, full.freeze()).await? {
                 return Ok(()); // The reader went away.
             }
         }
     }
     if !chunk.is_empty() {
-        let _ = sender.send(Ok(chunk.freeze())).await;
+        hand_over(sender, chunk.freeze()).await?;
     }
     Ok(())
+}
+
+/// Sends one chunk: false when the reader went away, an error when it stalled.
+async fn hand_over(
+    sender: &tokio::sync::mpsc::Sender<Result<Bytes, DbError>>,
+    chunk: Bytes,
+) -> Result<bool, DbError> {
+    match tokio::time::timeout(SEND_TIMEOUT, sender.send(Ok(chunk))).await {
+        Ok(sent) => Ok(sent.is_ok()),
+        Err(_) => Err(DbError::Unavailable(
+            "the reader of an entries file stalled".into(),
+        )),
+    }
 }

@@ -27,16 +27,21 @@ pub struct OutboxMessage {
     pub attempts: i32,
 }
 
-/// Queues `emails` through `client` (normally the transaction that caused them).
+/// Queues `emails` of campaign `campaign_id` through `client` (normally the
+/// transaction that caused them); a cancel of the campaign gives them up.
 #[tracing::instrument(skip_all, fields(emails = emails.len()))]
-pub async fn enqueue(client: &impl GenericClient, emails: &[OutgoingEmail]) -> Result<(), DbError> {
+pub async fn enqueue(
+    client: &impl GenericClient,
+    campaign_id: i64,
+    emails: &[OutgoingEmail],
+) -> Result<(), DbError> {
     if emails.is_empty() {
         return Ok(());
     }
     let statement = client
         .prepare_cached(
-            "INSERT INTO email_outbox (recipient, subject, body_text, body_html) \
-             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])",
+            "INSERT INTO email_outbox (recipient, subject, body_text, body_html, campaign_id) \
+             SELECT *, $5::bigint FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])",
         )
         .await?;
     let column =
@@ -49,6 +54,7 @@ pub async fn enqueue(client: &impl GenericClient, emails: &[OutgoingEmail]) -> R
                 &column(|email| &email.subject),
                 &column(|email| &email.body_text),
                 &column(|email| &email.body_html),
+                &campaign_id,
             ],
         )
         .await?;
@@ -216,7 +222,8 @@ pub async fn list_abandoned(
 }
 
 /// Queues abandoned emails again, due now with a fresh count of attempts:
-/// those of `ids`, or every one when `ids` is `None`. Returns the ids queued.
+/// those of `ids`, or every one when `ids` is `None`, but never one of a
+/// cancelled campaign (its entrants get no email). Returns the ids queued.
 #[tracing::instrument(skip(pool))]
 pub async fn requeue_abandoned(pool: &DbPool, ids: Option<&[i64]>) -> Result<Vec<i64>, DbError> {
     let client = pool.get().await?;
@@ -225,6 +232,8 @@ pub async fn requeue_abandoned(pool: &DbPool, ids: Option<&[i64]>) -> Result<Vec
             "UPDATE email_outbox SET abandoned_at = NULL, attempts = 0, next_attempt_at = now() \
              WHERE abandoned_at IS NOT NULL AND sent_at IS NULL \
                AND ($1::bigint[] IS NULL OR id = ANY($1)) \
+               AND NOT EXISTS (SELECT 1 FROM campaigns c \
+                               WHERE c.id = email_outbox.campaign_id AND c.status = 'cancelled') \
              RETURNING id",
         )
         .await?;
@@ -232,4 +241,20 @@ pub async fn requeue_abandoned(pool: &DbPool, ids: Option<&[i64]>) -> Result<Vec
     let mut queued: Vec<i64> = rows.iter().map(|row| row.get(0)).collect();
     queued.sort_unstable();
     Ok(queued)
+}
+
+/// Gives up on every unsent email of campaign `campaign_id` (claimed or
+/// not), in the transaction that cancels it.
+pub async fn abandon_campaign(
+    client: &impl GenericClient,
+    campaign_id: i64,
+) -> Result<(), DbError> {
+    let statement = client
+        .prepare_cached(
+            "UPDATE email_outbox SET abandoned_at = now(), last_error = 'campaign cancelled' \
+             WHERE campaign_id = $1 AND sent_at IS NULL AND abandoned_at IS NULL",
+        )
+        .await?;
+    client.execute(&statement, &[&campaign_id]).await?;
+    Ok(())
 }

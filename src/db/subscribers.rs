@@ -143,7 +143,7 @@ async fn insert_in(
             verification_email(&entry.email, subject, template, &entry.verify_url)
         })
         .collect();
-    outbox::enqueue(transaction, &mails).await?;
+    outbox::enqueue(transaction, campaign_id, &mails).await?;
     let added = i64::try_from(mails.len()).unwrap_or(i64::MAX);
     let (subscriber_count, verified_count) =
         add_to_counts(transaction, campaign_id, added, 0).await?;
@@ -225,7 +225,8 @@ async fn lock_campaign(
     let statement = client
         .prepare_cached(
             "SELECT name, status, email_subject, email_template, subscriber_count, \
-                    verified_count, status = 'open' AND coalesce(closes_at > now(), true) \
+                    verified_count, status = 'open' \
+                    AND coalesce(closes_at > statement_timestamp(), true) \
                     AS takes_entries FROM campaigns WHERE id = $1 FOR UPDATE",
         )
         .await?;

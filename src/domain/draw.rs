@@ -19,11 +19,12 @@ use sha2::{Digest, Sha256};
 pub struct DrawSeed([u8; 32]);
 
 impl DrawSeed {
-    /// A fresh seed from `rng` (the operating system's CSPRNG in the service).
-    pub fn generate<R: RngCore + CryptoRng>(rng: &mut R) -> DrawSeed {
+    /// A fresh seed from `rng` (the operating system's CSPRNG in the
+    /// service); an error, never a panic, when the source fails.
+    pub fn generate<R: RngCore + CryptoRng>(rng: &mut R) -> Result<DrawSeed, rand::Error> {
         let mut bytes = [0u8; 32];
-        rng.fill_bytes(&mut bytes);
-        DrawSeed(bytes)
+        rng.try_fill_bytes(&mut bytes)?;
+        Ok(DrawSeed(bytes))
     }
 
     /// A stored seed; `None` unless it is exactly 32 bytes.
@@ -254,7 +255,8 @@ mod tests {
 
     #[test]
     fn every_entry_wins_once_when_there_are_more_winners_than_entries() {
-        let mut winners = draw_positions(&DrawSeed::generate(&mut OsRng), "d", 7, 1000);
+        let mut winners =
+            draw_positions(&DrawSeed::generate(&mut OsRng).expect("seed"), "d", 7, 1000);
         assert_eq!(winners.len(), 7);
         winners.sort_unstable();
         assert_eq!(winners, (0..7).collect::<Vec<u64>>());
@@ -263,7 +265,7 @@ mod tests {
 
     #[test]
     fn the_draw_is_the_same_for_the_same_seed_and_digest() {
-        let seed = DrawSeed::generate(&mut OsRng);
+        let seed = DrawSeed::generate(&mut OsRng).expect("seed");
         let first = draw_positions(&seed, "digest", 1_000_000, 1000);
         assert_eq!(first, draw_positions(&seed, "digest", 1_000_000, 1000));
         assert_ne!(first, draw_positions(&seed, "other", 1_000_000, 1000));
@@ -280,7 +282,7 @@ mod tests {
         let mut first = [0usize; 6];
         let mut second = [0usize; 6];
         for _ in 0..DRAWS {
-            let seed = DrawSeed::generate(&mut OsRng);
+            let seed = DrawSeed::generate(&mut OsRng).expect("seed");
             let winners = draw_positions(&seed, "digest", 6, 2);
             first[winners[0] as usize] += 1;
             second[winners[1] as usize] += 1;

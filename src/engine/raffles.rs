@@ -80,12 +80,6 @@ impl Engine {
         }
     }
 
-    /// A campaign was opened (created open, or a draft opened by hand): its
-    /// actor starts taking entries.
-    pub fn campaign_opened(&self, campaign_id: i64) {
-        self.campaigns.do_send(OpenCampaign { campaign_id });
-    }
-
     /// A campaign was created or edited: the registry follows its opening
     /// time and its closing time.
     pub fn campaign_changed(&self, campaign: &Campaign) {

@@ -221,6 +221,14 @@ async fn finish(state: web::Data<AppState>, campaign_id: i64) -> Result<HttpResp
                      the campaign stays open."
                 .into(),
         }),
+        Finish::SeedCommitted => Err(ApiError::RetryLater {
+            status: actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+            code: "unavailable",
+            detail: "This campaign had no committed seed: one is committed now (see draw/); \
+                     retry to draw on it."
+                .into(),
+            retry_after: 1,
+        }),
         Finish::Finished {
             campaign,
             drawn_now,

@@ -122,7 +122,7 @@ async fn create_campaign(
     responses(
         (status = 200, description = "OK", body = crate::domain::raffle::Campaign),
         (status = 404, description = "`not_found`: no such object", body = crate::http::openapi::schemas::ErrorBody),
-        (status = 409, description = "`campaign_closed`: `winners_count` or `closes_at` on a finished or cancelled campaign, `opens_at` on one that is not a draft", body = crate::http::openapi::schemas::ErrorBody),
+        (status = 409, description = "`campaign_closed`: `winners_count` or `closes_at` on a finished or cancelled campaign, `closes_at` once it has passed, `opens_at` on one that is not a draft", body = crate::http::openapi::schemas::ErrorBody),
         crate::http::openapi::responses::Admin,
         crate::http::openapi::responses::JsonInput,
     )
@@ -146,7 +146,7 @@ async fn replace_campaign(
     responses(
         (status = 200, description = "OK", body = crate::domain::raffle::Campaign),
         (status = 404, description = "`not_found`: no such object", body = crate::http::openapi::schemas::ErrorBody),
-        (status = 409, description = "`campaign_closed`: `winners_count` or `closes_at` on a finished or cancelled campaign, `opens_at` on one that is not a draft", body = crate::http::openapi::schemas::ErrorBody),
+        (status = 409, description = "`campaign_closed`: `winners_count` or `closes_at` on a finished or cancelled campaign, `closes_at` once it has passed, `opens_at` on one that is not a draft", body = crate::http::openapi::schemas::ErrorBody),
         crate::http::openapi::responses::Admin,
         crate::http::openapi::responses::JsonInput,
     )
@@ -177,6 +177,12 @@ async fn write_campaign(
                  longer change (opens_at only while it is a draft).",
                 status.as_stored()
             ),
+        }),
+        Edit::WindowClosed => Err(ApiError::Conflict {
+            code: "campaign_closed",
+            detail: "This campaign's closing time has passed: it takes no more entries and \
+                     its closing time can no longer change."
+                .into(),
         }),
         Edit::ClosesBeforeOpening => {
             Err(ApiError::field("closes_at", "must be later than opens_at"))

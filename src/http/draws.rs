@@ -1,7 +1,9 @@
 //! The published draw, public: `draw/` (the commitment from opening on;
 //! after the finish the seed, the entries, their digest and the winners'
 //! positions) and `draw/entries.txt` (the entries file, streamed from the
-//! database as it is read, never built in memory).
+//! database as it is read, never built in memory). Builds from the database
+//! are capped ([`super::draw_reads`]); a finished file carries its digest as
+//! its `ETag` and is cached for good, and `If-None-Match` is answered 304.
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -9,6 +11,7 @@ use futures_util::{pin_mut, TryStreamExt};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::draw_reads::{entity_tag, matches};
 use super::error::ApiError;
 use super::{resource, AppState};
 use crate::db;
@@ -56,6 +59,11 @@ pub struct DrawDocument {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(required = false)]
     pub entries_url: Option<String>,
+    /// After the finish: the prizes; there are `min(winners_count,
+    /// entry_count)` winners.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false)]
+    pub winners_count: Option<i32>,
     /// After the finish: the winners' positions in `entries`, in draw order.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(required = false)]
@@ -67,7 +75,7 @@ pub struct DrawDocument {
     path = "/api/raffles/campaigns/{id}/draw/",
     tag = "raffles",
     summary = "The draw's proof, for anyone to check",
-    description = "From opening on: `seed_commitment`. After the finish also `seed`, `entries` (inline up to 10,000), `entries_digest`, `entries_url` and `winners`. The rule: for each winner, `r = HMAC-SHA256(key = seed bytes, message = entries_digest + \":\" + str(counter))` as a big-endian integer, counter incremented; with `m` positions remaining, `r >= (2**256 // m) * m` is computed again, else `remaining.pop(r % m)` is the next winner.",
+    description = "From opening on: `seed_commitment`. After the finish also `seed`, `entries` (inline up to 10,000), `entry_count`, `entries_digest`, `entries_url` (built on PUBLIC_BASE_URL), `winners_count` and `winners` (`min(winners_count, entry_count)` positions). The rule: for each winner, `r = HMAC-SHA256(key = seed bytes, message = entries_digest + \":\" + str(counter))` as a big-endian integer, counter incremented; with `m` positions remaining, `r >= (2**256 // m) * m` is computed again, else `remaining.pop(r % m)` is the next winner.",
     security(()),
     params(("id" = i64, Path, description = "The object's integer id")),
     responses(
@@ -79,7 +87,6 @@ pub struct DrawDocument {
 async fn get_draw(
     path: web::Path<i64>,
     state: web::Data<AppState>,
-    request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let campaign_id = path.into_inner();
     let draw = db::draws::find_draw(&state.pool, campaign_id)
@@ -99,10 +106,11 @@ async fn get_draw(
         entry_count: None,
         entries_digest: None,
         entries_url: None,
+        winners_count: None,
         winners: None,
     };
     if let Some(outcome) = outcome {
-        publish(&mut document, outcome, &state, &request).await?;
+        publish(&mut document, outcome, &state).await?;
     }
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-cache"))
@@ -114,30 +122,31 @@ async fn publish(
     document: &mut DrawDocument,
     outcome: DrawOutcome,
     state: &AppState,
-    request: &HttpRequest,
 ) -> Result<(), ApiError> {
     let inline = match outcome.entry_count <= MAX_INLINE_ENTRIES {
         true => Some(inline_entries(state, document.campaign_id).await?),
         false => None,
     };
-    let info = request.connection_info();
+    // From PUBLIC_BASE_URL, never from the request's Host header, which the
+    // caller chooses.
     document.entries_url = Some(format!(
-        "{}://{}/api/raffles/campaigns/{}/draw/entries.txt",
-        info.scheme(),
-        info.host(),
+        "{}/api/raffles/campaigns/{}/draw/entries.txt",
+        state.config.public_base_url.as_str().trim_end_matches('/'),
         document.campaign_id
     ));
     document.seed = Some(hex::encode(outcome.seed));
     document.entries = Some(inline);
     document.entry_count = Some(outcome.entry_count);
     document.entries_digest = Some(hex::encode(outcome.entries_digest));
+    document.winners_count = Some(outcome.winners_count);
     document.winners = Some(outcome.winners);
     Ok(())
 }
 
 /// The entries as a list (a small draw only): the file, split at its newlines.
 async fn inline_entries(state: &AppState, campaign_id: i64) -> Result<Vec<String>, ApiError> {
-    let chunks = db::draws::stream_entries(&state.pool, campaign_id);
+    let slot = state.draw_reads.start_build()?;
+    let chunks = db::draws::stream_entries(&state.pool, campaign_id, slot);
     pin_mut!(chunks);
     let mut file = Vec::new();
     while let Some(chunk) = chunks.try_next().await? {
@@ -157,7 +166,8 @@ async fn inline_entries(state: &AppState, campaign_id: i64) -> Result<Vec<String
     security(()),
     params(("id" = i64, Path, description = "The object's integer id")),
     responses(
-        (status = 200, description = "The entries", content_type = "text/plain", body = String),
+        (status = 200, description = "The entries (`ETag`: the quoted `entries_digest`; cached for good)", content_type = "text/plain", body = String),
+        (status = 304, description = "`If-None-Match` named the file's `ETag`: unchanged"),
         (status = 404, description = "`not_found`: no such campaign, or not drawn", body = crate::http::openapi::schemas::ErrorBody),
         crate::http::openapi::responses::Public,
     )
@@ -165,17 +175,54 @@ async fn inline_entries(state: &AppState, campaign_id: i64) -> Result<Vec<String
 async fn get_draw_entries(
     path: web::Path<i64>,
     state: web::Data<AppState>,
+    request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let campaign_id = path.into_inner();
-    let drawn = db::draws::find_draw(&state.pool, campaign_id)
-        .await?
-        .is_some_and(|draw| draw.outcome.is_some());
-    if !drawn {
-        return Err(ApiError::NotFound);
+    let if_none_match = request
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|value| value.to_str().ok());
+    let known = state.draw_reads.finished_digest(campaign_id);
+    if let (Some(digest), Some(condition)) = (known, if_none_match) {
+        if matches(condition, &entity_tag(&digest)) {
+            return Ok(not_modified(&digest));
+        }
     }
-    let chunks = db::draws::stream_entries(&state.pool, campaign_id);
+    let digest = match known {
+        Some(digest) => digest,
+        None => finished_digest(&state, campaign_id).await?,
+    };
+    if if_none_match.is_some_and(|condition| matches(condition, &entity_tag(&digest))) {
+        return Ok(not_modified(&digest));
+    }
+    let slot = state.draw_reads.start_build()?;
+    let chunks = db::draws::stream_entries(&state.pool, campaign_id, slot);
     Ok(HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")
-        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header((header::CACHE_CONTROL, IMMUTABLE))
+        .insert_header((header::ETAG, entity_tag(&digest)))
         .streaming(chunks.map_err(ApiError::from)))
+}
+
+/// A finished draw's file never changes: cached for good.
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+/// The digest of a finished draw (remembered for the next conditional
+/// request); 404 when the campaign is not drawn.
+async fn finished_digest(state: &AppState, campaign_id: i64) -> Result<[u8; 32], ApiError> {
+    let outcome = db::draws::find_draw(&state.pool, campaign_id)
+        .await?
+        .and_then(|draw| draw.outcome)
+        .ok_or(ApiError::NotFound)?;
+    state
+        .draw_reads
+        .remember(campaign_id, outcome.entries_digest);
+    Ok(outcome.entries_digest)
+}
+
+fn not_modified(digest: &[u8; 32]) -> HttpResponse {
+    HttpResponse::NotModified()
+        .insert_header((header::CACHE_CONTROL, IMMUTABLE))
+        .insert_header((header::ETAG, entity_tag(digest)))
+        .finish()
 }

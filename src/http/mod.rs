@@ -14,6 +14,7 @@ pub mod campaigns;
 pub mod client_address;
 pub mod clients;
 pub mod credential_cache;
+pub mod draw_reads;
 pub mod draws;
 pub mod error;
 pub mod form;
@@ -68,6 +69,8 @@ pub struct AppState {
     pub password_gate: password_gate::PasswordGate,
     /// Failed sign-ins per username and address; `None` when unlimited.
     pub login_throttle: Option<login_throttle::LoginThrottle>,
+    /// The cap on draw files built at once, and the finished digests seen.
+    pub draw_reads: draw_reads::DrawReads,
 }
 
 /// Registers every route and the app-wide extractor settings.

@@ -77,9 +77,13 @@ async fn the_draw_is_uniform_over_the_verified_subscribers() {
     let client = app.pool.get().await.expect("connection");
     let campaign_ids: Vec<i64> = client
         .query(
-            "INSERT INTO campaigns (name, admin_email, email_subject, email_template) \
-             SELECT 'Draw ' || n, 'boss@example.com', 'Confirm', 'Go: {{verify_url}}' \
-             FROM generate_series(1, $1::int) n RETURNING id",
+            // Open, so with a committed random seed (a draw needs one).
+            "INSERT INTO campaigns (name, admin_email, email_subject, email_template, \
+                                    draw_seed, seed_commitment) \
+             SELECT 'Draw ' || n, 'boss@example.com', 'Confirm', 'Go: {{verify_url}}', \
+                    seed, sha256(seed) \
+             FROM (SELECT n, sha256(gen_random_uuid()::text::bytea) AS seed \
+                   FROM generate_series(1, $1::int) n) fresh RETURNING id",
             &[&(CAMPAIGNS as i32)],
         )
         .await

@@ -295,14 +295,15 @@ async fn an_open_campaign_stops_taking_entries_at_closes_at_within_a_second() {
         "open",
         "the draw is still to do"
     );
-    // The admin may extend the window: entries are taken again at once.
+    // Closed for good: moving the closing time would reopen it.
     let path = format!("/api/raffles/campaigns/{campaign_id}/");
     let extended = app
         .patch(&path, &app.admin, json!({"closes_at": at(60)}))
         .await;
-    assert_eq!(extended.status, StatusCode::OK, "{:?}", extended.body);
+    assert_eq!(extended.status, StatusCode::CONFLICT, "{:?}", extended.body);
+    assert_eq!(extended.code(), "campaign_closed");
     let again = app.subscribe(campaign_id, "extended@example.com").await;
-    assert_eq!(again.status, StatusCode::CREATED, "{:?}", again.body);
+    assert_eq!(again.code(), "campaign_closed", "{:?}", again.body);
     let finished = app.finish(campaign_id).await;
     assert_eq!(finished.status, StatusCode::OK, "{:?}", finished.body);
     assert_eq!(finished.body["winner"]["email"], "ana@example.com");

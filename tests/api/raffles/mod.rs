@@ -13,9 +13,13 @@ use crate::mail::{read_mail_files, Mail};
 use promo_engine::config::MailTransport;
 
 mod campaigns;
+mod cancel_mail;
+mod closing;
 mod delivery;
 mod draw;
+mod draw_files;
 mod entries;
+mod integrity;
 mod lifecycle;
 mod proof;
 mod winners;

@@ -86,7 +86,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// Verified subscribers written straight into the database, as `p<n>@example.com`.
-async fn add_verified(app: &TestApp, campaign_id: i64, count: i32) {
+pub(super) async fn add_verified(app: &TestApp, campaign_id: i64, count: i32) {
     let client = app.pool.get().await.expect("connection");
     client
         .execute(
