@@ -145,6 +145,33 @@ pub async fn set_occurrence_quantity(
     Ok(())
 }
 
+/// Moves the occurrence starting at `from` to the key `to` (an edit moved
+/// the start of the occurrence running now, [`Schedule::rekeyed_at`]): its
+/// sales row and its live holds, so it keeps its stock instead of starting
+/// afresh. Settled reservations keep the start they were taken under.
+pub async fn rekey_occurrence(
+    client: &impl GenericClient,
+    promo_id: i64,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<(), DbError> {
+    let sales = client
+        .prepare_cached(
+            "UPDATE promo_occurrences SET occurrence_start = $3 \
+             WHERE promo_id = $1 AND occurrence_start = $2",
+        )
+        .await?;
+    client.execute(&sales, &[&promo_id, &from, &to]).await?;
+    let holds = client
+        .prepare_cached(
+            "UPDATE promo_reservations SET occurrence_start = $3 \
+             WHERE promo_id = $1 AND occurrence_start = $2 AND status = 'held'",
+        )
+        .await?;
+    client.execute(&holds, &[&promo_id, &from, &to]).await?;
+    Ok(())
+}
+
 /// A daily window as stored (the JSON it serializes to), `None` when continuous.
 pub fn daily_window_value(window: Option<&DailyWindow>) -> Result<Option<Value>, DbError> {
     window

@@ -14,12 +14,13 @@ use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 
 use super::occurrences::{
-    count_occurrences, daily_window_from, daily_window_value, refuse_overlaps,
+    count_occurrences, daily_window_from, daily_window_value, refuse_overlaps, rekey_occurrence,
     set_occurrence_quantity,
 };
 use super::segments::{require_known_segments, segment_from_row};
 use super::{DbError, DbPool, Listing, PageWindow, Violation};
 use crate::domain::entities::{Product, Segment, Store};
+use crate::domain::occurrence::Schedule;
 use crate::domain::promo::{FlashPromo, PromoStatus, PromoTerms};
 use crate::domain::Money;
 
@@ -153,8 +154,9 @@ where
     let Some(current) = lock_promo(&transaction, promo_id).await? else {
         return Ok(None);
     };
+    let before = current.schedule();
     let terms = decide(current).await?;
-    write_terms(&transaction, promo_id, &terms).await?;
+    write_terms(&transaction, promo_id, &terms, &before).await?;
     let promo = find_promos_with(&transaction, &[promo_id]).await?.pop();
     transaction.commit().await.map_err(DbError::from)?;
     Ok(promo)
@@ -174,14 +176,21 @@ async fn lock_promo(
     Ok(find_promos_with(client, &[promo_id]).await?.pop())
 }
 
-/// Writes every term of a promo whose row this transaction holds.
+/// Writes every term of a promo whose row this transaction holds; `before`
+/// is when it ran until now.
 async fn write_terms(
     client: &impl GenericClient,
     promo_id: i64,
     terms: &PromoTerms,
+    before: &Schedule,
 ) -> Result<(), DbError> {
     require_known_segments(client, &terms.segment_ids).await?;
     refuse_overlaps(client, Some(promo_id), terms).await?;
+    let now = Utc::now();
+    if let Some((from, to)) = before.rekeyed_at(&terms.schedule(), now) {
+        // The occurrence running now is the same one under a new start.
+        rekey_occurrence(client, promo_id, from, to).await?;
+    }
     // The quantity must cover what the occurrence the promo now counts
     // ($10) sold and holds; for a continuous promo, its one stock.
     let statement = client
@@ -202,7 +211,7 @@ async fn write_terms(
     let daily_window = daily_window_value(terms.daily_window.as_ref())?;
     let counted = terms
         .schedule()
-        .counted_at(Utc::now())
+        .counted_at(now)
         .map_or(terms.start_time, |occurrence| occurrence.start);
     let row = client
         .query_one(

@@ -96,6 +96,19 @@ impl OccurrenceStock {
         true
     }
 
+    /// The occurrence counted now, starting at `from`, had its start moved
+    /// to `to` ([`Schedule::rekeyed_at`](super::occurrence::Schedule::rekeyed_at)):
+    /// its stock, sales and holds move under the new key. True when it moved.
+    pub fn rekey(&mut self, from: DateTime<Utc>, to: DateTime<Utc>) -> bool {
+        if self.current != from || from == to {
+            return false;
+        }
+        let stock = self.stocks.remove(&from).unwrap_or_default();
+        self.stocks.insert(to, stock.rekeyed(to));
+        self.current = to;
+        true
+    }
+
     /// Switches between one stock (continuous) and one per occurrence. Made
     /// continuous, every occurrence's holds and sales become its one stock's.
     pub fn set_continuous(&mut self, continuous: bool) {
@@ -358,6 +371,25 @@ mod tests {
         reserve(&mut stock, 1, day(23));
         assert!(stock.roll_to(day(22)));
         assert_eq!((stock.held(), stock.sold(), stock.quantity()), (1, 1, 2));
+    }
+
+    #[test]
+    fn a_rekeyed_occurrence_keeps_its_sales_and_holds_under_its_new_start() {
+        let mut stock = daily(2);
+        let sold = reserve(&mut stock, 1, day(23));
+        stock.complete(&sold.reservation_id, day(23)).unwrap();
+        let held = reserve(&mut stock, 2, day(23));
+        let earlier = day(23) - Duration::hours(1);
+        assert!(stock.rekey(day(23), earlier));
+        assert!(
+            !stock.roll_to(earlier),
+            "the same occurrence: no fresh stock"
+        );
+        assert_eq!((stock.quantity(), stock.held(), stock.sold()), (2, 1, 1));
+        assert!(stock.holds().all(|hold| hold.occurrence_start == earlier));
+        stock.complete(&held.reservation_id, day(23)).unwrap();
+        assert_eq!((stock.sold(), stock.sold_total()), (2, 2));
+        assert!(!stock.rekey(day(23), day(22)), "not the counted occurrence");
     }
 
     #[test]

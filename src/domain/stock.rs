@@ -80,6 +80,16 @@ impl PromoStock {
         self
     }
 
+    /// The same stock under a new key: the occurrence it counts now starts
+    /// at `start` (its start was moved), and so do its holds.
+    pub fn rekeyed(mut self, start: DateTime<Utc>) -> PromoStock {
+        self.occurrence_start = start;
+        for hold in self.holds.values_mut() {
+            hold.occurrence_start = start;
+        }
+        self
+    }
+
     /// The occurrence new holds are taken in.
     pub fn occurrence_start(&self) -> DateTime<Utc> {
         self.occurrence_start

@@ -4,16 +4,19 @@
 //! `HH:MM` has minute resolution, so the tests use real arithmetic rather
 //! than a clock knob: the window is the whole day (`00:00`–`24:00`) and
 //! `start_time`/`end_time` cut today's occurrence to a few seconds. The next
-//! occurrence is made to begin by moving the range (a PATCH of
-//! `start_time`/`end_time`): the occurrence that then contains "now" starts
-//! at the new `start_time`, a different occurrence with fresh stock, exactly
-//! as tomorrow's would.
+//! occurrence is made to begin, once the current one has ended, by moving
+//! the range (a PATCH of `start_time`/`end_time`): the occurrence that then
+//! contains "now" starts at the new `start_time`, a different occurrence with
+//! fresh stock, exactly as tomorrow's would. (Moving the start of an
+//! occurrence while it runs keeps it the same occurrence.)
 
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tokio_tungstenite::connect_async;
+use tokio_tungstenite::tungstenite::Message;
 
 use crate::helpers::{
     in_seconds, spawn_app, spawn_app_with, wait_until, Auth, Market, Shopper, TestApp,
@@ -77,6 +80,25 @@ async fn connect(app: &TestApp, shopper: &Shopper) -> Socket {
     let (mut socket, _) = connect_async(ws_url(app, token)).await.expect("upgrade");
     assert_eq!(next_json(&mut socket).await["type"], "hello");
     socket
+}
+
+/// How many frames of `kind` arrive until `until` (a frame in flight at
+/// that instant may be missed; a frame sent at once after a change is not).
+async fn count_frames_until(
+    socket: &mut Socket,
+    kind: &str,
+    until: chrono::DateTime<chrono::Utc>,
+) -> usize {
+    let left = (until - chrono::Utc::now()).to_std().unwrap_or_default();
+    let deadline = tokio::time::Instant::now() + left;
+    let mut count = 0;
+    while let Ok(Some(message)) = tokio::time::timeout_at(deadline, socket.next()).await {
+        if let Message::Text(text) = message.expect("a valid frame") {
+            let frame: Value = serde_json::from_str(&text).expect("JSON");
+            count += usize::from(frame["type"] == kind);
+        }
+    }
+    count
 }
 
 async fn complete(app: &TestApp, shopper: &Shopper, reservation: &Value) -> Value {
@@ -402,4 +424,81 @@ async fn a_socket_session_sees_each_occurrence_end() {
         (second["promo_id"].clone(), second["reason"].clone()),
         (json!(promo_id), json!("ended"))
     );
+}
+
+#[actix_web::test]
+async fn moving_the_start_of_the_running_occurrence_keeps_its_stock() {
+    let app = spawn_app().await;
+    let market = app.create_market_at(0.0, 0.0).await;
+    let ana = app
+        .create_shopper("ana", Some((0.0, 0.0)), &[market.segment_id])
+        .await;
+    let bob = app
+        .create_shopper("bob", Some((0.0, 0.0)), &[market.segment_id])
+        .await;
+    let mut socket = connect(&app, &ana).await;
+    let created = create_daily(&app, &market, 1, 8).await;
+    let promo_id = created["id"].as_i64().unwrap();
+    let held = app.reserve(&ana, promo_id).await;
+    assert_eq!(held.status, StatusCode::CREATED, "{:?}", held.body);
+    complete(&app, &ana, &held.body).await;
+    let sold_out = next_of(&mut socket, "promo.ended").await;
+    assert_eq!(sold_out["reason"], "sold_out");
+
+    // An hour earlier on its first day: the same occurrence, started earlier.
+    let earlier = chrono::DateTime::parse_from_rfc3339(created["start_time"].as_str().unwrap())
+        .unwrap()
+        - chrono::Duration::hours(1);
+    let moved = app
+        .patch(
+            &format!("{PROMOS}{promo_id}/"),
+            &app.admin,
+            json!({"start_time": earlier.to_rfc3339()}),
+        )
+        .await;
+    assert_eq!(moved.status, StatusCode::OK, "{:?}", moved.body);
+    assert_eq!(moved.body["occurrence"]["start"], moved.body["start_time"]);
+    let counts = |promo: &Value| {
+        [
+            "status",
+            "quantity",
+            "available",
+            "held",
+            "sold",
+            "sold_total",
+        ]
+        .map(|field| promo[field].clone())
+    };
+    let unchanged = [
+        json!("sold_out"),
+        json!(1),
+        json!(0),
+        json!(0),
+        json!(1),
+        json!(1),
+    ];
+    assert_eq!(counts(&moved.body), unchanged);
+    assert_eq!(app.reserve(&bob, promo_id).await.code(), "sold_out");
+    assert_eq!(counts(&promo(&app, promo_id).await), unchanged);
+    let client = app.pool.get().await.unwrap();
+    let rows = client
+        .query(
+            "SELECT occurrence_start, sold FROM promo_occurrences WHERE promo_id = $1",
+            &[&promo_id],
+        )
+        .await
+        .unwrap();
+    let keyed: Vec<(chrono::DateTime<chrono::Utc>, i32)> =
+        rows.iter().map(|row| (row.get(0), row.get(1))).collect();
+    assert_eq!(keyed, vec![(earlier.with_timezone(&chrono::Utc), 1)]);
+
+    // Its end was told once, when it sold out: not again for the move,
+    // nor at the occurrence's end.
+    let end = chrono::DateTime::parse_from_rfc3339(created["end_time"].as_str().unwrap()).unwrap();
+    let after_end = end.with_timezone(&chrono::Utc) + chrono::Duration::seconds(1);
+    assert_eq!(
+        count_frames_until(&mut socket, "promo.ended", after_end).await,
+        0
+    );
+    assert_eq!(promo(&app, promo_id).await["status"], "ended");
 }
