@@ -20,14 +20,17 @@ use crate::domain::daily_window::DailyWindow;
 use crate::domain::occurrence::Schedule;
 use crate::domain::promo::{FlashPromo, PromoTerms};
 
-/// The live holds and sales of each promo's counted occurrence; a
-/// continuous promo's holds whatever start they were taken under.
+/// The live holds and sales of each promo's counted occurrence (a
+/// continuous promo's holds whatever start they were taken under), and its
+/// live holds in any occurrence.
 const OCCURRENCE_COUNTS: &str = "SELECT k.promo_id, \
     (SELECT count(*) FROM promo_reservations r WHERE r.promo_id = k.promo_id \
      AND (k.continuous OR r.occurrence_start = k.occurrence_start) \
      AND r.status = 'held' AND r.expires_at > now()) AS held, \
     COALESCE((SELECT o.sold FROM promo_occurrences o WHERE o.promo_id = k.promo_id \
-     AND o.occurrence_start = k.occurrence_start), 0) AS sold \
+     AND o.occurrence_start = k.occurrence_start), 0) AS sold, \
+    (SELECT count(*) FROM promo_reservations r WHERE r.promo_id = k.promo_id \
+     AND r.status = 'held' AND r.expires_at > now()) AS held_any \
     FROM unnest($1::bigint[], $2::timestamptz[], $3::bool[]) \
     AS k(promo_id, occurrence_start, continuous)";
 
@@ -55,15 +58,19 @@ pub async fn count_occurrences(
     let rows = client
         .query(&statement, &[&ids, &starts, &continuous])
         .await?;
-    let mut counts: HashMap<i64, (i64, i32)> = rows
+    let mut counts: HashMap<i64, (i64, i32, i64)> = rows
         .iter()
-        .map(|row| (row.get("promo_id"), (row.get("held"), row.get("sold"))))
+        .map(|row| {
+            let counts = (row.get("held"), row.get("sold"), row.get("held_any"));
+            (row.get("promo_id"), counts)
+        })
         .collect();
     promos
         .into_iter()
-        .map(|promo| {
-            let (held, sold) = counts.remove(&promo.id).unwrap_or_default();
+        .map(|mut promo| {
+            let (held, sold, held_any) = counts.remove(&promo.id).unwrap_or_default();
             let held = u32::try_from(held).map_err(|_| corrupt("held", held))?;
+            promo.held_any = u32::try_from(held_any).map_err(|_| corrupt("held", held_any))?;
             let sold = match promo.daily_window {
                 None => promo.sold_total,
                 Some(_) => u32::try_from(sold).map_err(|_| corrupt("sold", sold.into()))?,

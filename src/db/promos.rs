@@ -362,6 +362,7 @@ fn promo_from_row(row: &Row, segments: Vec<Segment>) -> Result<FlashPromo, DbErr
         held: 0,
         sold: 0,
         sold_total: count(i64::from(row.get::<_, i32>("sold")))?,
+        held_any: 0,
         status: PromoStatus::Inactive,
         occurrence: None,
         created_at: row.get("created_at"),

@@ -195,6 +195,10 @@ pub struct FlashPromo {
     pub sold: u32,
     /// Units sold over every occurrence.
     pub sold_total: u32,
+    /// Live holds in any occurrence (not shown): what a restarted registry
+    /// must settle, even when the occurrence shown is a later one.
+    #[serde(skip)]
+    pub held_any: u32,
     pub status: PromoStatus,
     /// The current occurrence, else the next; `null` when none is left.
     pub occurrence: Option<Occurrence>,
