@@ -152,6 +152,30 @@ pub async fn set_occurrence_quantity(
     Ok(())
 }
 
+/// Before the quantity changes to `quantity`: gives every occurrence that
+/// has live holds a sales row with the quantity it sold under (if it has
+/// none yet), so a hold of an earlier occurrence still completes after the
+/// quantity was lowered (its row would otherwise be made at its first sale,
+/// with the new quantity). Done on the admin path to keep sales lean.
+pub async fn keep_quantity_of_held_occurrences(
+    client: &impl GenericClient,
+    promo_id: i64,
+    quantity: i32,
+) -> Result<(), DbError> {
+    let statement = client
+        .prepare_cached(
+            "INSERT INTO promo_occurrences (promo_id, occurrence_start, quantity, sold) \
+             SELECT DISTINCT f.id, r.occurrence_start, f.quantity, 0 \
+             FROM flash_promos f JOIN promo_reservations r ON r.promo_id = f.id \
+             WHERE f.id = $1 AND f.quantity <> $2 AND f.daily_window IS NOT NULL \
+             AND r.status = 'held' AND r.expires_at > now() \
+             ON CONFLICT (promo_id, occurrence_start) DO NOTHING",
+        )
+        .await?;
+    client.execute(&statement, &[&promo_id, &quantity]).await?;
+    Ok(())
+}
+
 /// Moves the occurrence starting at `from` to the key `to` (an edit moved
 /// the start of the occurrence running now, [`Schedule::rekeyed_at`]): its
 /// sales row and its live holds, so it keeps its stock instead of starting

@@ -14,8 +14,8 @@ use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 
 use super::occurrences::{
-    count_occurrences, daily_window_from, daily_window_value, refuse_overlaps, rekey_occurrence,
-    set_occurrence_quantity,
+    count_occurrences, daily_window_from, daily_window_value, keep_quantity_of_held_occurrences,
+    refuse_overlaps, rekey_occurrence, set_occurrence_quantity,
 };
 use super::segments::{require_known_segments, segment_from_row};
 use super::{DbError, DbPool, Listing, PageWindow, Violation};
@@ -191,6 +191,8 @@ async fn write_terms(
         // The occurrence running now is the same one under a new start.
         rekey_occurrence(client, promo_id, from, to).await?;
     }
+    let quantity = i32::try_from(terms.quantity).unwrap_or(i32::MAX);
+    keep_quantity_of_held_occurrences(client, promo_id, quantity).await?;
     // The quantity must cover what the occurrence the promo now counts
     // ($10) sold and holds; for a continuous promo, its one stock.
     let statement = client
@@ -207,7 +209,6 @@ async fn write_terms(
              AND r.status = 'held' AND r.expires_at > now()) AS covers",
         )
         .await?;
-    let quantity = i32::try_from(terms.quantity).unwrap_or(i32::MAX);
     let daily_window = daily_window_value(terms.daily_window.as_ref())?;
     let counted = terms
         .schedule()
