@@ -120,6 +120,11 @@ impl PromoStock {
         self.holds.get(reservation_id)
     }
 
+    /// True when `user_id` holds a unit of this stock.
+    pub fn is_held_by(&self, user_id: i64) -> bool {
+        self.holder_of.contains_key(&user_id)
+    }
+
     /// Every live hold.
     pub fn holds(&self) -> impl Iterator<Item = &Hold> {
         self.holds.values()
