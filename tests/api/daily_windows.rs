@@ -529,3 +529,25 @@ async fn moving_the_start_of_the_running_occurrence_keeps_its_stock() {
     );
     assert_eq!(promo(&app, promo_id).await["status"], "ended");
 }
+
+#[actix_web::test]
+async fn promos_are_indexed_by_product_now_that_the_exclusion_skips_daily_ones() {
+    let app = spawn_app().await;
+    let client = app.pool.get().await.unwrap();
+    let definitions: Vec<String> = client
+        .query(
+            "SELECT indexdef FROM pg_indexes WHERE tablename = 'flash_promos'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert!(
+        definitions
+            .iter()
+            .any(|definition| definition.ends_with("USING btree (product_id)")),
+        "{definitions:?}"
+    );
+}
