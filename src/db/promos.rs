@@ -162,11 +162,21 @@ where
     Ok(promo)
 }
 
-/// Locks the promo's row for this transaction and reads it.
+/// Locks the promo's row for this transaction and reads it. Its product's
+/// row is locked first: every write that takes both (a promo write's overlap
+/// check, a product or store delete cascading to its promos) takes the
+/// product's first, so two of them cannot deadlock.
 async fn lock_promo(
     client: &impl GenericClient,
     promo_id: i64,
 ) -> Result<Option<FlashPromo>, DbError> {
+    let product = client
+        .prepare_cached(
+            "SELECT 1 FROM products p JOIN flash_promos f ON f.product_id = p.id \
+             WHERE f.id = $1 FOR NO KEY UPDATE OF p",
+        )
+        .await?;
+    client.execute(&product, &[&promo_id]).await?;
     let lock = client
         .prepare_cached("SELECT 1 FROM flash_promos WHERE id = $1 FOR NO KEY UPDATE")
         .await?;
