@@ -36,6 +36,12 @@ ALTER TABLE flash_promos ADD CONSTRAINT flash_promos_no_overlap EXCLUDE USING gi
 -- (the overlap check's candidates, the product-delete cascade) need their own.
 CREATE INDEX flash_promos_product_idx ON flash_promos (product_id);
 
+-- The start of the occurrence whose start was last announced (a daily
+-- promo is announced once per occurrence). Compared as a key, not against
+-- `notified_at`: an announcement that finished after the next occurrence
+-- began must not count as that one's.
+ALTER TABLE flash_promos ADD COLUMN notified_occurrence timestamptz;
+
 -- Units sold per occurrence, keyed by the occurrence's start; a row is made
 -- by the first sale of its occurrence. The check needs the quantity beside
 -- `sold`, and a CHECK cannot read another table, so the row keeps a copy:

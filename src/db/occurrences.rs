@@ -179,7 +179,8 @@ pub async fn keep_quantity_of_held_occurrences(
 /// Moves the occurrence starting at `from` to the key `to` (an edit moved
 /// the start of the occurrence running now, [`Schedule::rekeyed_at`]): its
 /// sales row and its live holds, so it keeps its stock instead of starting
-/// afresh. Settled reservations keep the start they were taken under.
+/// afresh, and its announcement. Settled reservations keep the start they
+/// were taken under.
 pub async fn rekey_occurrence(
     client: &impl GenericClient,
     promo_id: i64,
@@ -200,6 +201,14 @@ pub async fn rekey_occurrence(
         )
         .await?;
     client.execute(&holds, &[&promo_id, &from, &to]).await?;
+    // Its start was announced under the old key: not to be announced again.
+    let announced = client
+        .prepare_cached(
+            "UPDATE flash_promos SET notified_occurrence = $3 \
+             WHERE id = $1 AND notified_occurrence = $2",
+        )
+        .await?;
+    client.execute(&announced, &[&promo_id, &from, &to]).await?;
     Ok(())
 }
 

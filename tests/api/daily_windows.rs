@@ -551,3 +551,92 @@ async fn promos_are_indexed_by_product_now_that_the_exclusion_skips_daily_ones()
         "{definitions:?}"
     );
 }
+
+#[actix_web::test]
+async fn a_session_is_sent_only_the_current_occurrences_missed_notification() {
+    let app = spawn_app().await;
+    let market = app.create_market_at(0.0, 0.0).await;
+    // Out of reach at the start: the notifications are written below.
+    let ana = app
+        .create_shopper("ana", Some((10.0, 10.0)), &[market.segment_id])
+        .await;
+    let created = create_daily(&app, &market, 1, 30).await;
+    let promo_id = created["id"].as_i64().unwrap();
+    let client = app.pool.get().await.unwrap();
+    let insert = "INSERT INTO promo_notifications \
+        (user_id, promo_id, notify_day, distance_km, sent_at) \
+        VALUES ($1, $2, current_date - $3::int, 0.5, now() - make_interval(days => $3::int)) \
+        RETURNING id";
+    let yesterday: i64 = client
+        .query_one(insert, &[&ana.user_id, &promo_id, &1_i32])
+        .await
+        .unwrap()
+        .get(0);
+    let today: i64 = client
+        .query_one(insert, &[&ana.user_id, &promo_id, &0_i32])
+        .await
+        .unwrap()
+        .get(0);
+
+    let mut socket = connect(&app, &ana).await;
+    let missed = next_of(&mut socket, "promo.notification").await;
+    assert_eq!(missed["notification_id"], today);
+    // Both would have been taken by the same statement.
+    let row = client
+        .query_one(
+            "SELECT delivered_at IS NULL FROM promo_notifications WHERE id = $1",
+            &[&yesterday],
+        )
+        .await
+        .unwrap();
+    assert!(row.get::<_, bool>(0), "yesterday's occurrence's was sent");
+}
+
+#[actix_web::test]
+async fn an_occurrence_is_announced_even_when_the_last_announcement_finished_after_it_began() {
+    let app = spawn_app().await;
+    let market = app.create_market_at(0.0, 0.0).await;
+    let ana = app
+        .create_shopper("ana", Some((0.0, 0.0)), &[market.segment_id])
+        .await;
+    let bob = app
+        .create_shopper("bob", Some((10.0, 10.0)), &[market.segment_id])
+        .await;
+    let mut ana_socket = connect(&app, &ana).await;
+    let created = create_daily(&app, &market, 1, 4).await;
+    let promo_id = created["id"].as_i64().unwrap();
+    next_of(&mut ana_socket, "promo.notification").await;
+    let client = app.pool.get().await.unwrap();
+    let marked = wait_until(Duration::from_secs(10), || async {
+        client
+            .query_one(
+                "SELECT notified_at IS NOT NULL FROM flash_promos WHERE id = $1",
+                &[&promo_id],
+            )
+            .await
+            .unwrap()
+            .get::<_, bool>(0)
+    })
+    .await;
+    assert!(marked, "the first start was not marked announced");
+    // As if that announcement had finished only after the next occurrence began.
+    client
+        .execute(
+            "UPDATE flash_promos SET notified_at = now() + interval '1 hour' WHERE id = $1",
+            &[&promo_id],
+        )
+        .await
+        .unwrap();
+    assert!(wait_for_status(&app, promo_id, "ended", Duration::from_secs(20)).await);
+
+    app.move_shopper(&bob, 0.0, 0.0).await;
+    let mut bob_socket = connect(&app, &bob).await;
+    begin_next_occurrence(&app, promo_id, 30).await;
+    let told = next_of_within(
+        &mut bob_socket,
+        "promo.notification",
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(told["promo"]["id"], promo_id);
+}
