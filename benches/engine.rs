@@ -84,6 +84,7 @@ fn promo_at(id: i64, latitude: f64, longitude: f64) -> FlashPromo {
         held: 0,
         sold: 0,
         sold_total: 0,
+        held_any: 0,
         status: PromoStatus::Running,
         occurrence: None,
         created_at: Utc::now(),

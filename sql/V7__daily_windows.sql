@@ -1,6 +1,10 @@
 -- Daily windows (issue 12): a promo may run every day between two local
 -- times, each run an "occurrence" with its own stock of `quantity` units.
 
+-- refinery runs each migration in one transaction: the reservation backfill
+-- below may take longer than the pool's statement timeout on a big table.
+SET LOCAL statement_timeout = 0;
+
 -- NULL: one continuous occurrence [start_time, end_time), as before.
 -- Otherwise {"start": "HH:MM", "end": "HH:MM", "timezone": "<IANA>"} as the
 -- service wrote it (it parses and checks it; SQL only stores it).
@@ -28,6 +32,15 @@ ALTER TABLE flash_promos ADD CONSTRAINT flash_promos_no_overlap EXCLUDE USING gi
     product_id WITH =,
     tstzrange(start_time, end_time, '[)') WITH &&
 ) WHERE (daily_window IS NULL);
+-- The exclusion index no longer covers daily rows, so a product's promos
+-- (the overlap check's candidates, the product-delete cascade) need their own.
+CREATE INDEX flash_promos_product_idx ON flash_promos (product_id);
+
+-- The start of the occurrence whose start was last announced (a daily
+-- promo is announced once per occurrence). Compared as a key, not against
+-- `notified_at`: an announcement that finished after the next occurrence
+-- began must not count as that one's.
+ALTER TABLE flash_promos ADD COLUMN notified_occurrence timestamptz;
 
 -- Units sold per occurrence, keyed by the occurrence's start; a row is made
 -- by the first sale of its occurrence. The check needs the quantity beside

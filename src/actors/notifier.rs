@@ -168,7 +168,7 @@ async fn announce_start(
         return Ok(());
     };
     // A daily promo is announced once per occurrence; a continuous one once.
-    let since = promo
+    let occurrence = promo
         .daily_window
         .and(promo.occurrence)
         .map(|occurrence| occurrence.start);
@@ -184,8 +184,10 @@ async fn announce_start(
             segment_ids: promo.segment_ids().collect(),
         }),
     );
-    let (candidates, announced) =
-        futures_util::join!(find, db::notifications::is_announced(pool, promo.id, since));
+    let (candidates, announced) = futures_util::join!(
+        find,
+        db::notifications::is_announced(pool, promo.id, occurrence)
+    );
     let candidates = candidates.map_err(|error| DbError::Unavailable(error.to_string()))?;
     if !matches!(announced, Ok(false)) {
         // Told before (or unknown): its connected audience only watches its stock.
@@ -208,7 +210,7 @@ async fn announce_start(
     if let Some(error) = told.failure {
         return Err(error);
     }
-    db::notifications::mark_promo_announced(pool, promo.id).await?;
+    db::notifications::mark_promo_announced(pool, promo.id, occurrence).await?;
     tracing::info!(
         promo_id = promo.id,
         candidates = candidates.len(),

@@ -77,32 +77,46 @@ pub async fn claim_daily_slots(
         .collect())
 }
 
-/// True when the promo's start was already announced; with `since` (the
-/// start of a daily promo's occurrence), when it was announced since then.
+/// True when the promo's start was already announced; with `occurrence`
+/// (the start of a daily promo's occurrence), when that occurrence's was.
 pub async fn is_announced(
     pool: &DbPool,
     promo_id: i64,
-    since: Option<DateTime<Utc>>,
+    occurrence: Option<DateTime<Utc>>,
 ) -> Result<bool, DbError> {
     let client = pool.get().await?;
     let statement = client
         .prepare_cached(
-            "SELECT notified_at IS NOT NULL AND ($2::timestamptz IS NULL OR notified_at >= $2) \
+            "SELECT notified_at IS NOT NULL \
+             AND ($2::timestamptz IS NULL OR notified_occurrence = $2) \
              FROM flash_promos WHERE id = $1",
         )
         .await?;
-    let row = client.query_opt(&statement, &[&promo_id, &since]).await?;
+    let row = client
+        .query_opt(&statement, &[&promo_id, &occurrence])
+        .await?;
     // A deleted promo counts as announced: there is nobody to tell about it.
     Ok(row.is_none_or(|row| row.get(0)))
 }
 
-/// Records that a promo's start was announced (so a restart does not repeat it).
-pub async fn mark_promo_announced(pool: &DbPool, promo_id: i64) -> Result<(), DbError> {
+/// Records that a promo's start (of the occurrence starting at
+/// `occurrence`, for a daily promo) was announced, so a restart does not
+/// repeat it.
+pub async fn mark_promo_announced(
+    pool: &DbPool,
+    promo_id: i64,
+    occurrence: Option<DateTime<Utc>>,
+) -> Result<(), DbError> {
     let client = pool.get().await?;
     let statement = client
-        .prepare_cached("UPDATE flash_promos SET notified_at = now() WHERE id = $1")
+        .prepare_cached(
+            "UPDATE flash_promos SET notified_at = now(), notified_occurrence = $2 \
+             WHERE id = $1",
+        )
         .await?;
-    client.execute(&statement, &[&promo_id]).await?;
+    client
+        .execute(&statement, &[&promo_id, &occurrence])
+        .await?;
     Ok(())
 }
 
@@ -149,23 +163,31 @@ pub async fn list_notifications(
     })
 }
 
-/// Takes the undelivered notifications of `user_id` for promos in `promo_ids`,
-/// marking them delivered in the same statement, so two sessions connecting
-/// at once (or a push racing a connect) never send one twice.
+/// Takes the undelivered notifications of `user_id` for the promos in
+/// `promos`, each with the start of its current occurrence when it has a
+/// daily window (only a notification sent since then is of this occurrence;
+/// yesterday's is left alone), marking them delivered in the same
+/// statement, so two sessions connecting at once (or a push racing a
+/// connect) never send one twice.
 pub async fn take_undelivered(
     pool: &DbPool,
     user_id: i64,
-    promo_ids: &[i64],
+    promos: &[(i64, Option<DateTime<Utc>>)],
 ) -> Result<Vec<NotificationRecord>, DbError> {
     let client = pool.get().await?;
     let statement = client
         .prepare_cached(
-            "UPDATE promo_notifications SET delivered_at = now() \
-             WHERE user_id = $1 AND promo_id = ANY($2) AND delivered_at IS NULL \
-             RETURNING id, promo_id, distance_km, sent_at, true AS delivered",
+            "UPDATE promo_notifications n SET delivered_at = now() \
+             FROM unnest($2::bigint[], $3::timestamptz[]) AS k(promo_id, since) \
+             WHERE n.user_id = $1 AND n.promo_id = k.promo_id AND n.delivered_at IS NULL \
+             AND (k.since IS NULL OR n.sent_at >= k.since) \
+             RETURNING n.id, n.promo_id, n.distance_km, n.sent_at, true AS delivered",
         )
         .await?;
-    let rows = client.query(&statement, &[&user_id, &promo_ids]).await?;
+    let (promo_ids, since): (Vec<i64>, Vec<Option<DateTime<Utc>>>) = promos.iter().copied().unzip();
+    let rows = client
+        .query(&statement, &[&user_id, &promo_ids, &since])
+        .await?;
     Ok(rows.iter().map(record_from_row).collect())
 }
 

@@ -20,14 +20,17 @@ use crate::domain::daily_window::DailyWindow;
 use crate::domain::occurrence::Schedule;
 use crate::domain::promo::{FlashPromo, PromoTerms};
 
-/// The live holds and sales of each promo's counted occurrence; a
-/// continuous promo's holds whatever start they were taken under.
+/// The live holds and sales of each promo's counted occurrence (a
+/// continuous promo's holds whatever start they were taken under), and its
+/// live holds in any occurrence.
 const OCCURRENCE_COUNTS: &str = "SELECT k.promo_id, \
     (SELECT count(*) FROM promo_reservations r WHERE r.promo_id = k.promo_id \
      AND (k.continuous OR r.occurrence_start = k.occurrence_start) \
      AND r.status = 'held' AND r.expires_at > now()) AS held, \
     COALESCE((SELECT o.sold FROM promo_occurrences o WHERE o.promo_id = k.promo_id \
-     AND o.occurrence_start = k.occurrence_start), 0) AS sold \
+     AND o.occurrence_start = k.occurrence_start), 0) AS sold, \
+    (SELECT count(*) FROM promo_reservations r WHERE r.promo_id = k.promo_id \
+     AND r.status = 'held' AND r.expires_at > now()) AS held_any \
     FROM unnest($1::bigint[], $2::timestamptz[], $3::bool[]) \
     AS k(promo_id, occurrence_start, continuous)";
 
@@ -55,15 +58,19 @@ pub async fn count_occurrences(
     let rows = client
         .query(&statement, &[&ids, &starts, &continuous])
         .await?;
-    let mut counts: HashMap<i64, (i64, i32)> = rows
+    let mut counts: HashMap<i64, (i64, i32, i64)> = rows
         .iter()
-        .map(|row| (row.get("promo_id"), (row.get("held"), row.get("sold"))))
+        .map(|row| {
+            let counts = (row.get("held"), row.get("sold"), row.get("held_any"));
+            (row.get("promo_id"), counts)
+        })
         .collect();
     promos
         .into_iter()
-        .map(|promo| {
-            let (held, sold) = counts.remove(&promo.id).unwrap_or_default();
+        .map(|mut promo| {
+            let (held, sold, held_any) = counts.remove(&promo.id).unwrap_or_default();
             let held = u32::try_from(held).map_err(|_| corrupt("held", held))?;
+            promo.held_any = u32::try_from(held_any).map_err(|_| corrupt("held", held_any))?;
             let sold = match promo.daily_window {
                 None => promo.sold_total,
                 Some(_) => u32::try_from(sold).map_err(|_| corrupt("sold", sold.into()))?,
@@ -142,6 +149,66 @@ pub async fn set_occurrence_quantity(
     client
         .execute(&statement, &[&promo_id, &counted, &quantity])
         .await?;
+    Ok(())
+}
+
+/// Before the quantity changes to `quantity`: gives every occurrence that
+/// has live holds a sales row with the quantity it sold under (if it has
+/// none yet), so a hold of an earlier occurrence still completes after the
+/// quantity was lowered (its row would otherwise be made at its first sale,
+/// with the new quantity). Done on the admin path to keep sales lean.
+pub async fn keep_quantity_of_held_occurrences(
+    client: &impl GenericClient,
+    promo_id: i64,
+    quantity: i32,
+) -> Result<(), DbError> {
+    let statement = client
+        .prepare_cached(
+            "INSERT INTO promo_occurrences (promo_id, occurrence_start, quantity, sold) \
+             SELECT DISTINCT f.id, r.occurrence_start, f.quantity, 0 \
+             FROM flash_promos f JOIN promo_reservations r ON r.promo_id = f.id \
+             WHERE f.id = $1 AND f.quantity <> $2 AND f.daily_window IS NOT NULL \
+             AND r.status = 'held' AND r.expires_at > now() \
+             ON CONFLICT (promo_id, occurrence_start) DO NOTHING",
+        )
+        .await?;
+    client.execute(&statement, &[&promo_id, &quantity]).await?;
+    Ok(())
+}
+
+/// Moves the occurrence starting at `from` to the key `to` (an edit moved
+/// the start of the occurrence running now, [`Schedule::rekeyed_at`]): its
+/// sales row and its live holds, so it keeps its stock instead of starting
+/// afresh, and its announcement. Settled reservations keep the start they
+/// were taken under.
+pub async fn rekey_occurrence(
+    client: &impl GenericClient,
+    promo_id: i64,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<(), DbError> {
+    let sales = client
+        .prepare_cached(
+            "UPDATE promo_occurrences SET occurrence_start = $3 \
+             WHERE promo_id = $1 AND occurrence_start = $2",
+        )
+        .await?;
+    client.execute(&sales, &[&promo_id, &from, &to]).await?;
+    let holds = client
+        .prepare_cached(
+            "UPDATE promo_reservations SET occurrence_start = $3 \
+             WHERE promo_id = $1 AND occurrence_start = $2 AND status = 'held'",
+        )
+        .await?;
+    client.execute(&holds, &[&promo_id, &from, &to]).await?;
+    // Its start was announced under the old key: not to be announced again.
+    let announced = client
+        .prepare_cached(
+            "UPDATE flash_promos SET notified_occurrence = $3 \
+             WHERE id = $1 AND notified_occurrence = $2",
+        )
+        .await?;
+    client.execute(&announced, &[&promo_id, &from, &to]).await?;
     Ok(())
 }
 

@@ -14,12 +14,13 @@ use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 
 use super::occurrences::{
-    count_occurrences, daily_window_from, daily_window_value, refuse_overlaps,
-    set_occurrence_quantity,
+    count_occurrences, daily_window_from, daily_window_value, keep_quantity_of_held_occurrences,
+    refuse_overlaps, rekey_occurrence, set_occurrence_quantity,
 };
 use super::segments::{require_known_segments, segment_from_row};
 use super::{DbError, DbPool, Listing, PageWindow, Violation};
 use crate::domain::entities::{Product, Segment, Store};
+use crate::domain::occurrence::Schedule;
 use crate::domain::promo::{FlashPromo, PromoStatus, PromoTerms};
 use crate::domain::Money;
 
@@ -153,18 +154,29 @@ where
     let Some(current) = lock_promo(&transaction, promo_id).await? else {
         return Ok(None);
     };
+    let before = current.schedule();
     let terms = decide(current).await?;
-    write_terms(&transaction, promo_id, &terms).await?;
+    write_terms(&transaction, promo_id, &terms, &before).await?;
     let promo = find_promos_with(&transaction, &[promo_id]).await?.pop();
     transaction.commit().await.map_err(DbError::from)?;
     Ok(promo)
 }
 
-/// Locks the promo's row for this transaction and reads it.
+/// Locks the promo's row for this transaction and reads it. Its product's
+/// row is locked first: every write that takes both (a promo write's overlap
+/// check, a product or store delete cascading to its promos) takes the
+/// product's first, so two of them cannot deadlock.
 async fn lock_promo(
     client: &impl GenericClient,
     promo_id: i64,
 ) -> Result<Option<FlashPromo>, DbError> {
+    let product = client
+        .prepare_cached(
+            "SELECT 1 FROM products p JOIN flash_promos f ON f.product_id = p.id \
+             WHERE f.id = $1 FOR NO KEY UPDATE OF p",
+        )
+        .await?;
+    client.execute(&product, &[&promo_id]).await?;
     let lock = client
         .prepare_cached("SELECT 1 FROM flash_promos WHERE id = $1 FOR NO KEY UPDATE")
         .await?;
@@ -174,14 +186,23 @@ async fn lock_promo(
     Ok(find_promos_with(client, &[promo_id]).await?.pop())
 }
 
-/// Writes every term of a promo whose row this transaction holds.
+/// Writes every term of a promo whose row this transaction holds; `before`
+/// is when it ran until now.
 async fn write_terms(
     client: &impl GenericClient,
     promo_id: i64,
     terms: &PromoTerms,
+    before: &Schedule,
 ) -> Result<(), DbError> {
     require_known_segments(client, &terms.segment_ids).await?;
     refuse_overlaps(client, Some(promo_id), terms).await?;
+    let now = Utc::now();
+    if let Some((from, to)) = before.rekeyed_at(&terms.schedule(), now) {
+        // The occurrence running now is the same one under a new start.
+        rekey_occurrence(client, promo_id, from, to).await?;
+    }
+    let quantity = i32::try_from(terms.quantity).unwrap_or(i32::MAX);
+    keep_quantity_of_held_occurrences(client, promo_id, quantity).await?;
     // The quantity must cover what the occurrence the promo now counts
     // ($10) sold and holds; for a continuous promo, its one stock.
     let statement = client
@@ -198,11 +219,10 @@ async fn write_terms(
              AND r.status = 'held' AND r.expires_at > now()) AS covers",
         )
         .await?;
-    let quantity = i32::try_from(terms.quantity).unwrap_or(i32::MAX);
     let daily_window = daily_window_value(terms.daily_window.as_ref())?;
     let counted = terms
         .schedule()
-        .counted_at(Utc::now())
+        .counted_at(now)
         .map_or(terms.start_time, |occurrence| occurrence.start);
     let row = client
         .query_one(
@@ -353,6 +373,7 @@ fn promo_from_row(row: &Row, segments: Vec<Segment>) -> Result<FlashPromo, DbErr
         held: 0,
         sold: 0,
         sold_total: count(i64::from(row.get::<_, i32>("sold")))?,
+        held_any: 0,
         status: PromoStatus::Inactive,
         occurrence: None,
         created_at: row.get("created_at"),

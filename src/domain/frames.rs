@@ -237,6 +237,7 @@ mod tests {
             held: 0,
             sold: 0,
             sold_total: 0,
+            held_any: 0,
             status: PromoStatus::Running,
             occurrence: None,
             created_at: Utc::now(),

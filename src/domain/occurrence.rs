@@ -118,6 +118,23 @@ impl Schedule {
         self.current_or_next(now).or_else(|| self.last())
     }
 
+    /// When a change from this schedule to `new` moves the start of the
+    /// occurrence running at `now` (both have one containing `now`): its old
+    /// and new start. It is the same occurrence under a new key, so its
+    /// stock, sales and holds carry over; not a new one with fresh stock.
+    pub fn rekeyed_at(
+        &self,
+        new: &Schedule,
+        now: DateTime<Utc>,
+    ) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+        if self.daily.is_none() || new.daily.is_none() {
+            return None;
+        }
+        let old = self.occurrence_at(now)?;
+        let moved = new.occurrence_at(now)?;
+        (old.start != moved.start).then_some((old.start, moved.start))
+    }
+
     /// True when an occurrence of one overlaps an occurrence of the other.
     pub fn overlaps(&self, other: &Schedule) -> bool {
         let from = self.start_time.max(other.start_time);

@@ -5,7 +5,8 @@
 //! to the next occurrence ([`OccurrenceStock::roll_to`]) starts it with
 //! `available = quantity`, and nothing carries over. Holds of an earlier
 //! occurrence stay in that occurrence's stock: they may still complete,
-//! cancel or expire, and never count against the current one. A continuous
+//! cancel or expire, and never count against the current one (but their
+//! holder may hold nothing else of the promo meanwhile). A continuous
 //! promo has one occurrence, whose start moves with its `start_time`, so its
 //! one stock is kept whatever the holds' `occurrence_start` says.
 //!
@@ -96,6 +97,19 @@ impl OccurrenceStock {
         true
     }
 
+    /// The occurrence counted now, starting at `from`, had its start moved
+    /// to `to` ([`Schedule::rekeyed_at`](super::occurrence::Schedule::rekeyed_at)):
+    /// its stock, sales and holds move under the new key. True when it moved.
+    pub fn rekey(&mut self, from: DateTime<Utc>, to: DateTime<Utc>) -> bool {
+        if self.current != from || from == to {
+            return false;
+        }
+        let stock = self.stocks.remove(&from).unwrap_or_default();
+        self.stocks.insert(to, stock.rekeyed(to));
+        self.current = to;
+        true
+    }
+
     /// Switches between one stock (continuous) and one per occurrence. Made
     /// continuous, every occurrence's holds and sales become its one stock's.
     pub fn set_continuous(&mut self, continuous: bool) {
@@ -169,7 +183,9 @@ impl OccurrenceStock {
         self.stocks.values().flat_map(PromoStock::holds)
     }
 
-    /// Holds one unit of the current occurrence for `user_id`.
+    /// Holds one unit of the current occurrence for `user_id`, who may
+    /// hold one unit of the promo at a time: not while a hold of an earlier
+    /// occurrence is live.
     pub fn reserve(
         &mut self,
         user_id: i64,
@@ -177,6 +193,9 @@ impl OccurrenceStock {
         now: DateTime<Utc>,
         hold_for: Duration,
     ) -> Result<Hold, ReserveError> {
+        if self.stocks.values().any(|stock| stock.is_held_by(user_id)) {
+            return Err(ReserveError::AlreadyReserved);
+        }
         self.current_mut()
             .reserve(user_id, reservation_id, now, hold_for)
     }
@@ -288,12 +307,26 @@ mod tests {
         assert!(stock.roll_to(day(24)));
         assert_eq!((stock.quantity(), stock.held(), stock.sold()), (2, 0, 0));
         assert_eq!((stock.sold_total(), stock.held_anywhere()), (1, 1));
-        let hold = reserve(&mut stock, 2, day(24));
+        let hold = reserve(&mut stock, 1, day(24));
         assert_eq!(
             hold.occurrence_start,
             day(24),
-            "one hold per user and occurrence"
+            "a buyer of the last occurrence may hold one of this one"
         );
+    }
+
+    #[test]
+    fn a_user_holding_a_unit_of_the_last_occurrence_cannot_hold_one_of_this_one() {
+        let mut stock = daily(2);
+        let old = reserve(&mut stock, 1, day(23));
+        stock.roll_to(day(24));
+        let again = stock.reserve(1, Uuid::new_v4(), day(24), Duration::seconds(60));
+        assert_eq!(again, Err(ReserveError::AlreadyReserved));
+        assert_eq!(stock.held(), 0, "nothing taken from this occurrence");
+        assert!(stock.expire(&old.reservation_id, day(24)).is_some());
+        assert!(stock
+            .reserve(1, Uuid::new_v4(), day(24), Duration::seconds(60))
+            .is_ok());
     }
 
     #[test]
@@ -361,6 +394,25 @@ mod tests {
     }
 
     #[test]
+    fn a_rekeyed_occurrence_keeps_its_sales_and_holds_under_its_new_start() {
+        let mut stock = daily(2);
+        let sold = reserve(&mut stock, 1, day(23));
+        stock.complete(&sold.reservation_id, day(23)).unwrap();
+        let held = reserve(&mut stock, 2, day(23));
+        let earlier = day(23) - Duration::hours(1);
+        assert!(stock.rekey(day(23), earlier));
+        assert!(
+            !stock.roll_to(earlier),
+            "the same occurrence: no fresh stock"
+        );
+        assert_eq!((stock.quantity(), stock.held(), stock.sold()), (2, 1, 1));
+        assert!(stock.holds().all(|hold| hold.occurrence_start == earlier));
+        stock.complete(&held.reservation_id, day(23)).unwrap();
+        assert_eq!((stock.sold(), stock.sold_total()), (2, 2));
+        assert!(!stock.rekey(day(23), day(22)), "not the counted occurrence");
+    }
+
+    #[test]
     fn made_continuous_every_occurrence_is_one_stock_again() {
         let mut stock = daily(3);
         let sold = reserve(&mut stock, 1, day(23));
@@ -377,7 +429,7 @@ mod tests {
         let mut stock = daily(1);
         reserve(&mut stock, 1, day(23));
         stock.roll_to(day(24));
-        reserve(&mut stock, 1, day(24));
+        reserve(&mut stock, 2, day(24));
         assert_eq!(stock.release_all().len(), 2);
         assert_eq!(stock.held_anywhere(), 0);
     }

@@ -4,7 +4,7 @@
 //!
 //! Everything takes `now` as an argument; nothing here reads the clock.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Months, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -19,6 +19,10 @@ pub const MAX_RADIUS_KM: f64 = 100.0;
 pub const DEFAULT_RADIUS_KM: f64 = 2.0;
 /// The most units one promo may offer (bounds the memory of its actor).
 pub const MAX_QUANTITY: u32 = 1_000_000;
+/// The longest range of a promo with a daily window, in years: occurrences
+/// are found a day at a time (the overlap check walks two such promos side
+/// by side under the product's lock), so the range bounds that walk.
+pub const MAX_DAILY_RANGE_YEARS: u32 = 5;
 
 /// Why promo terms were refused; each names the field it concerns.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -37,18 +41,24 @@ pub enum PromoTermsError {
     NoSegments,
     #[error("has no occurrence between start_time and end_time")]
     NoOccurrence,
+    #[error("has no occurrence left: every one ended before now")]
+    NoFutureOccurrence,
+    #[error("a promo with a daily window may run at most {MAX_DAILY_RANGE_YEARS} years after start_time")]
+    DailyRangeTooLong,
 }
 
 impl PromoTermsError {
     /// The request field this error belongs to.
     pub fn field(&self) -> &'static str {
         match self {
-            PromoTermsError::EndNotAfterStart | PromoTermsError::EndInPast => "end_time",
+            PromoTermsError::EndNotAfterStart
+            | PromoTermsError::EndInPast
+            | PromoTermsError::DailyRangeTooLong => "end_time",
             PromoTermsError::PriceNotBelowRegular => "promo_price",
             PromoTermsError::RadiusOutOfRange => "max_distance_km",
             PromoTermsError::QuantityOutOfRange => "quantity",
             PromoTermsError::NoSegments => "segment_ids",
-            PromoTermsError::NoOccurrence => "daily_window",
+            PromoTermsError::NoOccurrence | PromoTermsError::NoFutureOccurrence => "daily_window",
         }
     }
 }
@@ -116,11 +126,39 @@ impl PromoTerms {
         if self.segment_ids.is_empty() {
             errors.push(PromoTermsError::NoSegments);
         }
-        let ranged = self.end_time > self.start_time;
-        if ranged && self.daily_window.is_some() && self.schedule().occurrences().next().is_none() {
-            errors.push(PromoTermsError::NoOccurrence);
+        if self.end_time > self.start_time && self.daily_window.is_some() {
+            self.check_occurrences(end_must_be_future, now, &mut errors);
         }
         errors
+    }
+
+    /// The rules of a daily promo's occurrences (its range is not empty):
+    /// a bounded range with at least one occurrence, and when `end_time`
+    /// must be in the future, one that ends after `now`.
+    fn check_occurrences(
+        &self,
+        end_must_be_future: bool,
+        now: DateTime<Utc>,
+        errors: &mut Vec<PromoTermsError>,
+    ) {
+        let longest = Months::new(MAX_DAILY_RANGE_YEARS * 12);
+        if self
+            .start_time
+            .checked_add_months(longest)
+            .is_some_and(|latest| self.end_time > latest)
+        {
+            errors.push(PromoTermsError::DailyRangeTooLong);
+            return;
+        }
+        let schedule = self.schedule();
+        if schedule.occurrences().next().is_none() {
+            errors.push(PromoTermsError::NoOccurrence);
+        } else if end_must_be_future
+            && self.end_time > now
+            && schedule.occurrences_ending_after(now).next().is_none()
+        {
+            errors.push(PromoTermsError::NoFutureOccurrence);
+        }
     }
 
     /// When a promo with these terms runs.
@@ -195,6 +233,10 @@ pub struct FlashPromo {
     pub sold: u32,
     /// Units sold over every occurrence.
     pub sold_total: u32,
+    /// Live holds in any occurrence (not shown): what a restarted registry
+    /// must settle, even when the occurrence shown is a later one.
+    #[serde(skip)]
+    pub held_any: u32,
     pub status: PromoStatus,
     /// The current occurrence, else the next; `null` when none is left.
     pub occurrence: Option<Occurrence>,
@@ -343,6 +385,43 @@ mod tests {
         );
         terms.daily_window = Some(DailyWindow::parse("18:00", "24:00", "UTC").unwrap());
         assert!(terms.check(regular, true, at(10)).is_empty());
+    }
+
+    #[test]
+    fn a_daily_range_longer_than_five_years_is_refused_on_end_time() {
+        let regular = Money::parse("999.00").unwrap();
+        let mut terms = terms();
+        terms.daily_window = Some(DailyWindow::parse("17:00", "19:00", "UTC").unwrap());
+        terms.end_time = terms.start_time + chrono::Duration::days(5 * 365);
+        assert!(terms.check(regular, true, at(10)).is_empty());
+        terms.end_time = terms.start_time + chrono::Duration::days(5 * 366);
+        let errors = terms.check(regular, true, at(10));
+        assert_eq!(errors, vec![PromoTermsError::DailyRangeTooLong]);
+        assert_eq!(errors[0].field(), "end_time");
+        terms.end_time = Utc.with_ymd_and_hms(9999, 12, 31, 0, 0, 0).unwrap();
+        assert_eq!(
+            terms.check(regular, true, at(10)),
+            vec![PromoTermsError::DailyRangeTooLong]
+        );
+        terms.daily_window = None;
+        assert!(terms.check(regular, true, at(10)).is_empty(), "continuous");
+    }
+
+    #[test]
+    fn a_daily_promo_whose_occurrences_all_ended_is_refused_when_end_time_must_be_future() {
+        let regular = Money::parse("999.00").unwrap();
+        let mut terms = terms();
+        terms.start_time = at(0);
+        terms.end_time = at(20);
+        terms.daily_window = Some(DailyWindow::parse("17:00", "19:00", "UTC").unwrap());
+        let errors = terms.check(regular, true, at(19));
+        assert_eq!(errors, vec![PromoTermsError::NoFutureOccurrence]);
+        assert_eq!(errors[0].field(), "daily_window");
+        assert!(terms.check(regular, true, at(18)).is_empty(), "one runs");
+        assert!(
+            terms.check(regular, false, at(19)).is_empty(),
+            "end_time not written"
+        );
     }
 
     #[test]

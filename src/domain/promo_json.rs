@@ -226,6 +226,7 @@ mod tests {
             held: 0,
             sold: 0,
             sold_total: 0,
+            held_any: 0,
             status: PromoStatus::Scheduled,
             occurrence: None,
             created_at: at(2),

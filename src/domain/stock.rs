@@ -80,6 +80,16 @@ impl PromoStock {
         self
     }
 
+    /// The same stock under a new key: the occurrence it counts now starts
+    /// at `start` (its start was moved), and so do its holds.
+    pub fn rekeyed(mut self, start: DateTime<Utc>) -> PromoStock {
+        self.occurrence_start = start;
+        for hold in self.holds.values_mut() {
+            hold.occurrence_start = start;
+        }
+        self
+    }
+
     /// The occurrence new holds are taken in.
     pub fn occurrence_start(&self) -> DateTime<Utc> {
         self.occurrence_start
@@ -108,6 +118,11 @@ impl PromoStock {
     /// The live hold of `reservation_id`.
     pub fn hold(&self, reservation_id: &Uuid) -> Option<&Hold> {
         self.holds.get(reservation_id)
+    }
+
+    /// True when `user_id` holds a unit of this stock.
+    pub fn is_held_by(&self, user_id: i64) -> bool {
+        self.holder_of.contains_key(&user_id)
     }
 
     /// Every live hold.

@@ -6,7 +6,7 @@
 //! eligibility follows a new location or segment at once, and with it the
 //! promos whose stock frames the shopper's sessions get.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 use super::{Engine, EngineError};
 use crate::actors::audience::{PutMember, RemoveMember};
@@ -166,8 +166,16 @@ impl Engine {
         user_id: i64,
     ) -> Result<Vec<ServerFrame>, EngineError> {
         let running = self.live_promos.running(Utc::now(), EVERY);
-        let promo_ids: Vec<i64> = running.items.iter().map(|promo| promo.id).collect();
-        let records = db::notifications::take_undelivered(&self.pool, user_id, &promo_ids).await?;
+        // A daily promo's notification is of one occurrence: the current one's.
+        let promos: Vec<(i64, Option<DateTime<Utc>>)> = running
+            .items
+            .iter()
+            .map(|promo| {
+                let since = promo.daily_window.and(promo.occurrence);
+                (promo.id, since.map(|occurrence| occurrence.start))
+            })
+            .collect();
+        let records = db::notifications::take_undelivered(&self.pool, user_id, &promos).await?;
         let frames = records
             .into_iter()
             .filter_map(|record| {

@@ -372,6 +372,7 @@ impl Handler<Redefine> for PromoActor {
         // more, nothing new is held until enough holds end.
         self.stock
             .set_continuous(message.promo.daily_window.is_none());
+        self.follow_rekey(&message.promo);
         self.promo = message.promo;
         // The current occurrence may have moved (new hours or dates, or a
         // new occurrence started while this actor settled the last one's holds).

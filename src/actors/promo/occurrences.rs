@@ -2,7 +2,8 @@
 //! promo counts now ([`FlashPromo::counted_start`]). The registry's `Close`
 //! at an occurrence's end and its `Redefine` at the next one's start move
 //! it on, and so does the first reserve of an occurrence if it arrives
-//! first; holds of the occurrence left behind keep their own expiry.
+//! first; holds of the occurrence left behind keep their own expiry. New
+//! terms that move the start of the occurrence running now re-key it.
 
 use actix::prelude::*;
 use chrono::Utc;
@@ -18,6 +19,21 @@ impl PromoActor {
         let counted = self.promo.counted_start(Utc::now());
         if self.stock.roll_to(counted) {
             self.report(ctx);
+        }
+    }
+}
+
+impl PromoActor {
+    /// New terms moved the start of the occurrence running now: the same
+    /// occurrence under a new key (the write re-keyed its rows), so its
+    /// stock moves with it instead of starting afresh.
+    pub(super) fn follow_rekey(&mut self, promo: &FlashPromo) {
+        let moved = self
+            .promo
+            .schedule()
+            .rekeyed_at(&promo.schedule(), Utc::now());
+        if let Some((from, to)) = moved {
+            self.stock.rekey(from, to);
         }
     }
 }

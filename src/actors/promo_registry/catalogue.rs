@@ -60,6 +60,17 @@ impl<A> Entry<A> {
     }
 
     fn set_terms(&mut self, promo: FlashPromo) {
+        // New terms that move the start of the occurrence running now keep
+        // it the same occurrence (re-keyed): its actor does not begin anew.
+        let moved = self
+            .promo
+            .schedule()
+            .rekeyed_at(&promo.schedule(), Utc::now());
+        if let Some((from, to)) = moved {
+            if self.occurrence == Some(from) {
+                self.occurrence = Some(to);
+            }
+        }
         self.reach = reach_of(&promo);
         self.json = render(&promo);
         self.promo = Arc::new(promo);

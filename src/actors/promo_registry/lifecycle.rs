@@ -32,7 +32,8 @@ pub enum Step {
 }
 
 impl Step {
-    /// The step for `promo` at `now`; `held` is its live holds.
+    /// The step for `promo` at `now`; `held` is its live holds (of any
+    /// occurrence: without an actor, each needs one to settle it).
     pub fn at(promo: &FlashPromo, held: u32, has_actor: bool, now: DateTime<Utc>) -> Step {
         match (has_actor, promo.runs_at(now)) {
             (false, true) => Step::Start,
@@ -150,6 +151,7 @@ pub(super) mod tests {
             held: 0,
             sold: 0,
             sold_total: 0,
+            held_any: 0,
             status: PromoStatus::Running,
             occurrence: None,
             created_at: at(10),

@@ -223,7 +223,9 @@ fn take_step(
     registry: &Addr<PromoRegistry>,
     now: DateTime<Utc>,
 ) {
-    let held = entry.counts.load().held;
+    // Without an actor, live holds of any occurrence need one to settle
+    // them, not only those of the occurrence shown (a later one).
+    let held = entry.counts.load().held.max(entry.promo.held_any);
     let started = entry
         .actor
         .as_ref()
@@ -398,6 +400,8 @@ impl Handler<PromoActorStopped> for PromoRegistry {
             return;
         };
         entry.actor = None;
+        // It settled every hold it had: none is left to settle.
+        std::sync::Arc::make_mut(&mut entry.promo).held_any = 0;
         let now = Utc::now();
         if entry.promo.runs_at(now) {
             // It stopped while it should run (its stock could not be loaded): retry shortly.

@@ -244,3 +244,26 @@ fn a_continuous_promo_overlaps_a_daily_one_only_at_its_hours() {
     assert!(evening.overlaps(&continuous("2026-11-29T18:00:00Z", "2026-12-29T18:00:00Z")));
     assert!(!evening.overlaps(&continuous("2026-11-30T00:00:00Z", "2026-12-29T18:00:00Z")));
 }
+
+#[test]
+fn moving_the_start_of_the_running_occurrence_rekeys_it_and_a_later_one_is_new() {
+    let range = ("2026-11-20T00:00:00Z", "2026-11-30T00:00:00Z");
+    let before = daily(range, ("17:00", "19:00"), "UTC");
+    let earlier = daily(range, ("16:00", "19:00"), "UTC");
+    let now = utc("2026-11-23T18:00:00Z");
+    assert_eq!(
+        before.rekeyed_at(&earlier, now),
+        Some((utc("2026-11-23T17:00:00Z"), utc("2026-11-23T16:00:00Z")))
+    );
+    assert_eq!(before.rekeyed_at(&before, now), None, "nothing moved");
+    let later = daily(range, ("18:30", "19:00"), "UTC");
+    assert_eq!(before.rekeyed_at(&later, now), None, "now is in none of it");
+    let between = utc("2026-11-23T20:00:00Z");
+    assert_eq!(before.rekeyed_at(&earlier, between), None);
+    let whole = continuous(range.0, range.1);
+    assert_eq!(
+        before.rekeyed_at(&whole, now),
+        None,
+        "continuous has one stock"
+    );
+}
