@@ -119,7 +119,8 @@ pub async fn mark_sent(pool: &DbPool, ids: &[i64]) -> Result<(), DbError> {
 /// Records a failed attempt: retried after `retry_in`, or given up on when
 /// `None` (the server refused the message for good). Only while the claim
 /// is still this attempt's: a row claimed again since (its lease ran out)
-/// belongs to the newer attempt.
+/// belongs to the newer attempt, and a row given up on while the attempt ran
+/// (its campaign was cancelled) stays given up on.
 #[tracing::instrument(skip_all, fields(id = attempt.id))]
 pub async fn mark_failed(
     pool: &DbPool,
@@ -133,7 +134,7 @@ pub async fn mark_failed(
             "UPDATE email_outbox SET last_error = $2, \
                     next_attempt_at = now() + make_interval(secs => coalesce($3::float8, 0)), \
                     abandoned_at = CASE WHEN $3::float8 IS NULL THEN now() END \
-             WHERE id = $1 AND attempts = $4 AND sent_at IS NULL",
+             WHERE id = $1 AND attempts = $4 AND sent_at IS NULL AND abandoned_at IS NULL",
         )
         .await?;
     let retry_in = retry_in.map(|delay| delay.as_secs_f64());
