@@ -18,22 +18,11 @@ use crate::helpers::{
 
 const PROMOS: &str = "/api/promotions/flash-promos/";
 
-/// A daily promo whose occurrence today runs from now for `seconds`.
+/// A daily promo whose occurrence today runs from now for `seconds`: its id.
 async fn create_daily(app: &TestApp, market: &Market, quantity: u32, seconds: i64) -> i64 {
-    let answer = app
-        .post(
-            PROMOS,
-            &app.admin,
-            json!({
-                "product_id": market.product_id, "promo_price": "499.00",
-                "start_time": in_seconds(0), "end_time": in_seconds(seconds),
-                "segment_ids": [market.segment_id], "quantity": quantity,
-                "daily_window": {"start": "00:00", "end": "24:00", "timezone": "UTC"},
-            }),
-        )
-        .await;
-    assert_eq!(answer.status, StatusCode::CREATED, "{:?}", answer.body);
-    answer.body["id"].as_i64().unwrap()
+    crate::daily_windows::create_daily(app, market, quantity, seconds).await["id"]
+        .as_i64()
+        .unwrap()
 }
 
 /// Waits for the occurrence to end, then moves the range an hour on (with

@@ -30,7 +30,12 @@ fn all_day() -> Value {
 }
 
 /// A daily promo of `market` whose occurrence today runs from now for `seconds`.
-async fn create_daily(app: &TestApp, market: &Market, quantity: u32, seconds: i64) -> Value {
+pub(crate) async fn create_daily(
+    app: &TestApp,
+    market: &Market,
+    quantity: u32,
+    seconds: i64,
+) -> Value {
     let answer = app
         .post(
             PROMOS,
