@@ -69,6 +69,21 @@ pub struct Config {
     pub mail_from: String,
     /// `DATA_DIR`: where files the service writes (emails) go.
     pub data_dir: PathBuf,
+    /// `NATS_URL`, `INSTANCE_ID`, `NATS_SUBJECT_PREFIX`: cluster mode, when set.
+    pub cluster: Option<ClusterConfig>,
+}
+
+/// How one instance of several joins the others (`NATS_URL` set).
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// `NATS_URL`: the NATS server every instance shares.
+    pub nats_url: String,
+    /// `INSTANCE_ID`: this instance's name (default: random).
+    pub instance_id: String,
+    /// `NATS_SUBJECT_PREFIX`: the first tokens of every subject, so that
+    /// clusters on different databases can share one NATS server (default:
+    /// `promo-engine.` and the database name).
+    pub subject_prefix: String,
 }
 
 /// A variable whose value does not parse.
@@ -94,8 +109,9 @@ impl Config {
             vars.parse("PUBLIC_BASE_URL", &format!("http://{}", display_host(bind)))?;
         let default_database_url =
             vars.text("PROMO_ENGINE_DEFAULT_DATABASE_URL", DEFAULT_DATABASE_URL);
+        let database_url = vars.text("DATABASE_URL", &default_database_url);
         Ok(Config {
-            database_url: vars.text("DATABASE_URL", &default_database_url),
+            database_url: database_url.clone(),
             database_url_is_default: lookup("DATABASE_URL").is_none_or(|url| url.is_empty()),
             database_pool_size: vars.positive("DATABASE_POOL_SIZE", 16)?,
             bind,
@@ -115,7 +131,43 @@ impl Config {
             smtp_url: vars.text("SMTP_URL", "smtp://127.0.0.1:25"),
             mail_from: vars.text("MAIL_FROM", "promo-engine <no-reply@localhost>"),
             data_dir: PathBuf::from(vars.text("DATA_DIR", "./var")),
+            cluster: vars.cluster(&database_url)?,
         })
+    }
+}
+
+/// A fresh instance name: eight random hex digits.
+fn random_instance_id() -> String {
+    format!("{:08x}", rand::random::<u32>())
+}
+
+/// True for a NATS subject token that needs no escaping.
+fn is_subject_token(token: &str) -> bool {
+    !token.is_empty()
+        && token
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// The database a URL names, as a subject token (`db` when it names none).
+fn database_name(database_url: &str) -> String {
+    let name: String = Url::parse(database_url)
+        .ok()
+        .and_then(|url| url.path_segments()?.next_back().map(str::to_owned))
+        .unwrap_or_default()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if name.is_empty() {
+        "db".to_owned()
+    } else {
+        name
     }
 }
 
@@ -191,6 +243,36 @@ impl Vars<'_> {
                     })
             })
             .collect()
+    }
+
+    /// Cluster mode's settings, when `NATS_URL` is set.
+    fn cluster(&self, database_url: &str) -> Result<Option<ClusterConfig>, ConfigError> {
+        let nats_url = self.text("NATS_URL", "");
+        if nats_url.is_empty() {
+            return Ok(None);
+        }
+        let instance_id = self.text("INSTANCE_ID", &random_instance_id());
+        if !is_subject_token(&instance_id) {
+            return Err(ConfigError {
+                name: "INSTANCE_ID",
+                value: instance_id,
+                reason: "use letters, digits, `-` and `_` only".into(),
+            });
+        }
+        let database = database_name(database_url);
+        let subject_prefix = self.text("NATS_SUBJECT_PREFIX", &format!("promo-engine.{database}"));
+        if !subject_prefix.split('.').all(is_subject_token) {
+            return Err(ConfigError {
+                name: "NATS_SUBJECT_PREFIX",
+                value: subject_prefix,
+                reason: "use dot-separated tokens of letters, digits, `-` and `_`".into(),
+            });
+        }
+        Ok(Some(ClusterConfig {
+            nats_url,
+            instance_id,
+            subject_prefix,
+        }))
     }
 
     fn mail_transport(&self) -> Result<MailTransport, ConfigError> {
@@ -279,6 +361,21 @@ mod tests {
         assert_eq!(listed, ["10.0.0.0/8", "127.0.0.1/32", "::1/128"]);
         let error = config_from(&[("TRUSTED_PROXIES", "10.0.0.0/33")]).unwrap_err();
         assert!(error.to_string().contains("TRUSTED_PROXIES"));
+    }
+
+    #[test]
+    fn cluster_mode_needs_nats_url_and_names_itself() {
+        assert!(config_from(&[]).unwrap().cluster.is_none());
+        let config = config_from(&[
+            ("NATS_URL", "nats://127.0.0.1:4222"),
+            ("DATABASE_URL", "postgres://db.example/shop_1"),
+        ])
+        .unwrap();
+        let cluster = config.cluster.unwrap();
+        assert_eq!(cluster.subject_prefix, "promo-engine.shop_1");
+        assert_eq!(cluster.instance_id.len(), 8);
+        let error = config_from(&[("NATS_URL", "nats://x"), ("INSTANCE_ID", "a.b")]).unwrap_err();
+        assert!(error.to_string().contains("INSTANCE_ID"));
     }
 
     #[test]

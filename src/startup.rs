@@ -9,6 +9,7 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, HttpServer};
 use anyhow::Context;
 
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::db::{self, DbPool};
 use crate::domain::secrets::{generate_password, hash_password, verify_password};
@@ -40,7 +41,11 @@ impl Application {
         let listener = TcpListener::bind(config.bind)
             .with_context(|| format!("cannot listen on BIND={}", config.bind))?;
         let port = listener.local_addr()?.port();
-        let engine = Engine::start(&pool, &config).await?;
+        let cluster = match &config.cluster {
+            Some(cluster) => Some(Cluster::connect(cluster).await?),
+            None => None,
+        };
+        let engine = Engine::start(&pool, &config, cluster).await?;
         idempotency::start_pruning(pool.clone());
         let state = web::Data::new(AppState {
             engine: engine.clone(),

@@ -20,6 +20,7 @@
 pub mod audience;
 pub mod campaign;
 pub mod campaign_registry;
+pub mod lease_keeper;
 pub mod mailer;
 pub mod notifier;
 pub mod promo;

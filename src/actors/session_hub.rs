@@ -72,7 +72,9 @@ impl SessionHub {
         let mut delivered = false;
         sessions.retain(|(session_id, link)| {
             let frame = match origin {
-                Some(origin) if origin.session_id == *session_id => origin.frame.clone(),
+                Some(origin) if origin.instance.is_none() && origin.session_id == *session_id => {
+                    origin.frame.clone()
+                }
                 _ => frame.clone(),
             };
             match link.push.try_send(Push { frame }) {
@@ -142,6 +144,9 @@ impl Actor for SessionHub {
 pub struct Origin {
     pub session_id: u64,
     pub frame: Arc<str>,
+    /// The instance the session is on when it is another (cluster mode);
+    /// `None`: this one.
+    pub instance: Option<Arc<str>>,
 }
 
 /// A session opened.

@@ -171,6 +171,7 @@ impl WsSession {
         let origin = WsOrigin {
             session_id: self.session_id,
             request_id: request_id.clone(),
+            instance: None,
         };
         // The same deadline as a REST request: past it the frame says
         // `outcome_unknown`, and a hold that does commit still arrives as

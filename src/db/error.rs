@@ -30,6 +30,9 @@ pub enum Violation {
     PromoPriceNotBelowRegular,
     /// A product's new regular price is not above a live promo's price.
     RegularPriceNotAbovePromos,
+    /// A fenced write of an instance that no longer holds the lease of its
+    /// promo or campaign at the epoch it wrote with (cluster mode).
+    StaleLease,
     /// Another constraint, by name.
     Other(String),
 }
@@ -121,6 +124,7 @@ fn classify(constraint: &str) -> Violation {
         "client_segments_segment_id_fkey" | "flash_promo_segments_segment_id_fkey" => {
             Violation::UnknownSegment
         }
+        "ownership_lease_current" => Violation::StaleLease,
         other => Violation::Other(other.to_owned()),
     }
 }

@@ -29,6 +29,7 @@ use deadpool_postgres::{Client, Object};
 use futures_util::future::BoxFuture;
 use uuid::Uuid;
 
+use super::leases::Fence;
 use super::{DbError, DbPool};
 
 /// How long [`settle`] waits on the token's lock before saying "still unknown".
@@ -81,14 +82,29 @@ pub async fn run_fenced<T>(
     timeout: Duration,
     work: FencedWork<'_, T>,
 ) -> Result<T, WriteFailure> {
+    run_fenced_under(pool, timeout, None, work).await
+}
+
+/// [`run_fenced`] under an ownership lease (cluster mode): the lease's check
+/// is sent right behind the token, so the database refuses the whole
+/// transaction when `lease` is no longer current (`Violation::StaleLease`).
+pub async fn run_fenced_under<T>(
+    pool: &DbPool,
+    timeout: Duration,
+    lease: Option<&Fence>,
+    work: FencedWork<'_, T>,
+) -> Result<T, WriteFailure> {
     let token = Uuid::new_v4();
     let client = pool
         .get()
         .await
         .map_err(|error| WriteFailure::NotCommitted(error.into()))?;
     let mut commit_sent = false;
-    let attempt =
-        tokio::time::timeout(timeout, transact(&client, token, work, &mut commit_sent)).await;
+    let attempt = tokio::time::timeout(
+        timeout,
+        transact(&client, token, lease, work, &mut commit_sent),
+    )
+    .await;
     let failure = match attempt {
         Ok(Ok(value)) => return Ok(value),
         Ok(Err(failure)) => failure,
@@ -140,22 +156,35 @@ impl From<DbError> for Failure {
 async fn transact<T>(
     client: &Client,
     token: Uuid,
+    lease: Option<&Fence>,
     work: FencedWork<'_, T>,
     commit_sent: &mut bool,
 ) -> Result<T, Failure> {
     let claim = client
         .prepare_cached("INSERT INTO write_fences (token, committed) VALUES ($1, true)")
         .await?;
-    // Sent in this order (each is sent when first polled, and `join3` polls
+    let lease_statement = match lease {
+        Some(_) => Some(client.prepare_cached(Fence::CHECK).await?),
+        None => None,
+    };
+    let lease_check = async {
+        match (lease, &lease_statement) {
+            (Some(lease), Some(statement)) => lease.check(client, statement).await,
+            _ => Ok(()),
+        }
+    };
+    // Sent in this order (each is sent when first polled, and `join4` polls
     // in order), answered in one round trip.
-    let (begun, claimed, value) = futures_util::future::join3(
+    let (begun, claimed, leased, value) = futures_util::future::join4(
         client.batch_execute("BEGIN"),
         client.execute(&claim, &[&token]),
+        lease_check,
         work(client),
     )
     .await;
     begun?;
     claimed?;
+    leased?;
     let value = value?;
     *commit_sent = true;
     client.batch_execute("COMMIT").await?;

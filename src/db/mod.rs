@@ -14,6 +14,7 @@ pub mod draws;
 pub mod error;
 pub mod fence;
 pub mod idempotency;
+pub mod leases;
 pub mod notifications;
 pub mod occurrences;
 pub mod outbox;

@@ -9,7 +9,8 @@ use futures_util::FutureExt;
 use tokio_postgres::{Row, Statement};
 use uuid::Uuid;
 
-use super::fence::{run_fenced, FencedWork, WriteFailure};
+use super::fence::{run_fenced_under, FencedWork, WriteFailure};
+use super::leases::Fence;
 use super::{DbError, DbPool, Listing, PageWindow};
 use crate::domain::reservation::{ReservationRecord, ReservationStatus};
 use crate::domain::stock::Hold;
@@ -122,7 +123,8 @@ const EXPIRE: &str = "UPDATE promo_reservations SET status = 'expired' \
 /// finds no held row fails the batch, since memory and the database would
 /// disagree. A commit that goes unheard is reported in doubt, with the token
 /// that settles it. `stale` says whether inserted holds first expire their
-/// shoppers' stale rows.
+/// shoppers' stale rows. Under a `lease` (cluster mode) the database refuses
+/// the batch unless the lease is still current (`Violation::StaleLease`).
 #[tracing::instrument(skip_all, fields(writes = writes.len()))]
 pub async fn apply_stock_writes(
     pool: &DbPool,
@@ -130,11 +132,12 @@ pub async fn apply_stock_writes(
     writes: Vec<StockWrite>,
     stale: StaleHolds,
     timeout: std::time::Duration,
+    lease: Option<&Fence>,
 ) -> Result<Vec<Option<i64>>, WriteFailure> {
     let work: FencedWork<'_, Vec<Option<i64>>> = Box::new(move |transaction| {
         async move { apply_in(transaction, promo_id, &writes, stale).await }.boxed()
     });
-    run_fenced(pool, timeout, work).await
+    run_fenced_under(pool, timeout, lease, work).await
 }
 
 async fn apply_in(
@@ -414,7 +417,8 @@ pub async fn find_row_ids(
 /// Settles, in one statement, the `held` rows that no actor will settle: rows
 /// past `expires_at` become `expired`, and the rest of a switched-off promo
 /// become `cancelled` as a revoke does. Promos in `owned` (a live actor keeps
-/// their holds) are left alone. Returns how many rows were settled.
+/// their holds) are left alone, and so are promos another instance holds a
+/// live lease of (cluster mode). Returns how many rows were settled.
 #[tracing::instrument(skip_all, fields(owned = owned.len()))]
 pub async fn settle_stale_holds(pool: &DbPool, owned: &[i64]) -> Result<u64, DbError> {
     let client = pool.get().await?;
@@ -424,7 +428,9 @@ pub async fn settle_stale_holds(pool: &DbPool, owned: &[i64]) -> Result<u64, DbE
              status = CASE WHEN r.expires_at <= now() THEN 'expired' ELSE 'cancelled' END, \
              cancelled_at = CASE WHEN r.expires_at <= now() THEN r.cancelled_at ELSE now() END \
              FROM flash_promos f WHERE f.id = r.promo_id AND r.status = 'held' \
-             AND NOT (r.promo_id = ANY($1)) AND (r.expires_at <= now() OR NOT f.is_active)",
+             AND NOT (r.promo_id = ANY($1)) AND (r.expires_at <= now() OR NOT f.is_active) \
+             AND NOT EXISTS (SELECT 1 FROM ownership_leases l WHERE l.kind = 'promo' \
+             AND l.object_id = r.promo_id AND l.expires_at > now())",
         )
         .await?;
     Ok(client.execute(&statement, &[&owned]).await?)

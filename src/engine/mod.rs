@@ -29,10 +29,13 @@ use actix::{Actor, Addr};
 use crate::actors::audience::{AudienceIndex, Members};
 use crate::actors::campaign::CampaignLinks;
 use crate::actors::campaign_registry::CampaignRegistry;
+use crate::actors::lease_keeper::{LeaseKeeper, ReleaseAll};
 use crate::actors::mailer::Mailer;
 use crate::actors::notifier::Notifier;
 use crate::actors::promo_registry::{LivePromos, PromoRegistry};
 use crate::actors::session_hub::SessionHub;
+use crate::cluster::forward::{self, Forwarder};
+use crate::cluster::{listener, Cluster};
 use crate::config::Config;
 use crate::db::{self, DbPool};
 pub use error::EngineError;
@@ -51,11 +54,22 @@ pub struct Engine {
     hub: Addr<SessionHub>,
     campaigns: Addr<CampaignRegistry>,
     mailer: Addr<Mailer>,
+    /// Cluster mode: the other instances, and the owners of what this one
+    /// does not own.
+    cluster: Option<Cluster>,
+    forwarder: Option<Forwarder>,
+    lease_keeper: Option<Addr<LeaseKeeper>>,
 }
 
 impl Engine {
-    /// Loads the audience and starts every long-lived actor.
-    pub async fn start(pool: &DbPool, config: &Config) -> anyhow::Result<Engine> {
+    /// Loads the audience and starts every long-lived actor; in cluster
+    /// mode also the lease keeper, the event listener and the server of
+    /// forwarded calls.
+    pub async fn start(
+        pool: &DbPool,
+        config: &Config,
+        cluster: Option<Cluster>,
+    ) -> anyhow::Result<Engine> {
         let members = db::clients::load_audience(pool).await?;
         tracing::info!(clients = members.len(), "audience loaded");
         let audience = AudienceIndex::new(members);
@@ -69,13 +83,19 @@ impl Engine {
             config.notify_timezone,
         )
         .start();
-        let registry = PromoRegistry::new(
+        let lease_keeper = cluster
+            .as_ref()
+            .map(|cluster| LeaseKeeper::new(pool.clone(), cluster.instance_id().clone()).start());
+        let mut registry = PromoRegistry::new(
             pool.clone(),
             config.reservation_hold,
             notifier.clone(),
             hub.clone(),
         )
         .resync_every(config.registry_resync_interval);
+        if let (Some(keeper), Some(cluster)) = (&lease_keeper, &cluster) {
+            registry = registry.in_cluster(keeper.clone(), cluster.clone());
+        }
         let live_promos = registry.live_promos();
         let registry = registry.start();
         let mailer = Mailer::new(pool.clone(), config)?.start();
@@ -86,7 +106,10 @@ impl Engine {
             verify_link_base: Arc::from(verify_link_base(&config.public_base_url)),
         })
         .start();
-        Ok(Engine {
+        let forwarder = cluster
+            .as_ref()
+            .map(|cluster| Forwarder::new(cluster.clone(), pool.clone()));
+        let engine = Engine {
             pool: pool.clone(),
             registry,
             live_promos,
@@ -96,7 +119,35 @@ impl Engine {
             hub,
             campaigns,
             mailer,
-        })
+            cluster,
+            forwarder,
+            lease_keeper,
+        };
+        if let Some(cluster) = &engine.cluster {
+            listener::start(cluster.clone(), engine.sinks()).await?;
+            forward::serve(cluster.clone(), engine.clone()).await?;
+        }
+        Ok(engine)
+    }
+
+    /// The parts of this engine that act on other instances' events.
+    fn sinks(&self) -> listener::Sinks {
+        listener::Sinks {
+            registry: self.registry.clone(),
+        }
+    }
+
+    /// The cluster, in cluster mode.
+    pub fn cluster(&self) -> Option<&Cluster> {
+        self.cluster.as_ref()
+    }
+
+    /// Gives back this instance's leases (a clean shutdown), so the others
+    /// take its promos over at once instead of after the leases expire.
+    pub async fn leave_cluster(&self) {
+        if let Some(keeper) = &self.lease_keeper {
+            let _ = keeper.send(ReleaseAll).await;
+        }
     }
 
     /// The session hub, which a WebSocket session joins.

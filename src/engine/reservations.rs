@@ -10,14 +10,29 @@
 //!
 //! [`OUTCOME_WAIT`]: super::deadlines::OUTCOME_WAIT
 
+use std::sync::Arc;
+
+use chrono::Utc;
+
 use super::deadlines::within_outcome_wait;
 use super::{Engine, EngineError};
 use crate::actors::promo::{Cancel, Complete, PromoRefusal, Reserve, WsOrigin};
+use crate::cluster::forward::{Answer, Call, CallOrigin, WireError, WireReservation};
 use crate::db;
+use crate::db::leases::LeaseKey;
 use crate::domain::promo::PromoStatus;
 use crate::domain::reservation::{Reservation, ReservationRecord, ReservationStatus};
 use crate::domain::stock::ReleaseError;
 use crate::telemetry::prometheus;
+
+/// Where a call may be decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    /// Here, or by the promo's owner elsewhere (cluster mode).
+    AnyOwner,
+    /// Here only: the call was forwarded here already.
+    HereOnly,
+}
 
 /// What a release asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,17 +61,57 @@ impl Engine {
         promo_id: i64,
         origin: Option<WsOrigin>,
     ) -> Result<Reservation, EngineError> {
-        counted(within_outcome_wait(self.ask_to_reserve(user_id, promo_id, origin)).await)
+        let reserving = self.ask_to_reserve(user_id, promo_id, origin, Route::AnyOwner);
+        counted(within_outcome_wait(reserving).await)
     }
 
     /// Completes the purchase of reservation `id` of `user_id`.
     pub async fn complete(&self, user_id: i64, id: i64) -> Result<Reservation, EngineError> {
-        counted(within_outcome_wait(self.release(user_id, id, Release::Complete)).await)
+        let completing = self.release(user_id, id, Release::Complete, Route::AnyOwner);
+        counted(within_outcome_wait(completing).await)
     }
 
     /// Cancels reservation `id` of `user_id`, freeing its unit.
     pub async fn cancel(&self, user_id: i64, id: i64) -> Result<Reservation, EngineError> {
-        counted(within_outcome_wait(self.release(user_id, id, Release::Cancel)).await)
+        let cancelling = self.release(user_id, id, Release::Cancel, Route::AnyOwner);
+        counted(within_outcome_wait(cancelling).await)
+    }
+
+    /// Answers a call another instance forwarded here, deciding it here or
+    /// not at all (never forwarding it again). Refusals are counted by the
+    /// instance that took the request.
+    pub async fn answer_forwarded(&self, call: Call) -> Answer {
+        let answer = match call {
+            Call::Reserve {
+                user_id,
+                promo_id,
+                origin,
+            } => {
+                let origin = origin.map(|origin| WsOrigin {
+                    session_id: origin.session_id,
+                    request_id: origin.request_id,
+                    instance: Some(Arc::from(origin.instance)),
+                });
+                let reserving = self.ask_to_reserve(user_id, promo_id, origin, Route::HereOnly);
+                within_outcome_wait(reserving).await
+            }
+            Call::Complete { user_id, id } => {
+                let completing = self.release(user_id, id, Release::Complete, Route::HereOnly);
+                within_outcome_wait(completing).await
+            }
+            Call::Cancel { user_id, id } => {
+                let cancelling = self.release(user_id, id, Release::Cancel, Route::HereOnly);
+                within_outcome_wait(cancelling).await
+            }
+        };
+        match answer {
+            Ok(reservation) => Answer::Done {
+                reservation: WireReservation::of(&reservation),
+            },
+            Err(error) => Answer::Refused {
+                error: WireError::from(&error),
+            },
+        }
     }
 
     async fn ask_to_reserve(
@@ -64,14 +119,28 @@ impl Engine {
         user_id: i64,
         promo_id: i64,
         origin: Option<WsOrigin>,
+        route: Route,
     ) -> Result<Reservation, EngineError> {
+        let Some(actor) = self.live_promos.actor_of(promo_id) else {
+            if let (Some(forwarder), Route::AnyOwner) = (&self.forwarder, route) {
+                let call = Call::Reserve {
+                    user_id,
+                    promo_id,
+                    origin: origin.map(|origin| CallOrigin {
+                        instance: forwarder.instance_id().to_string(),
+                        session_id: origin.session_id,
+                        request_id: origin.request_id,
+                    }),
+                };
+                let answer = forwarder.call(LeaseKey::promo(promo_id), &call).await?;
+                return self.relayed(answer, user_id).await;
+            }
+            return Err(self.without_actor(promo_id).await);
+        };
         let reserve = Reserve {
             user_id,
             member: self.members.get(user_id),
             origin,
-        };
-        let Some(actor) = self.live_promos.actor_of(promo_id) else {
-            return Err(self.without_actor(promo_id).await);
         };
         match prometheus::awaiting("promo", actor.send(reserve)).await {
             Ok(answer) => answer.map_err(EngineError::from),
@@ -103,6 +172,7 @@ impl Engine {
         user_id: i64,
         id: i64,
         release: Release,
+        route: Route,
     ) -> Result<Reservation, EngineError> {
         let record = db::reservations::find_reservation(&self.pool, id, user_id)
             .await?
@@ -110,6 +180,18 @@ impl Engine {
         if record.status == ReservationStatus::Held {
             if let Some(answer) = self.release_live(&record, release).await? {
                 return outcome(answer, release);
+            }
+            if let (Some(forwarder), Route::AnyOwner) = (&self.forwarder, route) {
+                if self.live_promos.actor_of(record.promo_id).is_none() {
+                    let call = match release {
+                        Release::Complete => Call::Complete { user_id, id },
+                        Release::Cancel => Call::Cancel { user_id, id },
+                    };
+                    let answer = forwarder
+                        .call(LeaseKey::promo(record.promo_id), &call)
+                        .await?;
+                    return outcome(self.relayed(answer, user_id).await?, release);
+                }
             }
         }
         let record = db::reservations::find_reservation_by_uuid(&self.pool, record.reservation_id)
@@ -148,6 +230,20 @@ impl Engine {
             // state answers.
             Ok(Err(PromoRefusal::Release(ReleaseError::NotHeld))) | Err(_) => Ok(None),
             Ok(Err(refusal)) => Err(refusal.into()),
+        }
+    }
+
+    /// An owner's answer, as this instance would have given it.
+    async fn relayed(&self, answer: Answer, user_id: i64) -> Result<Reservation, EngineError> {
+        match answer {
+            Answer::Done { reservation } => {
+                let record = reservation.record(user_id);
+                match self.live_promos.promo(record.promo_id, Utc::now()) {
+                    Some(promo) => Ok(Reservation::new(&record, promo)),
+                    None => self.with_promo(&record).await,
+                }
+            }
+            Answer::Refused { error } => Err(error.into()),
         }
     }
 

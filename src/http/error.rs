@@ -331,6 +331,13 @@ impl From<Violation> for ApiError {
                          this regular price; change or delete the promo first."
                     .into(),
             },
+            // Only fenced engine writes meet it, and the engine answers those
+            // itself; a request path that gets here retries on the new owner.
+            Violation::StaleLease => ApiError::Unavailable(
+                "The promo or campaign moved to another instance; nothing was changed. Retry \
+                 shortly."
+                    .into(),
+            ),
             Violation::Other(constraint) => {
                 ApiError::Internal(anyhow::anyhow!("unexpected constraint {constraint}"))
             }

@@ -44,6 +44,11 @@ pub const OUTBOX_BACKLOG: &str = "promo_engine_outbox_backlog";
 pub const OUTBOX_SENT: &str = "promo_engine_outbox_sent_total";
 /// `{kind}`: failed delivery attempts (`transient`, `refused`, `unsendable`).
 pub const OUTBOX_FAILURES: &str = "promo_engine_outbox_failures_total";
+/// Promos this instance owns (cluster mode).
+pub const OWNED_PROMOS: &str = "promo_engine_owned_promos";
+/// `{outcome}`: calls forwarded to the owning instance (`answered`,
+/// `no_owner`, `timed_out`, `failed`), cluster mode.
+pub const FORWARDED: &str = "promo_engine_forwarded_total";
 
 /// How often histogram samples are folded into their buckets.
 const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
@@ -129,6 +134,14 @@ fn describe() {
     describe_gauge!(OUTBOX_BACKLOG, "Emails due and unsent");
     describe_counter!(OUTBOX_SENT, "Emails delivered");
     describe_counter!(OUTBOX_FAILURES, "Failed email delivery attempts, by kind");
+    describe_gauge!(
+        OWNED_PROMOS,
+        "Flash promos this instance owns (cluster mode)"
+    );
+    describe_counter!(
+        FORWARDED,
+        "Calls forwarded to the owning instance, by outcome"
+    );
     // Present from the first scrape, so a rate over them starts at zero.
     gauge!(WS_SESSIONS).increment(0.0);
     gauge!(RUNNING_PROMOS).increment(0.0);
@@ -197,6 +210,11 @@ impl Drop for GaugeShare {
 /// A reservation ended up as `outcome` (a status, or a refusal's code).
 pub fn reservation(outcome: &'static str) {
     counter!(RESERVATIONS, "outcome" => outcome).increment(1);
+}
+
+/// A call forwarded to its owner ended with `outcome`.
+pub fn forwarded(outcome: &'static str) {
+    counter!(FORWARDED, "outcome" => outcome).increment(1);
 }
 
 /// `count` notifications recorded (`inbox`) or pushed to a session (`push`).

@@ -215,6 +215,7 @@ impl PromoActor {
         let writes: Vec<StockWrite> = batch.iter().map(Pending::write).collect();
         let pool = self.pool.clone();
         let promo_id = self.promo.id;
+        let fence = self.fence.clone();
         let write = async move {
             let started = std::time::Instant::now();
             let stale = if retry {
@@ -222,9 +223,15 @@ impl PromoActor {
             } else {
                 StaleHolds::Keep
             };
-            let written =
-                db::reservations::apply_stock_writes(&pool, promo_id, writes, stale, WRITE_TIMEOUT)
-                    .await;
+            let written = db::reservations::apply_stock_writes(
+                &pool,
+                promo_id,
+                writes,
+                stale,
+                WRITE_TIMEOUT,
+                fence.as_ref(),
+            )
+            .await;
             prometheus::db_write(started.elapsed());
             written
         };

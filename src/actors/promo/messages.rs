@@ -2,6 +2,8 @@
 //! messages the registry and the two edges (HTTP, WebSocket) send it, and
 //! its refusals.
 
+use std::sync::Arc;
+
 use actix::prelude::*;
 use tokio::sync::oneshot;
 use uuid::Uuid;
@@ -64,6 +66,9 @@ pub struct WsOrigin {
     pub session_id: u64,
     /// Echoed in the `reservation.held` frame that session gets.
     pub request_id: serde_json::Value,
+    /// The instance the session is on, when it is another (a forwarded
+    /// reserve, cluster mode); `None`: this one.
+    pub instance: Option<Arc<str>>,
 }
 
 /// Buys the unit a hold keeps; answered with the reservation once the sale
@@ -109,6 +114,12 @@ pub struct Close;
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Deactivate;
+
+/// Another instance owns the promo now (cluster mode): stop at once, writing
+/// nothing more (what is queued is answered unavailable; it was never sent).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StepDown;
 
 /// The promo was deleted: stop at once.
 #[derive(Message)]

@@ -52,7 +52,7 @@ use uuid::Uuid;
 
 pub use self::messages::{
     Cancel, Close, Complete, Deactivate, PrepareQuantity, PromoRefusal, Redefine, ReleaseAnswer,
-    Reserve, Shutdown, WsOrigin,
+    Reserve, Shutdown, StepDown, WsOrigin,
 };
 
 use self::deadlines::Deadlines;
@@ -61,6 +61,7 @@ use self::messages::ReleaseReply;
 use self::occurrences::stock_terms;
 use super::promo_registry::{Counts, LiveCounts, PromoActorStopped, PromoRegistry, StockChanged};
 use super::session_hub::{PromoEnded, SessionHub};
+use crate::db::leases::Fence;
 use crate::db::{self, DbError, DbPool};
 use crate::domain::eligibility::{check_eligibility, AudienceMember};
 use crate::domain::frames::EndReason;
@@ -97,6 +98,8 @@ pub struct PromoActor {
     reloading: bool,
     /// The counts readers of the registry's snapshot see, written by `report`.
     counts: LiveCounts,
+    /// The lease every write is made under (cluster mode); `None` alone.
+    fence: Option<Fence>,
 }
 
 impl PromoActor {
@@ -108,9 +111,11 @@ impl PromoActor {
         registry: Addr<PromoRegistry>,
         hub: Addr<SessionHub>,
         counts: LiveCounts,
+        fence: Option<Fence>,
     ) -> PromoActor {
         PromoActor {
             counts,
+            fence,
             hub,
             row_ids: HashMap::new(),
             stock: OccurrenceStock::new(stock_terms(&promo), []),
@@ -208,7 +213,7 @@ impl Actor for PromoActor {
         }));
     }
 
-    fn stopped(&mut self, _: &mut Self::Context) {
+    fn stopped(&mut self, ctx: &mut Self::Context) {
         // Queued decisions were never sent: nothing of them was written. The
         // callers of a batch still in flight or in doubt hear nothing, which
         // they report as an unknown outcome.
@@ -227,6 +232,7 @@ impl Actor for PromoActor {
         }
         self.registry.do_send(PromoActorStopped {
             promo_id: self.promo.id,
+            actor: ctx.address(),
         });
     }
 }
@@ -424,6 +430,15 @@ impl Handler<Shutdown> for PromoActor {
             reason: EndReason::Deleted,
             also: holders,
         });
+        ctx.stop();
+    }
+}
+
+impl Handler<StepDown> for PromoActor {
+    type Result = ();
+
+    fn handle(&mut self, _: StepDown, ctx: &mut Self::Context) {
+        self.reloading = true;
         ctx.stop();
     }
 }

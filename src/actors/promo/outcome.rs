@@ -135,6 +135,7 @@ impl PromoActor {
         let origin = origin.map(|origin| Origin {
             session_id: origin.session_id,
             frame: Arc::from(with_request_id(&frame, origin.request_id).to_text()),
+            instance: origin.instance,
         });
         self.hub.do_send(PushToUser {
             user_id: hold.user_id,

@@ -9,8 +9,9 @@ use actix::prelude::*;
 use super::group_commit::Pending;
 use super::messages::PromoRefusal;
 use super::PromoActor;
+use crate::actors::promo_registry::LeaseRefused;
 use crate::db::fence::WriteFailure;
-use crate::db::DbError;
+use crate::db::{DbError, Violation};
 
 /// How long to wait before retrying writes that must not be dropped (expiries)
 /// after a failed batch.
@@ -31,6 +32,13 @@ impl PromoActor {
         retry: bool,
         ctx: &mut Context<Self>,
     ) {
+        if matches!(
+            failure,
+            WriteFailure::NotCommitted(DbError::Violation(Violation::StaleLease))
+        ) {
+            self.step_down(batch, ctx);
+            return;
+        }
         if failure.is_refusal() && !retry {
             tracing::warn!(promo_id = self.promo.id, %failure, "stock batch refused; retrying its decisions singly");
             self.writes.retry_singly(batch);
@@ -69,6 +77,28 @@ impl PromoActor {
     }
 
     /// Answers a release that will not be written `refused`.
+    /// The database refused the batch because another instance took the
+    /// promo over (cluster mode): nothing of it was written and nothing more
+    /// may be. Its decisions are answered refused, the queued ones
+    /// unavailable as the actor stops, and the registry drops the lease.
+    fn step_down(&mut self, batch: Vec<Pending>, ctx: &mut Context<Self>) {
+        tracing::warn!(
+            promo_id = self.promo.id,
+            "another instance owns this promo now; stepping down"
+        );
+        for pending in batch {
+            match pending {
+                Pending::Reserve { reply, .. } => drop(reply.send(Err(PromoRefusal::Refused))),
+                other => self.refuse_release(other),
+            }
+        }
+        self.registry.do_send(LeaseRefused {
+            promo_id: self.promo.id,
+        });
+        self.reloading = true;
+        ctx.stop();
+    }
+
     fn refuse_release(&mut self, pending: Pending) {
         let reservation_id = pending.hold().reservation_id;
         let reply = match pending {

@@ -28,6 +28,7 @@
 mod catalogue;
 mod counts;
 mod lifecycle;
+mod ownership;
 mod resync;
 mod routing;
 mod snapshot;
@@ -42,11 +43,17 @@ use chrono::{DateTime, Utc};
 use self::catalogue::{Catalogue, Entry, Redefinition};
 pub use self::counts::{Counts, LiveCounts};
 use self::lifecycle::{ResyncGate, Step};
+pub use self::ownership::{LeaseRefused, RemoteStock};
+use self::ownership::{Ownership, Permit};
 pub use self::routing::PrepareQuantityChange;
 pub use self::snapshot::{LivePromos, Snapshot};
 use super::notifier::{AnnounceStart, Notifier};
 use super::promo::{Close, Deactivate, PromoActor, Redefine, Shutdown};
 use super::session_hub::{PromoEnded, SessionHub, StockFrame};
+use crate::actors::lease_keeper::{LeaseKeeper, Subscribe};
+use crate::cluster::events::ClusterEvent;
+use crate::cluster::Cluster;
+use crate::db::leases::{Fence, LeaseKind};
 use crate::db::DbPool;
 use crate::domain::frames::{EndReason, ServerFrame};
 use crate::domain::promo::{FlashPromo, PromoStatus};
@@ -69,12 +76,14 @@ struct ActorLinks {
 }
 
 impl ActorLinks {
-    /// Starts an actor for the promo of `entry`, sharing its live counts.
+    /// Starts an actor for the promo of `entry`, sharing its live counts,
+    /// writing under `fence` (cluster mode).
     fn start(
         &self,
         entry: &Entry<Addr<PromoActor>>,
         now: DateTime<Utc>,
         registry: Addr<PromoRegistry>,
+        fence: Option<Fence>,
     ) -> Addr<PromoActor> {
         let (pool, hub, counts) = (self.pool.clone(), self.hub.clone(), entry.counts.clone());
         PromoActor::new(
@@ -84,6 +93,7 @@ impl ActorLinks {
             registry,
             hub,
             counts,
+            fence,
         )
         .start()
     }
@@ -102,6 +112,8 @@ pub struct PromoRegistry {
     resyncs: ResyncGate,
     /// This registry's share of the running-promos gauge.
     running: prometheus::GaugeShare,
+    /// Which promos it runs actors for.
+    ownership: Ownership,
 }
 
 impl PromoRegistry {
@@ -126,7 +138,15 @@ impl PromoRegistry {
             stock_dirty: HashSet::new(),
             resyncs: ResyncGate::default(),
             running: prometheus::GaugeShare::new(prometheus::RUNNING_PROMOS),
+            ownership: Ownership::Alone,
         }
+    }
+
+    /// Cluster mode: runs actors only for the promos whose lease `keeper`
+    /// holds, and tells the other instances of stock changes.
+    pub fn in_cluster(mut self, keeper: Addr<LeaseKeeper>, cluster: Cluster) -> PromoRegistry {
+        self.ownership = Ownership::leased(keeper, cluster);
+        self
     }
 
     /// Checks the catalogue against PostgreSQL every `interval` instead of
@@ -146,9 +166,14 @@ impl PromoRegistry {
     fn reconcile(&mut self, ctx: &mut Context<Self>) {
         let now = Utc::now();
         let registry = ctx.address();
+        let mut wanted = HashSet::new();
         for entry in self.catalogue.iter_mut() {
-            take_step(&self.links, &self.notifier, entry, &registry, now);
+            let permit = self.ownership.permit(entry.promo.id);
+            if take_step(&self.links, &self.notifier, entry, &registry, now, permit) {
+                wanted.insert(entry.promo.id);
+            }
         }
+        self.ownership.want(wanted);
         self.catalogue.retain_live(now);
         self.schedule_next(now, ctx);
         self.publish(now);
@@ -215,14 +240,17 @@ impl PromoRegistry {
 }
 
 /// Starts, closes or deactivates the actor of one entry as its
-/// [`Step`] at `now` says, and tells watchers of an end once.
+/// [`Step`] at `now` says, and tells watchers of an end once. A promo this
+/// instance may not run only has its watchers told. True when the promo
+/// needs an actor (somewhere).
 fn take_step(
     links: &ActorLinks,
     notifier: &Addr<Notifier>,
     entry: &mut Entry<Addr<PromoActor>>,
     registry: &Addr<PromoRegistry>,
     now: DateTime<Utc>,
-) {
+    permit: Permit,
+) -> bool {
     // Without an actor, live holds of any occurrence need one to settle
     // them, not only those of the occurrence shown (a later one).
     let held = entry.counts.load().held.max(entry.promo.held_any);
@@ -234,10 +262,20 @@ fn take_step(
         .promo
         .occurrence_at(now)
         .map(|occurrence| occurrence.start);
-    let end = match Step::for_occurrence(&entry.promo, held, started, now) {
+    let step = Step::for_occurrence(&entry.promo, held, started, now);
+    let needs_actor =
+        entry.actor.is_some() || matches!(step, Step::Start | Step::Begin | Step::Settle);
+    let fence = match permit {
+        Permit::Run(fence) => fence,
+        Permit::Elsewhere => {
+            follow_elsewhere(links, entry, step, current);
+            return needs_actor;
+        }
+    };
+    let end = match step {
         Step::Start => {
             let promo = entry.current(now);
-            entry.actor = Some(links.start(entry, now, registry.clone()));
+            entry.actor = Some(links.start(entry, now, registry.clone(), fence));
             entry.end_told = false;
             entry.occurrence = current;
             // Announced once per start; the notifier skips promos already told.
@@ -263,7 +301,7 @@ fn take_step(
             None
         }
         Step::Settle => {
-            let actor = links.start(entry, now, registry.clone());
+            let actor = links.start(entry, now, registry.clone(), fence);
             actor.do_send(Close);
             entry.actor = Some(actor);
             entry.occurrence = None;
@@ -285,6 +323,33 @@ fn take_step(
     if let Some(reason) = end {
         links.hub.do_send(ended(entry.promo.id, reason));
     }
+    needs_actor
+}
+
+/// The step of a promo another instance runs: only this instance's
+/// watchers are told when an occurrence ends.
+fn follow_elsewhere(
+    links: &ActorLinks,
+    entry: &mut Entry<Addr<PromoActor>>,
+    step: Step,
+    current: Option<DateTime<Utc>>,
+) {
+    let end = match step {
+        Step::Start | Step::Begin => {
+            if entry.occurrence.is_some() && entry.occurrence != current && entry.tell_end() {
+                links.hub.do_send(ended(entry.promo.id, EndReason::Ended));
+            }
+            entry.end_told = false;
+            entry.occurrence = current;
+            None
+        }
+        Step::Close => entry.tell_end().then_some(EndReason::Ended),
+        Step::Deactivate => entry.tell_end().then_some(EndReason::Deactivated),
+        Step::Settle | Step::Keep => None,
+    };
+    if let Some(reason) = end {
+        links.hub.do_send(ended(entry.promo.id, reason));
+    }
 }
 
 /// The end of a promo, for its watchers.
@@ -301,6 +366,12 @@ impl Actor for PromoRegistry {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(16_384);
+        if let Ownership::Leased(leased) = &self.ownership {
+            leased.keeper().do_send(Subscribe {
+                kind: LeaseKind::Promo,
+                recipient: ctx.address().recipient(),
+            });
+        }
         self.resync(ctx);
         ctx.run_interval(self.resync_every, |registry, ctx| registry.resync(ctx));
     }
@@ -336,6 +407,8 @@ pub struct StockChanged {
 #[rtype(result = "()")]
 pub struct PromoActorStopped {
     pub promo_id: i64,
+    /// The actor that stopped (a newer one may run already).
+    pub actor: Addr<PromoActor>,
 }
 
 impl Handler<PromoChanged> for PromoRegistry {
@@ -361,9 +434,28 @@ impl Handler<StockChanged> for PromoRegistry {
 
     /// Nothing is republished: readers see the counts the actor wrote.
     fn handle(&mut self, message: StockChanged, ctx: &mut Self::Context) {
-        let Some(entry) = self.catalogue.counts_reported(message.promo_id) else {
+        self.counts_changed(message.promo_id, true, ctx);
+    }
+}
+
+impl PromoRegistry {
+    /// A promo's counts changed (written to its live counts already): its
+    /// watchers hear of it, and, when this instance decided it, the others.
+    fn counts_changed(&mut self, promo_id: i64, decided_here: bool, ctx: &mut Context<Self>) {
+        let cluster = self.ownership.cluster().cloned();
+        let Some(entry) = self.catalogue.counts_reported(promo_id) else {
             return;
         };
+        if let (Some(cluster), true) = (cluster, decided_here) {
+            let counts = entry.counts.load();
+            cluster.publish(ClusterEvent::PromoStock {
+                promo_id,
+                quantity: counts.quantity,
+                held: counts.held,
+                sold: counts.sold,
+                sold_total: counts.sold_total,
+            });
+        }
         let promo = entry.current(Utc::now());
         let sold_out = promo.status == PromoStatus::SoldOut && entry.tell_end();
         let restocked = promo.status == PromoStatus::Running && entry.end_told;
@@ -385,8 +477,8 @@ impl Handler<StockChanged> for PromoRegistry {
             // The final counts go out before the watchers are let go.
             self.send_stock_frames();
             self.links.hub.do_send(ended(promo.id, EndReason::SoldOut));
-        } else if restocked {
-            // Running again: its audience watches it again.
+        } else if restocked && decided_here {
+            // Running again: its audience watches it again (its owner tells them).
             self.notifier.do_send(AnnounceStart { promo });
         }
     }
@@ -399,6 +491,10 @@ impl Handler<PromoActorStopped> for PromoRegistry {
         let Some(entry) = self.catalogue.get_mut(message.promo_id) else {
             return;
         };
+        if entry.actor.as_ref() != Some(&message.actor) {
+            // A former actor (it stepped down, or was replaced).
+            return;
+        }
         entry.actor = None;
         // It settled every hold it had: none is left to settle.
         std::sync::Arc::make_mut(&mut entry.promo).held_any = 0;

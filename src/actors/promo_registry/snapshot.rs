@@ -94,6 +94,13 @@ impl LivePromos {
     pub fn actor_of(&self, promo_id: i64) -> Option<Addr<PromoActor>> {
         self.0.load().actor_of(promo_id)
     }
+
+    /// A live promo with its counts at `now`, if it is in the snapshot.
+    pub fn promo(&self, promo_id: i64, now: DateTime<Utc>) -> Option<FlashPromo> {
+        let snapshot = self.0.load();
+        let listed = snapshot.listed(*snapshot.slots.get(&promo_id)?)?;
+        Some(listed.current(now))
+    }
 }
 
 /// One published state of the live promos.

@@ -1,0 +1,74 @@
+//! The events instances tell each other, as they travel on the events
+//! subject (JSON, one per message, tagged by `type`).
+//!
+//! An event says what changed, never more than a reader needs to act on
+//! it; when the change is bulky or must be read consistently, the event
+//! names it and the receiver reads PostgreSQL. Every event is also healed by
+//! the periodic resyncs, so a lost one delays a change but never loses it.
+
+use serde::{Deserialize, Serialize};
+
+/// An event as published: who sent it, and what it says.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Envelope {
+    /// The sending instance (receivers skip their own events).
+    pub from: String,
+    pub event: ClusterEvent,
+}
+
+/// One thing every other instance should hear of.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClusterEvent {
+    /// A promo's owner committed a change of its stock.
+    PromoStock {
+        promo_id: i64,
+        quantity: u32,
+        held: u32,
+        sold: u32,
+        sold_total: u32,
+    },
+    /// A promo was created or its terms changed: read it again.
+    PromoChanged { promo_id: i64 },
+    /// A promo was deleted.
+    PromoRemoved { promo_id: i64 },
+    /// A store or a product changed (which changes live promos' terms):
+    /// reload the live promos.
+    CatalogueChanged,
+    /// Frames for users' sessions, wherever they are connected; `key`s of
+    /// notifications delivered here are marked delivered by the receiver.
+    UserFrames { frames: Vec<UserFrame> },
+    /// One frame for every session of one user; the `origin` session (on
+    /// `origin.instance`) gets `origin.frame` instead.
+    UserFrame {
+        user_id: i64,
+        frame: String,
+        origin: Option<RemoteOrigin>,
+    },
+    /// Users eligible for a promo that just started now watch it.
+    Watchers { promo_id: i64, user_ids: Vec<i64> },
+    /// A frame for every admin session (`raffle.stats`).
+    AdminFrame { frame: String },
+    /// A shopper's location, profile or segments changed: read them again.
+    ShopperChanged { user_id: i64 },
+    /// An account's password, tokens or role changed, or it was deleted:
+    /// forget every credential of it that was verified before.
+    CredentialsChanged { user_id: i64 },
+}
+
+/// One frame of [`ClusterEvent::UserFrames`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UserFrame {
+    /// A notification id, or 0 for a frame with nothing to mark.
+    pub key: i64,
+    pub user_id: i64,
+    pub frame: String,
+}
+
+/// The WebSocket request a frame answers, on whichever instance it came in.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RemoteOrigin {
+    pub instance: String,
+    pub session_id: u64,
+    pub frame: String,
+}

@@ -1,0 +1,122 @@
+//! Cluster mode (`NATS_URL` set): what one instance needs to be one of
+//! several on a shared PostgreSQL database and a shared NATS server.
+//!
+//! [`Cluster`] is this instance's handle on NATS: its name, the subject
+//! prefix every instance of the cluster shares, and the connection. Events
+//! every instance should hear ([`events::ClusterEvent`]) are published on one
+//! subject and dispatched on arrival by [`listener`]; calls for a promo or a
+//! campaign owned elsewhere go to its owner with request-reply
+//! ([`forward`]). Ownership itself lives in PostgreSQL, not here
+//! (`actors::lease_keeper`, `db::leases`): NATS carries messages, the
+//! database decides.
+//!
+//! With `NATS_URL` unset there is no `Cluster`, and every part of the engine
+//! that takes an `Option<Cluster>` delivers in-process only.
+
+pub mod events;
+pub mod forward;
+pub mod listener;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use async_nats::connection::State;
+use bytes::Bytes;
+
+use crate::config::ClusterConfig;
+use events::{ClusterEvent, Envelope};
+
+/// How long a connect to NATS may take at start-up.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// This instance's handle on the cluster; cheap to clone.
+#[derive(Clone)]
+pub struct Cluster {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    instance_id: Arc<str>,
+    prefix: String,
+    client: async_nats::Client,
+}
+
+impl Cluster {
+    /// Connects to `NATS_URL`; the client reconnects by itself afterwards
+    /// (for ever, with backoff), buffering what is published meanwhile.
+    pub async fn connect(config: &ClusterConfig) -> anyhow::Result<Cluster> {
+        let client = async_nats::ConnectOptions::new()
+            .name(format!("promo-engine {}", config.instance_id))
+            .connection_timeout(CONNECT_TIMEOUT)
+            .retry_on_initial_connect()
+            .max_reconnects(None)
+            .event_callback(|event| async move {
+                tracing::info!(%event, "nats connection");
+            })
+            .connect(config.nats_url.as_str())
+            .await
+            .with_context(|| format!("cannot reach NATS at NATS_URL={}", config.nats_url))?;
+        tracing::info!(
+            instance = %config.instance_id,
+            prefix = %config.subject_prefix,
+            "cluster mode: connected to NATS"
+        );
+        Ok(Cluster {
+            inner: Arc::new(Inner {
+                instance_id: Arc::from(config.instance_id.as_str()),
+                prefix: config.subject_prefix.clone(),
+                client,
+            }),
+        })
+    }
+
+    /// This instance's name (`INSTANCE_ID`).
+    pub fn instance_id(&self) -> &Arc<str> {
+        &self.inner.instance_id
+    }
+
+    /// The NATS client (for subscriptions of this module's parts).
+    pub fn client(&self) -> &async_nats::Client {
+        &self.inner.client
+    }
+
+    /// A subject of this cluster: the prefix and `tail`.
+    pub fn subject(&self, tail: &str) -> String {
+        format!("{}.{tail}", self.inner.prefix)
+    }
+
+    /// The subject every instance hears events on.
+    pub fn events_subject(&self) -> String {
+        self.subject("events")
+    }
+
+    /// True while the NATS connection is up (for `/readyz`).
+    pub fn is_connected(&self) -> bool {
+        self.inner.client.connection_state() == State::Connected
+    }
+
+    /// Tells every other instance of `event`. Fire and forget: the client
+    /// buffers while reconnecting, and the periodic resyncs heal what is
+    /// lost for good.
+    pub fn publish(&self, event: ClusterEvent) {
+        let envelope = Envelope {
+            from: self.inner.instance_id.to_string(),
+            event,
+        };
+        let payload = match serde_json::to_vec(&envelope) {
+            Ok(payload) => Bytes::from(payload),
+            Err(error) => {
+                tracing::error!(%error, "cannot encode a cluster event");
+                return;
+            }
+        };
+        let client = self.inner.client.clone();
+        let subject = self.events_subject();
+        tokio::spawn(async move {
+            if let Err(error) = client.publish(subject, payload).await {
+                tracing::warn!(%error, "cluster event not published");
+            }
+        });
+    }
+}
