@@ -98,9 +98,13 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until stopped (SIGINT/SIGTERM, or the handle).
+    /// Serves until stopped (SIGINT/SIGTERM, or the handle); in cluster mode
+    /// then gives this instance's leases back, so the others take its promos
+    /// over at once.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        self.engine.leave_cluster().await;
+        served
     }
 }
 

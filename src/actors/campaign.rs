@@ -41,6 +41,7 @@ use super::campaign_registry::{CampaignActorStopped, CampaignRegistry};
 use super::mailer::{Mailer, Wake};
 use super::session_hub::{PushToAdmins, SessionHub};
 use crate::db::fence::{Settled, WriteFailure};
+use crate::db::leases::Fence;
 use crate::db::subscribers::{EntryBatch, NewEntry};
 use crate::db::{self, DbError, DbPool};
 use crate::domain::frames::ServerFrame;
@@ -115,6 +116,8 @@ pub struct CampaignActor {
     subscriber_count: i64,
     verified_count: i64,
     stats_due: bool,
+    /// The lease its entries are written under (cluster mode); `None` alone.
+    fence: Option<Fence>,
 }
 
 struct Pending {
@@ -128,8 +131,10 @@ impl CampaignActor {
         campaign_id: i64,
         links: CampaignLinks,
         registry: Addr<CampaignRegistry>,
+        fence: Option<Fence>,
     ) -> CampaignActor {
         CampaignActor {
+            fence,
             campaign_id,
             links,
             registry,
@@ -159,8 +164,10 @@ impl CampaignActor {
         let batch: Vec<Pending> = self.queue.drain(..take).collect();
         let entries: Vec<NewEntry> = batch.iter().map(|pending| pending.entry.clone()).collect();
         let (pool, campaign_id) = (self.links.pool.clone(), self.campaign_id);
+        let fence = self.fence.clone();
         let write = async move {
-            db::subscribers::insert_entries(&pool, campaign_id, entries, WRITE_TIMEOUT).await
+            let lease = fence.as_ref();
+            db::subscribers::insert_entries(&pool, campaign_id, entries, WRITE_TIMEOUT, lease).await
         };
         ctx.spawn(write.into_actor(self).map(move |result, actor, ctx| {
             actor.writing = false;

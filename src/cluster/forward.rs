@@ -1,6 +1,7 @@
 //! Forwarding (cluster mode): a reserve, complete or cancel for a promo
-//! another instance owns goes to that instance over NATS request-reply,
-//! and its answer is relayed as if it had been decided here.
+//! another instance owns, and an entry into a campaign another instance
+//! owns, go to that instance over NATS request-reply, and its answer is
+//! relayed as if it had been decided here.
 //!
 //! Each instance serves calls on its own subject (`calls.<instance>`); the
 //! caller finds the owner in the promo's lease (`db::leases`, remembered for
@@ -25,6 +26,7 @@ use super::Cluster;
 use crate::db::leases::{self, LeaseKey};
 use crate::db::{DbError, DbPool};
 use crate::domain::eligibility::Ineligible;
+use crate::domain::raffle::Entry;
 use crate::domain::reservation::{Reservation, ReservationRecord, ReservationStatus};
 use crate::domain::stock::ReserveError;
 use crate::engine::deadlines::OUTCOME_WAIT;
@@ -54,6 +56,11 @@ pub enum Call {
         user_id: i64,
         id: i64,
     },
+    Enter {
+        campaign_id: i64,
+        email: String,
+        data: serde_json::Value,
+    },
 }
 
 /// The WebSocket request a forwarded reserve came from.
@@ -69,6 +76,7 @@ pub struct CallOrigin {
 #[serde(tag = "answer", rename_all = "snake_case")]
 pub enum Answer {
     Done { reservation: WireReservation },
+    Entered { entry: Entry },
     Refused { error: WireError },
 }
 
@@ -99,6 +107,8 @@ pub enum WireError {
     ReservationExpired,
     ReservationCancelled,
     AlreadyCompleted,
+    AlreadySubscribed,
+    CampaignClosed,
     OutcomeUnknown,
     Overloaded,
     NotWritten,
@@ -124,16 +134,15 @@ impl From<&EngineError> for WireError {
             EngineError::ReservationExpired => WireError::ReservationExpired,
             EngineError::ReservationCancelled => WireError::ReservationCancelled,
             EngineError::AlreadyCompleted => WireError::AlreadyCompleted,
+            EngineError::AlreadySubscribed => WireError::AlreadySubscribed,
+            EngineError::CampaignClosed => WireError::CampaignClosed,
             EngineError::OutcomeUnknown => WireError::OutcomeUnknown,
             EngineError::Overloaded(_) => WireError::Overloaded,
             EngineError::NotWritten(_) | EngineError::Database(DbError::Unavailable(_)) => {
                 WireError::NotWritten
             }
             EngineError::Busy(_) | EngineError::Mailbox { .. } => WireError::Busy,
-            EngineError::AlreadySubscribed
-            | EngineError::CampaignClosed
-            | EngineError::InvalidLocation
-            | EngineError::Database(_) => WireError::Internal,
+            EngineError::InvalidLocation | EngineError::Database(_) => WireError::Internal,
         }
     }
 }
@@ -154,14 +163,16 @@ impl From<WireError> for EngineError {
             WireError::ReservationExpired => EngineError::ReservationExpired,
             WireError::ReservationCancelled => EngineError::ReservationCancelled,
             WireError::AlreadyCompleted => EngineError::AlreadyCompleted,
+            WireError::AlreadySubscribed => EngineError::AlreadySubscribed,
+            WireError::CampaignClosed => EngineError::CampaignClosed,
             WireError::OutcomeUnknown => EngineError::OutcomeUnknown,
             WireError::Overloaded => EngineError::Overloaded(
-                "The promo's owner is confirming an earlier write or is overloaded; nothing was \
-                 changed. Retry in a moment.",
+                "The instance that decides this is confirming an earlier write or is overloaded; \
+                 nothing was changed. Retry in a moment.",
             ),
-            WireError::NotWritten => EngineError::NotWritten("the promo's owner could not write"),
-            WireError::Busy => EngineError::Busy("the promo's owner could not take the call"),
-            WireError::Internal => EngineError::Busy("the promo's owner failed the call"),
+            WireError::NotWritten => EngineError::NotWritten("the owning instance could not write"),
+            WireError::Busy => EngineError::Busy("the owning instance could not take the call"),
+            WireError::Internal => EngineError::Busy("the owning instance failed the call"),
         }
     }
 }
@@ -194,7 +205,7 @@ impl Forwarder {
         let Some(owner) = owner.filter(|owner| **owner != **self.instance_id()) else {
             // Nobody owns it yet, or this instance is taking it over.
             prometheus::forwarded("no_owner");
-            return Err(EngineError::Busy("the promo's owner is changing"));
+            return Err(EngineError::Busy("the owning instance is changing"));
         };
         let payload = serde_json::to_vec(call)
             .map_err(|_| EngineError::Busy("the call could not be encoded"))?;
@@ -206,12 +217,14 @@ impl Forwarder {
                 // The owner is gone: nothing was done.
                 self.forget_owner(key);
                 prometheus::forwarded("no_owner");
-                return Err(EngineError::Busy("the promo's owner is changing"));
+                return Err(EngineError::Busy("the owning instance is changing"));
             }
             Ok(Err(error)) if error.kind() != RequestErrorKind::TimedOut => {
                 tracing::warn!(%error, "forwarded call not sent");
                 prometheus::forwarded("failed");
-                return Err(EngineError::Busy("the promo's owner could not be reached"));
+                return Err(EngineError::Busy(
+                    "the owning instance could not be reached",
+                ));
             }
             _ => {
                 // The owner may have decided: as a commit whose answer was lost.
@@ -222,7 +235,7 @@ impl Forwarder {
         };
         prometheus::forwarded("answered");
         serde_json::from_slice(&reply.payload).map_err(|error| {
-            tracing::error!(%error, "unreadable answer from a promo's owner");
+            tracing::error!(%error, "unreadable answer from an owning instance");
             EngineError::OutcomeUnknown
         })
     }

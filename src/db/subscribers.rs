@@ -17,7 +17,8 @@ use serde_json::Value;
 use tokio_postgres::Row;
 
 use super::campaigns::stored_status;
-use super::fence::{run_fenced, FencedWork, WriteFailure};
+use super::fence::{run_fenced_under, FencedWork, WriteFailure};
+use super::leases::Fence;
 use super::{outbox, DbError, DbPool, Listing, PageWindow};
 use crate::domain::raffle::{verification_email, CampaignStatus, OutgoingEmail, Subscriber};
 
@@ -109,18 +110,20 @@ pub enum EntryBatch {
 
 /// Adds `entries` to an open campaign with their verification emails, in
 /// one fenced transaction ([`super::fence`]) under the campaign row's lock,
-/// which must finish within `timeout`.
-#[tracing::instrument(skip(pool, entries), fields(entries = entries.len()))]
+/// which must finish within `timeout`; under a `lease` (cluster mode) only
+/// while the lease is current.
+#[tracing::instrument(skip(pool, entries, lease), fields(entries = entries.len()))]
 pub async fn insert_entries(
     pool: &DbPool,
     campaign_id: i64,
     entries: Vec<NewEntry>,
     timeout: std::time::Duration,
+    lease: Option<&Fence>,
 ) -> Result<EntryBatch, WriteFailure> {
     let work: FencedWork<'_, EntryBatch> = Box::new(move |transaction| {
         async move { insert_in(transaction, campaign_id, &entries).await }.boxed()
     });
-    run_fenced(pool, timeout, work).await
+    run_fenced_under(pool, timeout, lease, work).await
 }
 
 async fn insert_in(

@@ -134,7 +134,7 @@ pub struct Subscriber {
 }
 
 /// What `add_subscriber` answers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Entry {
     pub id: i64,
     pub email: String,

@@ -17,6 +17,7 @@
 
 pub mod deadlines;
 pub mod error;
+mod forwarded;
 pub mod promos;
 pub mod raffles;
 pub mod reservations;
@@ -99,13 +100,16 @@ impl Engine {
         let live_promos = registry.live_promos();
         let registry = registry.start();
         let mailer = Mailer::new(pool.clone(), config)?.start();
-        let campaigns = CampaignRegistry::new(CampaignLinks {
+        let mut campaigns = CampaignRegistry::new(CampaignLinks {
             pool: pool.clone(),
             hub: hub.clone(),
             mailer: mailer.clone(),
             verify_link_base: Arc::from(verify_link_base(&config.public_base_url)),
-        })
-        .start();
+        });
+        if let Some(keeper) = &lease_keeper {
+            campaigns = campaigns.in_cluster(keeper.clone());
+        }
+        let campaigns = campaigns.start();
         let forwarder = cluster
             .as_ref()
             .map(|cluster| Forwarder::new(cluster.clone(), pool.clone()));

@@ -5,13 +5,16 @@
 use chrono::Utc;
 use serde_json::Value;
 
+use super::reservations::Route;
 use super::{Engine, EngineError};
 use crate::actors::campaign::EntryRefusal;
 use crate::actors::campaign_registry::{
     CampaignChanged, CampaignClosed, CampaignCountsChanged, OpenCampaign, RouteEntry,
 };
 use crate::actors::mailer::Wake;
+use crate::cluster::forward::{Answer, Call};
 use crate::db;
+use crate::db::leases::LeaseKey;
 use crate::domain::raffle::{Campaign, CampaignStatus, Entry};
 use crate::telemetry::prometheus;
 
@@ -24,9 +27,31 @@ impl Engine {
         email: String,
         data: Value,
     ) -> Result<Entry, EngineError> {
+        self.enter(campaign_id, email, data, Route::AnyOwner).await
+    }
+
+    /// [`Engine::enter_raffle`], decided here or not at all (a call another
+    /// instance forwarded).
+    pub(super) async fn enter_here(
+        &self,
+        campaign_id: i64,
+        email: String,
+        data: Value,
+    ) -> Result<Entry, EngineError> {
+        self.enter(campaign_id, email, data, Route::HereOnly).await
+    }
+
+    async fn enter(
+        &self,
+        campaign_id: i64,
+        email: String,
+        data: Value,
+        route: Route,
+    ) -> Result<Entry, EngineError> {
         match self.route_entry(campaign_id, &email, &data).await? {
             Err(EntryRefusal::NotLoaded) => {
-                self.enter_after_loading(campaign_id, email, data).await
+                self.enter_after_loading(campaign_id, email, data, route)
+                    .await
             }
             other => other.map_err(EngineError::from),
         }
@@ -50,12 +75,14 @@ impl Engine {
 
     /// No actor had the campaign: find out why from the database, and if it
     /// takes entries after all (opened a moment ago elsewhere), start its
-    /// actor and retry.
+    /// actor and retry; in cluster mode, a campaign another instance owns
+    /// gets the entry from its owner.
     async fn enter_after_loading(
         &self,
         campaign_id: i64,
         email: String,
         data: Value,
+        route: Route,
     ) -> Result<Entry, EngineError> {
         let campaign = db::campaigns::find_campaign(&self.pool, campaign_id).await?;
         match campaign {
@@ -71,9 +98,24 @@ impl Engine {
                 .await
                 .map_err(EngineError::mailbox("campaign registry"))?;
                 match self.route_entry(campaign_id, &email, &data).await? {
-                    Err(EntryRefusal::NotLoaded) => {
-                        Err(EngineError::Busy("the campaign's actor is starting"))
-                    }
+                    Err(EntryRefusal::NotLoaded) => match (&self.forwarder, route) {
+                        (Some(forwarder), Route::AnyOwner) => {
+                            let call = Call::Enter {
+                                campaign_id,
+                                email,
+                                data,
+                            };
+                            let key = LeaseKey::campaign(campaign_id);
+                            match forwarder.call(key, &call).await? {
+                                Answer::Entered { entry } => Ok(entry),
+                                Answer::Refused { error } => Err(error.into()),
+                                Answer::Done { .. } => {
+                                    Err(EngineError::Busy("the owning instance misunderstood"))
+                                }
+                            }
+                        }
+                        _ => Err(EngineError::Busy("the campaign's actor is starting")),
+                    },
                     other => other.map_err(EngineError::from),
                 }
             }

@@ -10,14 +10,12 @@
 //!
 //! [`OUTCOME_WAIT`]: super::deadlines::OUTCOME_WAIT
 
-use std::sync::Arc;
-
 use chrono::Utc;
 
 use super::deadlines::within_outcome_wait;
 use super::{Engine, EngineError};
 use crate::actors::promo::{Cancel, Complete, PromoRefusal, Reserve, WsOrigin};
-use crate::cluster::forward::{Answer, Call, CallOrigin, WireError, WireReservation};
+use crate::cluster::forward::{Answer, Call, CallOrigin};
 use crate::db;
 use crate::db::leases::LeaseKey;
 use crate::domain::promo::PromoStatus;
@@ -27,7 +25,7 @@ use crate::telemetry::prometheus;
 
 /// Where a call may be decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Route {
+pub(super) enum Route {
     /// Here, or by the promo's owner elsewhere (cluster mode).
     AnyOwner,
     /// Here only: the call was forwarded here already.
@@ -36,7 +34,7 @@ enum Route {
 
 /// What a release asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Release {
+pub(super) enum Release {
     Complete,
     Cancel,
 }
@@ -77,44 +75,7 @@ impl Engine {
         counted(within_outcome_wait(cancelling).await)
     }
 
-    /// Answers a call another instance forwarded here, deciding it here or
-    /// not at all (never forwarding it again). Refusals are counted by the
-    /// instance that took the request.
-    pub async fn answer_forwarded(&self, call: Call) -> Answer {
-        let answer = match call {
-            Call::Reserve {
-                user_id,
-                promo_id,
-                origin,
-            } => {
-                let origin = origin.map(|origin| WsOrigin {
-                    session_id: origin.session_id,
-                    request_id: origin.request_id,
-                    instance: Some(Arc::from(origin.instance)),
-                });
-                let reserving = self.ask_to_reserve(user_id, promo_id, origin, Route::HereOnly);
-                within_outcome_wait(reserving).await
-            }
-            Call::Complete { user_id, id } => {
-                let completing = self.release(user_id, id, Release::Complete, Route::HereOnly);
-                within_outcome_wait(completing).await
-            }
-            Call::Cancel { user_id, id } => {
-                let cancelling = self.release(user_id, id, Release::Cancel, Route::HereOnly);
-                within_outcome_wait(cancelling).await
-            }
-        };
-        match answer {
-            Ok(reservation) => Answer::Done {
-                reservation: WireReservation::of(&reservation),
-            },
-            Err(error) => Answer::Refused {
-                error: WireError::from(&error),
-            },
-        }
-    }
-
-    async fn ask_to_reserve(
+    pub(super) async fn ask_to_reserve(
         &self,
         user_id: i64,
         promo_id: i64,
@@ -167,7 +128,7 @@ impl Engine {
     /// A live hold goes to its actor, which answers once the release (its
     /// own, or a repeat's that got there first) is durable; anything else is
     /// answered from the stored state.
-    async fn release(
+    pub(super) async fn release(
         &self,
         user_id: i64,
         id: i64,
@@ -244,6 +205,7 @@ impl Engine {
                 }
             }
             Answer::Refused { error } => Err(error.into()),
+            Answer::Entered { .. } => Err(EngineError::Busy("the owning instance misunderstood")),
         }
     }
 

@@ -1,5 +1,5 @@
 //! Liveness and readiness: `/healthz` (the process answers) and `/readyz`
-//! (PostgreSQL answers too).
+//! (PostgreSQL answers too, and in cluster mode NATS is connected).
 
 use std::time::Duration;
 
@@ -41,11 +41,20 @@ async fn report_health() -> HttpResponse {
     summary = "Readiness",
     security(()),
     responses(
-        (status = 200, description = "PostgreSQL answers and the engine has loaded", body = crate::http::openapi::schemas::StatusAnswer),
+        (status = 200, description = "PostgreSQL answers (and NATS, in cluster mode) and the engine has loaded", body = crate::http::openapi::schemas::StatusAnswer),
         crate::http::openapi::responses::Public,
     )
 )]
 async fn report_readiness(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let nats_down = state
+        .engine
+        .cluster()
+        .is_some_and(|cluster| !cluster.is_connected());
+    if nats_down {
+        return Err(ApiError::Unavailable(
+            "readiness probe failed: NATS is not connected".into(),
+        ));
+    }
     if db::is_reachable(&state.pool, READY_TIMEOUT).await {
         Ok(HttpResponse::Ok().json(json!({"status": "ready"})))
     } else {

@@ -14,6 +14,8 @@
 //! Sent by: the raffle HTTP handlers. Emits: messages to campaign actors and,
 //! for campaigns without one, `raffle.stats` to the hub.
 
+mod leases;
+
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
@@ -22,9 +24,11 @@ use chrono::{DateTime, Utc};
 use futures_util::future::ready;
 use serde_json::Value;
 
+use self::leases::CampaignLeases;
 use super::campaign::{
     push_stats, CampaignActor, CampaignLinks, CloseCampaign, CountsChanged, Enter, EntryRefusal,
 };
+use crate::actors::lease_keeper::LeaseKeeper;
 use crate::db;
 use crate::db::campaign_lifecycle::Transition;
 use crate::domain::raffle::Entry;
@@ -49,6 +53,8 @@ pub struct CampaignRegistry {
     /// A resync is reading the database (resyncs never overlap, so an older
     /// list can never be applied after a newer one).
     resyncing: bool,
+    /// Cluster mode: only campaigns whose lease this instance holds get an actor.
+    leases: Option<CampaignLeases>,
 }
 
 impl CampaignRegistry {
@@ -60,14 +66,30 @@ impl CampaignRegistry {
             openings: HashMap::new(),
             opened: 0,
             resyncing: false,
+            leases: None,
         }
     }
 
+    /// Cluster mode: runs actors only for campaigns whose lease `keeper` holds.
+    pub fn in_cluster(mut self, keeper: Addr<LeaseKeeper>) -> CampaignRegistry {
+        self.leases = Some(CampaignLeases::new(keeper));
+        self
+    }
+
     fn open(&mut self, campaign_id: i64, ctx: &mut Context<Self>) {
+        let fence = match self.leases.as_mut() {
+            None => None,
+            Some(leases) => match leases.want(campaign_id, true) {
+                Some(fence) => Some(fence),
+                // Owned elsewhere or by nobody yet: entries are forwarded.
+                None => return,
+            },
+        };
         if self.actors.get(&campaign_id).is_some_and(Addr::connected) {
             return;
         }
-        let actor = CampaignActor::new(campaign_id, self.links.clone(), ctx.address()).start();
+        let actor =
+            CampaignActor::new(campaign_id, self.links.clone(), ctx.address(), fence).start();
         self.actors.insert(campaign_id, actor);
     }
 
@@ -206,6 +228,13 @@ impl CampaignRegistry {
     }
 
     fn close(&mut self, campaign_id: i64) {
+        if let Some(leases) = self.leases.as_mut() {
+            leases.want(campaign_id, false);
+        }
+        self.stop_actor(campaign_id);
+    }
+
+    fn stop_actor(&mut self, campaign_id: i64) {
         if let Some(actor) = self.actors.remove(&campaign_id) {
             actor.do_send(CloseCampaign);
         }
@@ -216,6 +245,9 @@ impl Actor for CampaignRegistry {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        if let Some(leases) = &self.leases {
+            leases.subscribe(ctx.address());
+        }
         self.resync(ctx);
         ctx.run_interval(RESYNC_INTERVAL, |registry, ctx| registry.resync(ctx));
     }
