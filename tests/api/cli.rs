@@ -344,3 +344,56 @@ async fn serve_with_demo_leaves_a_database_that_is_not_a_demo_one_alone() {
     assert_eq!(app.count_rows("users WHERE username = 'ana'").await, 0);
     assert_eq!(app.count_rows("flash_promos").await, 0, "no demo promo");
 }
+
+#[actix_web::test]
+async fn loadgen_reserve_spreads_its_reservations_over_every_url_given() {
+    let app = spawn_app().await;
+    let (url, database_url) = (app.address.clone(), app.database_url());
+    let output = tokio::task::spawn_blocking(move || {
+        let second = format!("{url}/");
+        let args = ["loadgen", "reserve", "--url", &url, "--url", &second];
+        let more = ["--shoppers", "6", "--promos", "2", "--concurrency", "3"];
+        promo_engine(&database_url, &[&args[..], &more[..]].concat())
+    })
+    .await
+    .unwrap();
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for part in ["round-robin over 2 URLs", "durable reservations: 12 in "] {
+        assert!(printed.contains(part), "{part} missing from: {printed}");
+    }
+    assert_eq!(app.count_rows("promo_reservations").await, 12);
+}
+
+#[actix_web::test]
+async fn loadgen_fanout_holds_sessions_past_its_share_in_helper_processes() {
+    let app = spawn_app().await;
+    let (url, database_url) = (app.address.clone(), app.database_url());
+    let pid = std::process::id().to_string();
+    let output = tokio::task::spawn_blocking(move || {
+        let args = ["loadgen", "fanout", "--url", &url, "--url", &url];
+        let more = ["--sessions", "12", "--sessions-per-process", "5"];
+        let pids = ["--server-pid", &pid, "--server-pid", &pid];
+        promo_engine(&database_url, &[&args[..], &more[..], &pids[..]].concat())
+    })
+    .await
+    .unwrap();
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for part in [
+        "2 helper processes",
+        "server memory (sum of 2 processes): ",
+        "with 12 idle sessions",
+        "notified 12 of 12 connected eligible shoppers",
+    ] {
+        assert!(printed.contains(part), "{part} missing from: {printed}");
+    }
+}

@@ -1,24 +1,87 @@
 //! `loadgen fanout`: S shoppers, each with an open WebSocket session; a promo
 //! starts; how long until every session has its `promo.notification`, and
 //! the service's memory per idle session.
+//!
+//! With several `--url`s the sessions are spread round-robin over them and
+//! the promo is created through the first, so the figures include the
+//! cluster's delivery to sessions held by other instances; with several
+//! `--server-pid`s the memory is the sum of those processes'. The sessions
+//! themselves are opened by [`super::sessions`], in helper processes past
+//! [`Plan::sessions_per_process`].
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, SystemTime};
 
-use anyhow::{ensure, Context};
+use anyhow::ensure;
 use serde_json::json;
+use tokio::sync::mpsc;
 
 use super::report::{percentile, resident_kib};
+use super::sessions::open_sessions;
 use super::target::Target;
 use crate::db::DbPool;
 
-/// Opens `sessions` sessions, starts a promo, times every notification.
-pub(super) async fn fanout(
+/// What to run.
+#[derive(Debug)]
+pub(super) struct Plan {
+    /// Eligible shoppers, each with one open session.
+    pub(super) sessions: usize,
+    /// The services' process ids, whose resident memory is summed.
+    pub(super) server_pids: Vec<u32>,
+    /// Sessions held by this process, and by each helper process.
+    pub(super) sessions_per_process: usize,
+    /// The database the helper processes are started with.
+    pub(super) database_url: String,
+}
+
+/// Opens the plan's sessions, starts a promo, times every notification.
+pub(super) async fn fanout(target: &Target, pool: &DbPool, plan: Plan) -> anyhow::Result<()> {
+    let Plan {
+        sessions,
+        server_pids,
+        sessions_per_process,
+        database_url,
+    } = plan;
+    println!("setting up {sessions} shoppers…");
+    let (segment, product, tokens) = set_up(target, pool, sessions).await?;
+    let rss_before = total_resident_kib(&server_pids);
+    println!("opening {sessions} WebSocket sessions…");
+    // Held to the end: dropping it stops the helper processes.
+    let mut open =
+        open_sessions(&target.urls, &tokens, sessions_per_process, &database_url).await?;
+    let opened = open.opened;
+    report_memory(&server_pids, rss_before, opened);
+    let start = chrono::Utc::now() - chrono::Duration::seconds(1);
+    let started = SystemTime::now();
+    target
+        .create(
+            "/api/promotions/flash-promos/",
+            json!({"product_id": product, "promo_price": "50.00", "segment_ids": [segment],
+                   "start_time": start.to_rfc3339(), "end_time": (start + chrono::Duration::hours(1)).to_rfc3339(),
+                   "quantity": 1, "max_distance_km": 2.0}),
+        )
+        .await?;
+    let latencies = latencies_since(started, &mut open.arrivals, opened).await;
+    println!(
+        "notified {} of {opened} connected eligible shoppers; since the create request: p50 {:.2?}, p99 {:.2?}, max {:.2?}",
+        latencies.len(),
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        latencies.last().copied().unwrap_or_default()
+    );
+    ensure!(
+        latencies.len() == opened,
+        "some sessions were not notified within 60 s"
+    );
+    Ok(())
+}
+
+/// A segment, a store at (0, 0) with a product, and `sessions` shoppers of
+/// the segment placed there: the segment's id, the product's, the tokens.
+async fn set_up(
     target: &Target,
     pool: &DbPool,
     sessions: usize,
-    server_pid: Option<u32>,
-) -> anyhow::Result<()> {
-    println!("setting up {sessions} shoppers…");
+) -> anyhow::Result<(i64, i64, Vec<String>)> {
     let segment = target
         .create(
             "/api/users/user-segments/",
@@ -38,93 +101,54 @@ pub(super) async fn fanout(
         )
         .await?;
     let tokens = target.shoppers(pool, sessions, segment).await?;
-    let rss_before = server_pid.and_then(resident_kib);
-    println!("opening {sessions} WebSocket sessions…");
-    let (arrivals, opened) = open_sessions(&target.url, &tokens).await?;
-    let rss_after = server_pid.and_then(resident_kib);
-    if let (Some(before), Some(after)) = (rss_before, rss_after) {
+    Ok((segment, product, tokens))
+}
+
+/// Up to `expected` arrivals within 60 s, as sorted latencies from `started`.
+async fn latencies_since(
+    started: SystemTime,
+    arrivals: &mut mpsc::UnboundedReceiver<SystemTime>,
+    expected: usize,
+) -> Vec<Duration> {
+    let mut latencies = Vec::with_capacity(expected);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while latencies.len() < expected {
+        match tokio::time::timeout_at(deadline, arrivals.recv()).await {
+            Ok(Some(at)) => latencies.push(at.duration_since(started).unwrap_or_default()),
+            _ => break,
+        }
+    }
+    latencies.sort_unstable();
+    latencies
+}
+
+/// Prints the servers' memory before and with the idle sessions, and per
+/// session, when every `--server-pid` could be read both times.
+fn report_memory(pids: &[u32], before: Option<u64>, opened: usize) {
+    if let (Some(before), Some(after)) = (before, total_resident_kib(pids)) {
         println!(
-            "server memory: {} MiB before, {} MiB with {opened} idle sessions = {:.1} KiB per session",
+            "server memory{}: {} MiB before, {} MiB with {opened} idle sessions = {:.1} KiB per session",
+            summed_over(pids.len()),
             before / 1024,
             after / 1024,
             (after.saturating_sub(before)) as f64 / opened.max(1) as f64
         );
     }
-    let start = chrono::Utc::now() - chrono::Duration::seconds(1);
-    let started = Instant::now();
-    target
-        .create(
-            "/api/promotions/flash-promos/",
-            json!({"product_id": product, "promo_price": "50.00", "segment_ids": [segment],
-                   "start_time": start.to_rfc3339(), "end_time": (start + chrono::Duration::hours(1)).to_rfc3339(),
-                   "quantity": 1, "max_distance_km": 2.0}),
-        )
-        .await?;
-    let mut latencies = Vec::with_capacity(opened);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    let mut arrivals = arrivals;
-    while latencies.len() < opened {
-        match tokio::time::timeout_at(deadline, arrivals.recv()).await {
-            Ok(Some(at)) => latencies.push(at.duration_since(started)),
-            _ => break,
-        }
-    }
-    latencies.sort_unstable();
-    println!(
-        "notified {} of {opened} connected eligible shoppers; since the create request: p50 {:.2?}, p99 {:.2?}, max {:.2?}",
-        latencies.len(),
-        percentile(&latencies, 0.5),
-        percentile(&latencies, 0.99),
-        latencies.last().copied().unwrap_or_default()
-    );
-    ensure!(
-        latencies.len() == opened,
-        "some sessions were not notified within 60 s"
-    );
-    Ok(())
 }
 
-/// Opens one session per token, spreading source addresses over 127.0.0.0/8
-/// (20,000 per address) so the ephemeral ports of one address do not run out.
-/// Each session reports the instant its first `promo.notification` arrives.
-async fn open_sessions(
-    url: &str,
-    tokens: &[String],
-) -> anyhow::Result<(tokio::sync::mpsc::UnboundedReceiver<Instant>, usize)> {
-    use futures_util::StreamExt;
-    use tokio_tungstenite::tungstenite::Message;
-    let address: std::net::SocketAddr = url
-        .trim_start_matches("http://")
-        .parse()
-        .context("fanout needs --url http://<ip>:<port>")?;
-    let (tell, arrivals) = tokio::sync::mpsc::unbounded_channel();
-    let mut opened = 0;
-    for (index, token) in tokens.iter().enumerate() {
-        let source = std::net::Ipv4Addr::new(
-            127,
-            0,
-            (index / 20_000 / 250) as u8,
-            1 + (index / 20_000 % 250) as u8,
-        );
-        let socket = tokio::net::TcpSocket::new_v4()?;
-        socket.bind((source, 0).into())?;
-        let stream = socket.connect(address).await?;
-        let request = format!("ws://{address}/ws/?token={token}");
-        let (mut connection, _) = tokio_tungstenite::client_async(request, stream).await?;
-        let tell = tell.clone();
-        tokio::spawn(async move {
-            while let Some(Ok(message)) = connection.next().await {
-                if let Message::Text(text) = message {
-                    if text.contains("\"promo.notification\"") {
-                        let _ = tell.send(Instant::now());
-                    }
-                }
-            }
-        });
-        opened += 1;
-        if opened % 2_000 == 0 {
-            println!("  {opened} open");
-        }
+/// The summed resident memory of `pids`, in KiB; none unless every one reads.
+fn total_resident_kib(pids: &[u32]) -> Option<u64> {
+    if pids.is_empty() {
+        return None;
     }
-    Ok((arrivals, opened))
+    pids.iter().map(|pid| resident_kib(*pid)).sum()
+}
+
+/// How the memory line names a sum over several processes.
+fn summed_over(processes: usize) -> String {
+    if processes > 1 {
+        format!(" (sum of {processes} processes)")
+    } else {
+        String::new()
+    }
 }

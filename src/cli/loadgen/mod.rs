@@ -8,7 +8,10 @@
 //!   than units.
 //! - `fanout` ([`fanout`]): S shoppers, each with an open WebSocket session; a
 //!   promo starts; how long until every session has its notification, and the
-//!   service's memory per idle session.
+//!   service's memory per idle session. Beyond `--sessions-per-process`
+//!   sessions it holds the rest in helper processes of its own
+//!   ([`sessions`], the hidden `fanout-sessions` scenario), since one process
+//!   may open only so many files.
 //! - `eligible` ([`eligible`]): P running promos around one spot and C clients
 //!   asking `eligible/` for a fixed time: requests per second and latency
 //!   percentiles.
@@ -29,6 +32,11 @@
 //! `DATABASE_URL` (hashing a password per shopper would dominate), registered
 //! with the service through the real `PATCH me/`. Every request loop is
 //! bounded in count and time, and only targets the `--url` given.
+//!
+//! `reserve` and `fanout` take `--url` several times (the instances of one
+//! cluster, see the README's "Running several instances"): set-up and the
+//! promo's creation go through the first, reservations and sessions are
+//! spread round-robin over all of them.
 
 mod chaos;
 mod eligible;
@@ -39,6 +47,7 @@ mod flood_login;
 mod flood_ws;
 mod report;
 mod reserve;
+mod sessions;
 mod subscribe;
 mod target;
 
@@ -53,9 +62,14 @@ use target::Target;
 pub enum Scenario {
     /// Durable reservations per second through HTTP.
     Reserve {
-        /// The service's base URL.
-        #[arg(long, default_value = "http://127.0.0.1:8080")]
-        url: String,
+        /// The service's base URL; repeat it for several instances (set-up
+        /// goes through the first, reservations round-robin through all).
+        #[arg(
+            long = "url",
+            value_name = "URL",
+            default_value = "http://127.0.0.1:8080"
+        )]
+        urls: Vec<String>,
         /// Shoppers to create.
         #[arg(long, default_value_t = 2_000)]
         shoppers: usize,
@@ -69,15 +83,31 @@ pub enum Scenario {
     /// Notification fan-out: open WebSocket sessions for eligible shoppers,
     /// start a promo, time how long until every session has its notification.
     Fanout {
-        #[arg(long, default_value = "http://127.0.0.1:8080")]
-        url: String,
+        /// The service's base URL; repeat it for several instances (the
+        /// promo is created through the first, sessions round-robin over all).
+        #[arg(
+            long = "url",
+            value_name = "URL",
+            default_value = "http://127.0.0.1:8080"
+        )]
+        urls: Vec<String>,
         /// Eligible shoppers, each with one open session.
         #[arg(long, default_value_t = 10_000)]
         sessions: usize,
-        /// The service's process id, to report its memory per idle session.
-        #[arg(long)]
-        server_pid: Option<u32>,
+        /// The service's process id, to report its memory per idle session;
+        /// repeat it for several instances (their memory is summed).
+        #[arg(long = "server-pid", value_name = "PID")]
+        server_pids: Vec<u32>,
+        /// Sessions this process holds; the rest go to helper processes of
+        /// the same size (each session is one open file, and a process may
+        /// have 20,000 here).
+        #[arg(long, default_value_t = sessions::SESSIONS_PER_PROCESS)]
+        sessions_per_process: usize,
     },
+    /// A `fanout` helper process: opens a session per token read from
+    /// standard input and reports on standard output (see [`sessions`]).
+    #[command(hide = true)]
+    FanoutSessions(sessions::HelperArgs),
     /// Latency of `eligible/` (default page of 10) with many running promos.
     Eligible {
         #[arg(long, default_value = "http://127.0.0.1:8080")]
@@ -158,22 +188,30 @@ pub enum Scenario {
 pub async fn run(config: &Config, pool: &DbPool, scenario: Scenario) -> anyhow::Result<()> {
     match scenario {
         Scenario::Reserve {
-            url,
+            urls,
             shoppers,
             promos,
             concurrency,
         } => {
-            let target = Target::connect(config, url).await?;
+            let target = Target::connect(config, urls).await?;
             reserve::reserve(&target, pool, shoppers, promos.max(1), concurrency.max(1)).await
         }
         Scenario::Fanout {
-            url,
+            urls,
             sessions,
-            server_pid,
+            server_pids,
+            sessions_per_process,
         } => {
-            let target = Target::connect(config, url).await?;
-            fanout::fanout(&target, pool, sessions.clamp(1, 100_000), server_pid).await
+            let target = Target::connect(config, urls).await?;
+            let plan = fanout::Plan {
+                sessions: sessions.clamp(1, 100_000),
+                server_pids,
+                sessions_per_process: sessions_per_process.max(1),
+                database_url: config.database_url.clone(),
+            };
+            fanout::fanout(&target, pool, plan).await
         }
+        Scenario::FanoutSessions(args) => sessions::serve_as_helper(args).await,
         Scenario::Eligible {
             url,
             promos,
@@ -181,7 +219,7 @@ pub async fn run(config: &Config, pool: &DbPool, scenario: Scenario) -> anyhow::
             seconds,
             against_healthz,
         } => {
-            let target = Target::connect(config, url).await?;
+            let target = Target::connect(config, vec![url]).await?;
             let plan = eligible::Plan {
                 promos: promos.max(1),
                 concurrency: concurrency.max(1),
@@ -195,7 +233,7 @@ pub async fn run(config: &Config, pool: &DbPool, scenario: Scenario) -> anyhow::
             entries,
             concurrency,
         } => {
-            let target = Target::connect(config, url).await?;
+            let target = Target::connect(config, vec![url]).await?;
             subscribe::subscribe(
                 &target,
                 pool,
@@ -205,7 +243,7 @@ pub async fn run(config: &Config, pool: &DbPool, scenario: Scenario) -> anyhow::
             .await
         }
         Scenario::Finish { url, subscribers } => {
-            let target = Target::connect(config, url).await?;
+            let target = Target::connect(config, vec![url]).await?;
             finish::finish(&target, pool, subscribers.clamp(1, 50_000_000)).await
         }
         Scenario::FloodLogin {

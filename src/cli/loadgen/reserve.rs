@@ -1,6 +1,12 @@
 //! `loadgen reserve`: S shoppers × P running promos, every pair reserved once
 //! by C concurrent clients: durable reservations per second through HTTP and
 //! PostgreSQL, then a check that no promo has more holds than units.
+//!
+//! With several `--url`s (instances of one cluster) the reservations go
+//! round-robin over them: shopper `s` reserves promo `p` through URL
+//! `(s + p) mod n`, so every promo is reserved through every instance in equal
+//! shares, most of them ones that do not own it ("through three instances vs
+//! one").
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -27,11 +33,19 @@ pub(super) async fn reserve(
     let tokens = target.shoppers(pool, shoppers, segment).await?;
     let total = tokens.len() * promo_ids.len();
     let next = Arc::new(AtomicUsize::new(0));
+    let endpoints: Vec<String> = target
+        .urls
+        .iter()
+        .map(|url| format!("{url}/api/promotions/promo-reservations/"))
+        .collect();
     println!("reserving {total} units with {concurrency} requests in flight…");
+    if endpoints.len() > 1 {
+        println!("  round-robin over {} URLs", endpoints.len());
+    }
     let started = Instant::now();
     let workers = (0..concurrency).map(|_| {
         let next = next.clone();
-        let (tokens, promo_ids) = (&tokens, &promo_ids);
+        let (tokens, promo_ids, endpoints) = (&tokens, &promo_ids, &endpoints);
         async move {
             let mut samples = Vec::new();
             loop {
@@ -39,16 +53,14 @@ pub(super) async fn reserve(
                 if index >= total {
                     break samples;
                 }
-                let (token, promo) = (
-                    &tokens[index / promo_ids.len()],
-                    promo_ids[index % promo_ids.len()],
-                );
+                let (shopper, promo) = (index / promo_ids.len(), index % promo_ids.len());
+                let (token, promo_id) = (&tokens[shopper], promo_ids[promo]);
                 let sent = Instant::now();
                 let status = target
                     .http
-                    .post(format!("{}/api/promotions/promo-reservations/", target.url))
+                    .post(&endpoints[(shopper + promo) % endpoints.len()])
                     .bearer_auth(token)
-                    .json(&json!({"promo_id": promo}))
+                    .json(&json!({"promo_id": promo_id}))
                     .send()
                     .await
                     .map(|response| response.status().as_u16())

@@ -1,7 +1,11 @@
 //! The service under load, as every scenario reaches it: [`Target`] (one
-//! keep-alive HTTP client, the base URL, an admin token and a tag that names
+//! keep-alive HTTP client, the base URLs, an admin token and a tag that names
 //! this run's data) and the set-up steps the scenarios share: `create`,
 //! `running_promos`, `shoppers`, `campaign`, and [`sign_in_admin`].
+//!
+//! With several `--url`s (instances of one cluster) every set-up step goes
+//! through the first; the scenarios that measure through all of them spread
+//! their requests or sessions round-robin over [`Target::urls`].
 
 use std::time::Duration;
 
@@ -50,8 +54,10 @@ pub(super) async fn sign_in_admin(
 pub(super) struct Target {
     /// One client for every request: its connections are kept alive.
     pub(super) http: Client,
-    /// The base URL, without a trailing `/`.
+    /// The first base URL, without a trailing `/`: set-up goes through it.
     pub(super) url: String,
+    /// Every base URL given (the first included), without a trailing `/`.
+    pub(super) urls: Vec<String>,
     /// The admin's token.
     pub(super) admin: String,
     /// Names this run's data apart from earlier runs' (hex milliseconds).
@@ -59,18 +65,24 @@ pub(super) struct Target {
 }
 
 impl Target {
-    /// Signs the admin in at `url`.
-    pub(super) async fn connect(config: &Config, url: String) -> anyhow::Result<Target> {
+    /// Signs the admin in at the first of `urls` (a token from one instance
+    /// of a cluster is good at every instance: tokens live in PostgreSQL).
+    pub(super) async fn connect(config: &Config, urls: Vec<String>) -> anyhow::Result<Target> {
         let http = Client::builder()
             .pool_max_idle_per_host(512)
             .timeout(Duration::from_secs(30))
             .build()?;
-        let url = url.trim_end_matches('/').to_owned();
+        let urls: Vec<String> = urls
+            .iter()
+            .map(|url| url.trim_end_matches('/').to_owned())
+            .collect();
+        let url = urls.first().context("give at least one --url")?.clone();
         let admin = sign_in_admin(&http, config, &url).await?;
         let tag = format!("{:x}", chrono::Utc::now().timestamp_millis());
         Ok(Target {
             http,
             url,
+            urls,
             admin,
             tag,
         })

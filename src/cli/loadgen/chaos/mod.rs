@@ -98,7 +98,7 @@ async fn storm_and_audit(
     let direct = db::create_pool(&server.url_for(server.address.port(), database)?, 4)?;
     let mut admin = config.clone();
     admin.admin_password = Some(password);
-    let target = Target::connect(&admin, service.url.clone()).await?;
+    let target = Target::connect(&admin, vec![service.url.clone()]).await?;
     let quantity = args.quantity.max(1);
     let (segment, promos) = target
         .running_promos(args.promos.max(1), quantity, 0.0)
