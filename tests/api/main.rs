@@ -15,6 +15,7 @@ mod health;
 #[allow(dead_code)] // helpers serve every module; not each uses every one
 mod helpers;
 mod idempotency;
+mod leases;
 mod mail;
 mod metrics;
 mod notifications;
