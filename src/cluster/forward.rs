@@ -24,7 +24,7 @@ use uuid::Uuid;
 
 use super::Cluster;
 use crate::db::leases::{self, LeaseKey};
-use crate::db::{DbError, DbPool};
+use crate::db::{DbError, DbPool, Violation};
 use crate::domain::eligibility::Ineligible;
 use crate::domain::raffle::Entry;
 use crate::domain::reservation::{Reservation, ReservationRecord, ReservationStatus};
@@ -61,6 +61,12 @@ pub enum Call {
         email: String,
         data: serde_json::Value,
     },
+    /// Take no hold that would need more than `quantity` units (before a
+    /// lower quantity is written).
+    PrepareQuantity {
+        promo_id: i64,
+        quantity: u32,
+    },
 }
 
 /// The WebSocket request a forwarded reserve came from.
@@ -77,6 +83,7 @@ pub struct CallOrigin {
 pub enum Answer {
     Done { reservation: WireReservation },
     Entered { entry: Entry },
+    Prepared,
     Refused { error: WireError },
 }
 
@@ -109,6 +116,7 @@ pub enum WireError {
     AlreadyCompleted,
     AlreadySubscribed,
     CampaignClosed,
+    QuantityBelowCommitted,
     OutcomeUnknown,
     Overloaded,
     NotWritten,
@@ -142,6 +150,9 @@ impl From<&EngineError> for WireError {
                 WireError::NotWritten
             }
             EngineError::Busy(_) | EngineError::Mailbox { .. } => WireError::Busy,
+            EngineError::Database(DbError::Violation(Violation::QuantityBelowCommitted)) => {
+                WireError::QuantityBelowCommitted
+            }
             EngineError::InvalidLocation | EngineError::Database(_) => WireError::Internal,
         }
     }
@@ -165,6 +176,9 @@ impl From<WireError> for EngineError {
             WireError::AlreadyCompleted => EngineError::AlreadyCompleted,
             WireError::AlreadySubscribed => EngineError::AlreadySubscribed,
             WireError::CampaignClosed => EngineError::CampaignClosed,
+            WireError::QuantityBelowCommitted => {
+                EngineError::Database(DbError::Violation(Violation::QuantityBelowCommitted))
+            }
             WireError::OutcomeUnknown => EngineError::OutcomeUnknown,
             WireError::Overloaded => EngineError::Overloaded(
                 "The instance that decides this is confirming an earlier write or is overloaded; \
@@ -201,12 +215,26 @@ impl Forwarder {
 
     /// Sends `call` to the owner of `key` and waits for its answer.
     pub async fn call(&self, key: LeaseKey, call: &Call) -> Result<Answer, EngineError> {
+        self.call_if_owned(key, call)
+            .await?
+            .ok_or(EngineError::Busy("the owning instance is changing"))
+    }
+
+    /// [`Forwarder::call`], or `None` when nobody owns `key` now.
+    pub async fn call_if_owned(
+        &self,
+        key: LeaseKey,
+        call: &Call,
+    ) -> Result<Option<Answer>, EngineError> {
         let owner = self.owner_of(key).await?;
-        let Some(owner) = owner.filter(|owner| **owner != **self.instance_id()) else {
-            // Nobody owns it yet, or this instance is taking it over.
+        let Some(owner) = owner else {
             prometheus::forwarded("no_owner");
-            return Err(EngineError::Busy("the owning instance is changing"));
+            return Ok(None);
         };
+        if *owner == **self.instance_id() {
+            // This instance holds the lease and is starting its actor.
+            return Err(EngineError::Busy("the owning instance is starting"));
+        }
         let payload = serde_json::to_vec(call)
             .map_err(|_| EngineError::Busy("the call could not be encoded"))?;
         let subject = calls_subject(&self.cluster, &owner);
@@ -234,10 +262,12 @@ impl Forwarder {
             }
         };
         prometheus::forwarded("answered");
-        serde_json::from_slice(&reply.payload).map_err(|error| {
-            tracing::error!(%error, "unreadable answer from an owning instance");
-            EngineError::OutcomeUnknown
-        })
+        serde_json::from_slice(&reply.payload)
+            .map(Some)
+            .map_err(|error| {
+                tracing::error!(%error, "unreadable answer from an owning instance");
+                EngineError::OutcomeUnknown
+            })
     }
 
     async fn owner_of(&self, key: LeaseKey) -> Result<Option<String>, EngineError> {
@@ -335,4 +365,76 @@ pub async fn serve(cluster: Cluster, engine: Engine) -> anyhow::Result<()> {
         tracing::warn!("the forwarded-calls subscription ended");
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn through_the_wire(error: EngineError) -> EngineError {
+        let encoded = serde_json::to_vec(&Answer::Refused {
+            error: WireError::from(&error),
+        })
+        .unwrap();
+        match serde_json::from_slice(&encoded).unwrap() {
+            Answer::Refused { error } => error.into(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_refusal_keeps_its_code_and_retry_hint_across_instances() {
+        let refusals = [
+            EngineError::NotFound,
+            EngineError::PromoNotRunning,
+            EngineError::Ineligible(Ineligible::NotInSegment),
+            EngineError::Ineligible(Ineligible::LocationUnknown),
+            EngineError::Ineligible(Ineligible::TooFar),
+            EngineError::Stock(ReserveError::AlreadyReserved),
+            EngineError::Stock(ReserveError::AllUnitsHeld {
+                retry_after_secs: 41,
+            }),
+            EngineError::Stock(ReserveError::SoldOut),
+            EngineError::ReservationExpired,
+            EngineError::ReservationCancelled,
+            EngineError::AlreadyCompleted,
+            EngineError::AlreadySubscribed,
+            EngineError::CampaignClosed,
+            EngineError::OutcomeUnknown,
+            EngineError::Overloaded("busy"),
+            EngineError::NotWritten("away"),
+            EngineError::Busy("starting"),
+            EngineError::Database(DbError::Violation(Violation::QuantityBelowCommitted)),
+        ];
+        for refusal in refusals {
+            let (code, retry_after) = (refusal.code(), refusal.retry_after());
+            let relayed = through_the_wire(refusal);
+            assert_eq!(relayed.code(), code);
+            assert_eq!(relayed.retry_after(), retry_after, "{code}");
+        }
+    }
+
+    #[test]
+    fn a_call_reads_back_as_sent() {
+        let call = Call::Reserve {
+            user_id: 7,
+            promo_id: 9,
+            origin: Some(CallOrigin {
+                instance: "b".into(),
+                session_id: 3,
+                request_id: serde_json::json!("r-1"),
+            }),
+        };
+        let encoded = serde_json::to_string(&call).unwrap();
+        assert!(encoded.contains(r#""call":"reserve""#), "{encoded}");
+        let decoded: Call = serde_json::from_str(&encoded).unwrap();
+        assert!(matches!(
+            decoded,
+            Call::Reserve {
+                user_id: 7,
+                promo_id: 9,
+                origin: Some(CallOrigin { session_id: 3, .. })
+            }
+        ));
+    }
 }

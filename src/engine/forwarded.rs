@@ -37,6 +37,14 @@ impl Engine {
                 let cancelling = self.release(user_id, id, Release::Cancel, Route::HereOnly);
                 within_outcome_wait(cancelling).await
             }
+            Call::PrepareQuantity { promo_id, quantity } => {
+                return match self.prepare_quantity_here(promo_id, quantity).await {
+                    Ok(()) => Answer::Prepared,
+                    Err(error) => Answer::Refused {
+                        error: WireError::from(&error),
+                    },
+                };
+            }
             Call::Enter {
                 campaign_id,
                 email,

@@ -10,6 +10,8 @@ use super::{Engine, EngineError};
 use chrono::Utc;
 
 use crate::actors::promo_registry::{PrepareQuantityChange, PromoChanged, PromoRemoved};
+use crate::cluster::forward::{Answer, Call};
+use crate::db::leases::LeaseKey;
 use crate::db::{self, DbError, JsonListing, PageWindow, Violation};
 use crate::domain::promo::FlashPromo;
 use crate::telemetry::prometheus;
@@ -53,7 +55,30 @@ impl Engine {
 
     /// Asks a running promo's actor to take no hold that would need more
     /// than `quantity` units; refused when more are already held or sold.
+    /// In cluster mode an actor elsewhere is asked through its instance.
     pub async fn prepare_quantity_change(
+        &self,
+        promo_id: i64,
+        quantity: u32,
+    ) -> Result<(), EngineError> {
+        let elsewhere = self.live_promos.actor_of(promo_id).is_none();
+        if let (Some(forwarder), true) = (&self.forwarder, elsewhere) {
+            let call = Call::PrepareQuantity { promo_id, quantity };
+            return match forwarder
+                .call_if_owned(LeaseKey::promo(promo_id), &call)
+                .await?
+            {
+                // No actor anywhere: nothing holds units to check against.
+                None | Some(Answer::Prepared) => Ok(()),
+                Some(Answer::Refused { error }) => Err(error.into()),
+                Some(_) => Err(EngineError::Busy("the owning instance misunderstood")),
+            };
+        }
+        self.prepare_quantity_here(promo_id, quantity).await
+    }
+
+    /// [`Engine::prepare_quantity_change`] for an actor of this instance.
+    pub(super) async fn prepare_quantity_here(
         &self,
         promo_id: i64,
         quantity: u32,

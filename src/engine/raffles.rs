@@ -109,7 +109,7 @@ impl Engine {
                             match forwarder.call(key, &call).await? {
                                 Answer::Entered { entry } => Ok(entry),
                                 Answer::Refused { error } => Err(error.into()),
-                                Answer::Done { .. } => {
+                                Answer::Done { .. } | Answer::Prepared => {
                                     Err(EngineError::Busy("the owning instance misunderstood"))
                                 }
                             }

@@ -205,7 +205,9 @@ impl Engine {
                 }
             }
             Answer::Refused { error } => Err(error.into()),
-            Answer::Entered { .. } => Err(EngineError::Busy("the owning instance misunderstood")),
+            Answer::Entered { .. } | Answer::Prepared => {
+                Err(EngineError::Busy("the owning instance misunderstood"))
+            }
         }
     }
 
