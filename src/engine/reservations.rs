@@ -8,6 +8,11 @@
 //! and answers anything else from the stored state, which makes repeats
 //! idempotent. Every call waits at most [`OUTCOME_WAIT`] for its outcome.
 //!
+//! In cluster mode a promo whose actor runs on another instance has its
+//! reserve, complete or cancel sent there (`cluster::forward`) and the
+//! owner's answer relayed, with the promo embedded from this instance's
+//! snapshot; a call forwarded here is decided here or not at all.
+//!
 //! [`OUTCOME_WAIT`]: super::deadlines::OUTCOME_WAIT
 
 use chrono::Utc;
@@ -82,32 +87,32 @@ impl Engine {
         origin: Option<WsOrigin>,
         route: Route,
     ) -> Result<Reservation, EngineError> {
-        let Some(actor) = self.live_promos.actor_of(promo_id) else {
-            if let (Some(forwarder), Route::AnyOwner) = (&self.forwarder, route) {
-                let call = Call::Reserve {
-                    user_id,
-                    promo_id,
-                    origin: origin.map(|origin| CallOrigin {
-                        instance: forwarder.instance_id().to_string(),
-                        session_id: origin.session_id,
-                        request_id: origin.request_id,
-                    }),
-                };
-                let answer = forwarder.call(LeaseKey::promo(promo_id), &call).await?;
-                return self.relayed(answer, user_id).await;
+        if let Some(actor) = self.live_promos.actor_of(promo_id) {
+            let reserve = Reserve {
+                user_id,
+                member: self.members.get(user_id),
+                origin: origin.clone(),
+            };
+            // An error means the actor stopped between the lookup and the
+            // send: the message was not taken, nothing was decided.
+            if let Ok(answer) = prometheus::awaiting("promo", actor.send(reserve)).await {
+                return answer.map_err(EngineError::from);
             }
+        }
+        let Some(forwarder) = self.forwarder.as_ref().filter(|_| route == Route::AnyOwner) else {
             return Err(self.without_actor(promo_id).await);
         };
-        let reserve = Reserve {
+        let call = Call::Reserve {
             user_id,
-            member: self.members.get(user_id),
-            origin,
+            promo_id,
+            origin: origin.map(|origin| CallOrigin {
+                instance: forwarder.instance_id().to_string(),
+                session_id: origin.session_id,
+                request_id: origin.request_id,
+            }),
         };
-        match prometheus::awaiting("promo", actor.send(reserve)).await {
-            Ok(answer) => answer.map_err(EngineError::from),
-            // The actor stopped between the lookup and the send.
-            Err(_) => Err(self.without_actor(promo_id).await),
-        }
+        let answer = forwarder.call(LeaseKey::promo(promo_id), &call).await?;
+        self.relayed(answer, user_id).await
     }
 
     /// Why a promo with no actor cannot be reserved.
