@@ -108,7 +108,8 @@ impl LeaseKeeper {
         }
         self.in_flight = true;
         let (pool, me) = (self.pool.clone(), self.me.clone());
-        let renewal = async move { leases::renew(&pool, &me).await };
+        let held: Vec<LeaseKey> = self.owned.keys().copied().collect();
+        let renewal = async move { leases::renew(&pool, &me, &held).await };
         ctx.spawn(
             renewal
                 .into_actor(self)
@@ -223,17 +224,17 @@ impl LeaseKeeper {
 
     fn apply(&mut self, changes: Changes) {
         for key in changes.released {
-            self.owned.remove(&key);
+            if self.owned.remove(&key).is_some() {
+                self.tell(key, None);
+            }
         }
         let now = Instant::now();
         for key in changes.free {
             self.free_since.entry(key).or_insert(now);
         }
         for (key, epoch) in changes.gained {
+            // Even if no longer wanted: the next pass gives it back.
             self.free_since.remove(&key);
-            if !self.is_wanted(&key) {
-                continue;
-            }
             tracing::info!(?key, epoch, "lease taken");
             self.owned.insert(key, epoch);
             let fence = Fence {

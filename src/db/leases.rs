@@ -118,9 +118,11 @@ pub struct Renewal {
     pub instances: Vec<String>,
 }
 
-/// Renews every lease of `owner`, marks it alive, and lists the live
-/// instances: three statements in one round trip.
-pub async fn renew(pool: &DbPool, owner: &str) -> Result<Renewal, DbError> {
+/// Renews the leases of `owner` among `keys` (those it knows it holds: a
+/// former process under the same name may have left others, which expire
+/// and are claimed anew with a higher epoch), marks it alive, and lists the
+/// live instances: three statements in one round trip.
+pub async fn renew(pool: &DbPool, owner: &str, keys: &[LeaseKey]) -> Result<Renewal, DbError> {
     let client = pool.get().await?;
     let alive = client
         .prepare_cached(
@@ -130,10 +132,14 @@ pub async fn renew(pool: &DbPool, owner: &str) -> Result<Renewal, DbError> {
         .await?;
     let extend = client
         .prepare_cached(&format!(
-            "UPDATE ownership_leases SET expires_at = now() + {TTL_SQL} WHERE owner = $1 \
-             RETURNING kind, object_id, epoch"
+            "UPDATE ownership_leases l SET expires_at = now() + {TTL_SQL} \
+             FROM unnest($2::text[], $3::bigint[]) AS k(kind, object_id) \
+             WHERE l.owner = $1 AND l.kind = k.kind AND l.object_id = k.object_id \
+             RETURNING l.kind, l.object_id, l.epoch"
         ))
         .await?;
+    let kinds: Vec<&str> = keys.iter().map(|key| key.kind.as_str()).collect();
+    let ids: Vec<i64> = keys.iter().map(|key| key.object_id).collect();
     let live = client
         .prepare_cached(&format!(
             "SELECT instance_id FROM cluster_instances WHERE seen_at > now() - {TTL_SQL} \
@@ -142,7 +148,7 @@ pub async fn renew(pool: &DbPool, owner: &str) -> Result<Renewal, DbError> {
         .await?;
     let (marked, extended, instances) = futures_util::future::join3(
         client.execute(&alive, &[&owner]),
-        client.query(&extend, &[&owner]),
+        client.query(&extend, &[&owner, &kinds, &ids]),
         client.query(&live, &[]),
     )
     .await;

@@ -90,8 +90,12 @@ async fn a_lease_is_taken_over_only_once_expired_and_the_former_owner_can_no_lon
     write_marker(&app.pool, &fence("b", 2), "written-by-b")
         .await
         .expect("the new owner writes");
-    assert!(leases::renew(&app.pool, "a").await.unwrap().held.is_empty());
-    let renewal = leases::renew(&app.pool, "b").await.unwrap();
+    assert!(leases::renew(&app.pool, "a", &[key])
+        .await
+        .unwrap()
+        .held
+        .is_empty());
+    let renewal = leases::renew(&app.pool, "b", &[key]).await.unwrap();
     assert_eq!(renewal.held, vec![(key, 2)]);
     assert!(renewal.instances.contains(&"b".to_owned()));
 }
@@ -108,7 +112,11 @@ async fn a_takeover_waits_for_a_write_past_the_fence_and_a_renewal_does_not() {
         .execute("SELECT assert_lease('promo', 7, 'a', 1)", &[])
         .await
         .expect("the fence passes");
-    let renewed = tokio::time::timeout(Duration::from_secs(2), leases::renew(&app.pool, "a")).await;
+    let renewed = tokio::time::timeout(
+        Duration::from_secs(2),
+        leases::renew(&app.pool, "a", &[key]),
+    )
+    .await;
     assert!(
         renewed.is_ok(),
         "a renewal waited for the owner's own write"
