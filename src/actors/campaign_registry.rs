@@ -328,7 +328,7 @@ impl Handler<CampaignCountsChanged> for CampaignRegistry {
                 verified_count: message.verified_count,
             }),
             None => push_stats(
-                &self.links.hub,
+                &self.links.sessions,
                 message.campaign_id,
                 message.subscriber_count,
                 message.verified_count,

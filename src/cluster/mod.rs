@@ -16,13 +16,16 @@
 pub mod events;
 pub mod forward;
 pub mod listener;
+pub mod resync;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use async_nats::connection::State;
+use async_nats::Event;
 use bytes::Bytes;
+use tokio::sync::Notify;
 
 use crate::config::ClusterConfig;
 use events::{ClusterEvent, Envelope};
@@ -40,19 +43,29 @@ struct Inner {
     instance_id: Arc<str>,
     prefix: String,
     client: async_nats::Client,
+    /// Told each time the connection is (re)established.
+    connected: Arc<Notify>,
 }
 
 impl Cluster {
     /// Connects to `NATS_URL`; the client reconnects by itself afterwards
     /// (for ever, with backoff), buffering what is published meanwhile.
     pub async fn connect(config: &ClusterConfig) -> anyhow::Result<Cluster> {
+        let connected = Arc::new(Notify::new());
+        let on_connect = connected.clone();
         let client = async_nats::ConnectOptions::new()
             .name(format!("promo-engine {}", config.instance_id))
             .connection_timeout(CONNECT_TIMEOUT)
             .retry_on_initial_connect()
             .max_reconnects(None)
-            .event_callback(|event| async move {
-                tracing::info!(%event, "nats connection");
+            .event_callback(move |event| {
+                let on_connect = on_connect.clone();
+                async move {
+                    tracing::info!(%event, "nats connection");
+                    if matches!(event, Event::Connected) {
+                        on_connect.notify_one();
+                    }
+                }
             })
             .connect(config.nats_url.as_str())
             .await
@@ -67,6 +80,7 @@ impl Cluster {
                 instance_id: Arc::from(config.instance_id.as_str()),
                 prefix: config.subject_prefix.clone(),
                 client,
+                connected,
             }),
         })
     }
@@ -89,6 +103,13 @@ impl Cluster {
     /// The subject every instance hears events on.
     pub fn events_subject(&self) -> String {
         self.subject("events")
+    }
+
+    /// Waits for the next (re)connection to NATS; one that happened since
+    /// the last call is reported at once. What was published to this
+    /// instance while it was away is lost, so this is when to resync.
+    pub async fn reconnected(&self) {
+        self.inner.connected.notified().await;
     }
 
     /// True while the NATS connection is up (for `/readyz`).
