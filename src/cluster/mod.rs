@@ -25,10 +25,19 @@ use anyhow::Context;
 use async_nats::connection::State;
 use async_nats::Event;
 use bytes::Bytes;
-use tokio::sync::Notify;
+use tokio::sync::{mpsc, Notify};
 
 use crate::config::ClusterConfig;
 use events::{ClusterEvent, Envelope};
+
+/// Events waiting to be handed to the NATS client at most; past this the
+/// connection is far behind, and an event is dropped (and logged) rather
+/// than queued without bound: the resyncs heal invalidations, and a frame a
+/// session missed stays in the REST inbox.
+const OUTBOX_CAPACITY: usize = 65_536;
+
+/// The last token of the subject every instance hears events on.
+const EVENTS: &str = "events";
 
 /// How long a connect to NATS may take at start-up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -45,6 +54,10 @@ struct Inner {
     client: async_nats::Client,
     /// Told each time the connection is (re)established.
     connected: Arc<Notify>,
+    /// Encoded events in publishing order, drained by one task, so that
+    /// other instances hear this one's events in the order it sent them
+    /// (`reservation.held` before `reservation.expired`).
+    outbox: mpsc::Sender<Bytes>,
 }
 
 impl Cluster {
@@ -75,12 +88,16 @@ impl Cluster {
             prefix = %config.subject_prefix,
             "cluster mode: connected to NATS"
         );
+        let (outbox, queued) = mpsc::channel(OUTBOX_CAPACITY);
+        let events_subject = subject_of(&config.subject_prefix, EVENTS);
+        tokio::spawn(drain_outbox(client.clone(), events_subject, queued));
         Ok(Cluster {
             inner: Arc::new(Inner {
                 instance_id: Arc::from(config.instance_id.as_str()),
                 prefix: config.subject_prefix.clone(),
                 client,
                 connected,
+                outbox,
             }),
         })
     }
@@ -97,12 +114,12 @@ impl Cluster {
 
     /// A subject of this cluster: the prefix and `tail`.
     pub fn subject(&self, tail: &str) -> String {
-        format!("{}.{tail}", self.inner.prefix)
+        subject_of(&self.inner.prefix, tail)
     }
 
     /// The subject every instance hears events on.
     pub fn events_subject(&self) -> String {
-        self.subject("events")
+        self.subject(EVENTS)
     }
 
     /// Waits for the next (re)connection to NATS; one that happened since
@@ -117,9 +134,9 @@ impl Cluster {
         self.inner.client.connection_state() == State::Connected
     }
 
-    /// Tells every other instance of `event`. Fire and forget: the client
-    /// buffers while reconnecting, and the periodic resyncs heal what is
-    /// lost for good.
+    /// Tells every other instance of `event`, after this instance's earlier
+    /// events. Fire and forget: the client buffers while reconnecting, and
+    /// the periodic resyncs heal what is lost for good.
     pub fn publish(&self, event: ClusterEvent) {
         let envelope = Envelope {
             from: self.inner.instance_id.to_string(),
@@ -132,12 +149,26 @@ impl Cluster {
                 return;
             }
         };
-        let client = self.inner.client.clone();
-        let subject = self.events_subject();
-        tokio::spawn(async move {
-            if let Err(error) = client.publish(subject, payload).await {
-                tracing::warn!(%error, "cluster event not published");
-            }
-        });
+        if let Err(error) = self.inner.outbox.try_send(payload) {
+            tracing::warn!(%error, "cluster event dropped: NATS is far behind");
+        }
+    }
+}
+
+/// A subject of the cluster under `prefix`.
+fn subject_of(prefix: &str, tail: &str) -> String {
+    format!("{prefix}.{tail}")
+}
+
+/// Hands queued events to the NATS client one after the other, in order.
+async fn drain_outbox(
+    client: async_nats::Client,
+    subject: String,
+    mut queued: mpsc::Receiver<Bytes>,
+) {
+    while let Some(payload) = queued.recv().await {
+        if let Err(error) = client.publish(subject.clone(), payload).await {
+            tracing::warn!(%error, "cluster event not published");
+        }
     }
 }
