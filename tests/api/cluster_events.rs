@@ -255,3 +255,34 @@ async fn a_reserve_frame_is_answered_on_its_session_and_told_to_the_users_sessio
     );
     assert!(told.get("request_id").is_none());
 }
+
+#[actix_web::test]
+async fn a_campaigns_live_counts_reach_admin_sessions_on_the_other_instance() {
+    let (a, b) = spawn_cluster_pair().await;
+    let campaign_id = a.create_campaign("Live raffle").await;
+    let Auth::Token(token) = &b.admin else {
+        panic!("the admin logs in with a token");
+    };
+    let (mut admin_on_b, _) = connect_async(ws_url(&b, token)).await.expect("upgrade");
+    next_of(&mut admin_on_b, "hello").await;
+
+    let entered = a
+        .post(
+            &format!("/api/raffles/campaigns/{campaign_id}/add_subscriber/"),
+            &Auth::None,
+            json!({"email": "kim@example.com", "data": {}}),
+        )
+        .await;
+    assert_eq!(entered.status, StatusCode::CREATED, "{:?}", entered.body);
+    let counted = tokio::time::timeout(NOTIFICATION_DEADLINE, async {
+        loop {
+            let stats = next_of(&mut admin_on_b, "raffle.stats").await;
+            if stats["campaign_id"] == campaign_id && stats["subscriber_count"] == 1 {
+                return stats;
+            }
+        }
+    })
+    .await
+    .expect("raffle.stats with the entry on b");
+    assert_eq!(counted["verified_count"], 0);
+}
