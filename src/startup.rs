@@ -45,13 +45,16 @@ impl Application {
             Some(cluster) => Some(Cluster::connect(cluster).await?),
             None => None,
         };
-        let engine = Engine::start(&pool, &config, cluster).await?;
+        let credentials = Arc::new(CredentialCache::new(CREDENTIAL_TTL));
+        let forget = credentials.clone();
+        let forget_credentials = Arc::new(move |user_id| forget.forget_user(user_id));
+        let engine = Engine::start(&pool, &config, cluster, forget_credentials).await?;
         idempotency::start_pruning(pool.clone());
         let state = web::Data::new(AppState {
             engine: engine.clone(),
             pool: pool.clone(),
             config: Arc::new(config.clone()),
-            credentials: CredentialCache::new(CREDENTIAL_TTL),
+            credentials,
             decoy_password_hash: decoy_hash().await?,
             subscribe_limit: ClientRateLimit::per_minute(config.rate_limit_subscribe_per_minute),
             password_gate: PasswordGate::for_this_machine()

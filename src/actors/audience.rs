@@ -11,6 +11,10 @@
 //! O(1)), published through [`Members`] after every change and before the
 //! change's message is answered, so request handlers look a member up without
 //! a mailbox hop; the actor stays the only writer.
+//!
+//! In cluster mode other instances' changes arrive as single members, and a
+//! periodic full reload ([`BeginResync`], [`ApplyResync`]) heals any that
+//! were missed; a reload never overrides a member changed after it began.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -46,6 +50,13 @@ pub struct AudienceIndex {
     published: Members,
     /// One tree per segment, so a query only walks the clients a promo targets.
     trees: HashMap<i64, RTree<IndexedPoint>>,
+    /// Counts the changes of single members, for [`ApplyResync`].
+    generation: u64,
+    /// The generation of each member's last single change since the last
+    /// applied resync (cluster mode only: empty until a resync begins).
+    changed_at: HashMap<i64, u64>,
+    /// A resync began and was not applied yet: single changes are recorded.
+    resyncing: bool,
 }
 
 impl AudienceIndex {
@@ -74,6 +85,9 @@ impl AudienceIndex {
                 .collect(),
             published: Members(Arc::new(ArcSwap::from_pointee(members.clone()))),
             members,
+            generation: 0,
+            changed_at: HashMap::new(),
+            resyncing: false,
         }
     }
 
@@ -98,6 +112,46 @@ impl AudienceIndex {
             }
         }
         Some(old)
+    }
+
+    /// Notes a single change, which a resync under way must not undo.
+    fn note_change(&mut self, user_id: i64) {
+        self.generation += 1;
+        if self.resyncing {
+            self.changed_at.insert(user_id, self.generation);
+        }
+    }
+
+    /// Applies a full load begun at generation `since`: what differs is
+    /// put or removed, except members changed after the load began.
+    fn apply_resync(&mut self, loaded: Vec<AudienceMember>, since: u64) -> usize {
+        let changed_after = |changed_at: &HashMap<i64, u64>, user_id: i64| {
+            changed_at.get(&user_id).is_some_and(|at| *at > since)
+        };
+        let mut seen = std::collections::HashSet::with_capacity(loaded.len());
+        let mut fixed = 0;
+        for member in loaded {
+            seen.insert(member.user_id);
+            let stale = self.members.get(&member.user_id) != Some(&member);
+            if stale && !changed_after(&self.changed_at, member.user_id) {
+                self.put(member);
+                fixed += 1;
+            }
+        }
+        let gone: Vec<i64> = self
+            .members
+            .keys()
+            .filter(|user_id| !seen.contains(user_id))
+            .filter(|user_id| !changed_after(&self.changed_at, **user_id))
+            .copied()
+            .collect();
+        fixed += gone.len();
+        for user_id in gone {
+            self.remove(user_id);
+        }
+        self.changed_at.clear();
+        self.resyncing = false;
+        fixed
     }
 
     fn put(&mut self, member: AudienceMember) {
@@ -176,6 +230,7 @@ impl Handler<PutMember> for AudienceIndex {
     type Result = ();
 
     fn handle(&mut self, message: PutMember, _: &mut Self::Context) {
+        self.note_change(message.member.user_id);
         self.put(message.member);
         self.publish();
     }
@@ -185,8 +240,45 @@ impl Handler<RemoveMember> for AudienceIndex {
     type Result = ();
 
     fn handle(&mut self, message: RemoveMember, _: &mut Self::Context) {
+        self.note_change(message.user_id);
         self.remove(message.user_id);
         self.publish();
+    }
+}
+
+/// A full reload is about to be read: answers the generation to hand back
+/// with it in [`ApplyResync`].
+#[derive(Message)]
+#[rtype(result = "u64")]
+pub struct BeginResync;
+
+impl Handler<BeginResync> for AudienceIndex {
+    type Result = u64;
+
+    fn handle(&mut self, _: BeginResync, _: &mut Self::Context) -> u64 {
+        self.resyncing = true;
+        self.generation
+    }
+}
+
+/// Every member as read from PostgreSQL after [`BeginResync`] answered
+/// `since`; answers how many members it put or removed.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct ApplyResync {
+    pub members: Vec<AudienceMember>,
+    pub since: u64,
+}
+
+impl Handler<ApplyResync> for AudienceIndex {
+    type Result = usize;
+
+    fn handle(&mut self, message: ApplyResync, _: &mut Self::Context) -> usize {
+        let fixed = self.apply_resync(message.members, message.since);
+        if fixed > 0 {
+            self.publish();
+        }
+        fixed
     }
 }
 
@@ -235,6 +327,23 @@ mod tests {
         index.remove(1);
         index.publish();
         assert_eq!(members.get(1), None);
+    }
+
+    #[test]
+    fn a_resync_heals_missed_changes_but_never_undoes_a_later_one() {
+        let mut index =
+            AudienceIndex::new(vec![member(1, 0.0, 0.0, &[1]), member(2, 0.0, 0.0, &[1])]);
+        index.resyncing = true;
+        let since = index.generation;
+        // Changed here after the load began: the load's older rows lose.
+        index.note_change(2);
+        index.put(member(2, 5.0, 0.0, &[1]));
+        let loaded = vec![member(2, 0.0, 0.0, &[1]), member(3, 1.0, 1.0, &[1])];
+        assert_eq!(index.apply_resync(loaded, since), 2);
+        assert_eq!(index.members.get(&1), None);
+        assert_eq!(index.members.get(&2), Some(&member(2, 5.0, 0.0, &[1])));
+        assert_eq!(index.members.get(&3), Some(&member(3, 1.0, 1.0, &[1])));
+        assert!(index.changed_at.is_empty());
     }
 
     #[test]

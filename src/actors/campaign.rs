@@ -39,7 +39,7 @@ use uuid::Uuid;
 
 use super::campaign_registry::{CampaignActorStopped, CampaignRegistry};
 use super::mailer::{Mailer, Wake};
-use super::session_hub::{PushToAdmins, SessionHub};
+use super::sessions::Sessions;
 use crate::db::fence::{Settled, WriteFailure};
 use crate::db::leases::Fence;
 use crate::db::subscribers::{EntryBatch, NewEntry};
@@ -94,7 +94,8 @@ pub enum EntryRefusal {
 #[derive(Clone)]
 pub struct CampaignLinks {
     pub pool: DbPool,
-    pub hub: Addr<SessionHub>,
+    /// Where `raffle.stats` goes: admin sessions on every instance.
+    pub sessions: Sessions,
     pub mailer: Addr<Mailer>,
     /// The verification link without its code: `<base>/api/raffles/verify_subscriber/?code=`.
     pub verify_link_base: Arc<str>,
@@ -338,7 +339,7 @@ impl CampaignActor {
 
     fn push_stats(&self) {
         push_stats(
-            &self.links.hub,
+            &self.links.sessions,
             self.campaign_id,
             self.subscriber_count,
             self.verified_count,
@@ -379,15 +380,13 @@ impl CampaignActor {
 }
 
 /// Sends a campaign's counts to every open admin session.
-pub fn push_stats(hub: &Addr<SessionHub>, campaign_id: i64, subscribers: i64, verified: i64) {
+pub fn push_stats(sessions: &Sessions, campaign_id: i64, subscribers: i64, verified: i64) {
     let frame = ServerFrame::RaffleStats {
         campaign_id,
         subscriber_count: subscribers,
         verified_count: verified,
     };
-    hub.do_send(PushToAdmins {
-        frame: Arc::from(frame.to_text()),
-    });
+    sessions.push_to_admins(Arc::from(frame.to_text()));
 }
 
 impl Actor for CampaignActor {

@@ -10,6 +10,8 @@
 //!   published as [`audience::Members`].
 //! - [`notifier::Notifier`] — tells a promo's audience it started, once a day each.
 //! - [`session_hub::SessionHub`] — the open WebSocket sessions, by user.
+//! - [`sessions::Sessions`] — not an actor: the way to users' sessions on
+//!   this instance and, in cluster mode, on the others.
 //! - [`ws_session::WsSession`] — one WebSocket connection.
 //! - [`campaign_registry::CampaignRegistry`] — starts and stops one
 //!   [`campaign::CampaignActor`] per open raffle campaign and routes entries.
@@ -26,4 +28,5 @@ pub mod notifier;
 pub mod promo;
 pub mod promo_registry;
 pub mod session_hub;
+pub mod sessions;
 pub mod ws_session;

@@ -23,12 +23,13 @@
 //! notifications delivered waits until every batch was pushed: one statement
 //! for all, off the path that tells shoppers (a late or missing mark only
 //! means a session that connects meanwhile is sent the notification again).
+//! In cluster mode the pushes and watchers also reach the shoppers connected
+//! to other instances ([`Sessions`]).
 //!
 //! Sent by: the PromoRegistry (starts; again on each resync while a promo runs
 //! unannounced, and when a sold-out promo runs again) and the HTTP layer
 //! (geofence entries).
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use actix::prelude::*;
@@ -37,11 +38,11 @@ use chrono_tz::Tz;
 use futures_util::stream::{self, StreamExt};
 
 use super::audience::{AudienceIndex, FindWithinRadius};
-use super::session_hub::{AddWatchers, PushToUsers, SessionHub};
+use super::sessions::Sessions;
 use crate::db::notifications::ClaimedNotification;
 use crate::db::{self, DbError, DbPool};
 use crate::domain::eligibility::store_location;
-use crate::domain::frames::{notification_text, promo_json};
+use crate::domain::frames::promo_json;
 use crate::domain::promo::FlashPromo;
 use crate::telemetry::prometheus;
 
@@ -60,7 +61,7 @@ const CLAIMS_IN_FLIGHT: usize = 2;
 pub struct Notifier {
     pool: DbPool,
     audience: Addr<AudienceIndex>,
-    hub: Addr<SessionHub>,
+    sessions: Sessions,
     timezone: Tz,
 }
 
@@ -69,13 +70,13 @@ impl Notifier {
     pub fn new(
         pool: DbPool,
         audience: Addr<AudienceIndex>,
-        hub: Addr<SessionHub>,
+        sessions: Sessions,
         timezone: Tz,
     ) -> Notifier {
         Notifier {
             pool,
             audience,
-            hub,
+            sessions,
             timezone,
         }
     }
@@ -116,10 +117,10 @@ impl Handler<AnnounceStart> for Notifier {
 
     fn handle(&mut self, message: AnnounceStart, ctx: &mut Self::Context) {
         let (pool, audience, day) = (self.pool.clone(), self.audience.clone(), self.today());
-        let hub = self.hub.clone();
+        let sessions = self.sessions.clone();
         let promo = message.promo;
         let announce = async move {
-            if let Err(error) = announce_start(&pool, &audience, &hub, day, &promo).await {
+            if let Err(error) = announce_start(&pool, &audience, &sessions, day, &promo).await {
                 tracing::warn!(promo_id = promo.id, %error, "promo start announcement failed");
             }
         };
@@ -131,7 +132,7 @@ impl Handler<NotifyMember> for Notifier {
     type Result = ();
 
     fn handle(&mut self, message: NotifyMember, ctx: &mut Self::Context) {
-        let (pool, day, hub) = (self.pool.clone(), self.today(), self.hub.clone());
+        let (pool, day, sessions) = (self.pool.clone(), self.today(), self.sessions.clone());
         let notify = async move {
             let told = async {
                 let claimed = db::notifications::claim_daily_slots(
@@ -145,7 +146,7 @@ impl Handler<NotifyMember> for Notifier {
                 .await?;
                 prometheus::notifications("inbox", claimed.len());
                 if let Some(promo) = db::promos::find_promo(&pool, message.promo_id).await? {
-                    deliver(&pool, &hub, &promo, &claimed).await?;
+                    deliver(&pool, &sessions, &promo, &claimed).await?;
                 }
                 Ok::<_, DbError>(())
             };
@@ -160,7 +161,7 @@ impl Handler<NotifyMember> for Notifier {
 async fn announce_start(
     pool: &DbPool,
     audience: &Addr<AudienceIndex>,
-    hub: &Addr<SessionHub>,
+    sessions: &Sessions,
     day: NaiveDate,
     promo: &FlashPromo,
 ) -> Result<(), DbError> {
@@ -191,13 +192,13 @@ async fn announce_start(
     let candidates = candidates.map_err(|error| DbError::Unavailable(error.to_string()))?;
     if !matches!(announced, Ok(false)) {
         // Told before (or unknown): its connected audience only watches its stock.
-        watch(hub, promo.id, &candidates);
+        watch(sessions, promo.id, &candidates);
         return announced.map(|_| ());
     }
     tracing::debug!(promo_id = promo.id, candidates = candidates.len(), elapsed = ?started.elapsed(), "audience found");
     let announcement = Announcement {
         pool,
-        hub,
+        sessions,
         promo_id: promo.id,
         day,
         until,
@@ -225,7 +226,7 @@ async fn announce_start(
 /// One promo start being announced: what each of its claim batches needs.
 struct Announcement<'a> {
     pool: &'a DbPool,
-    hub: &'a Addr<SessionHub>,
+    sessions: &'a Sessions,
     promo_id: i64,
     day: NaiveDate,
     /// The end of the occurrence announced: no claim after it.
@@ -284,14 +285,11 @@ impl Announcement<'_> {
         )
         .await;
         // Watching from the moment they are told (see the module doc), claimed or not.
-        self.hub.do_send(AddWatchers {
-            promo_id: self.promo_id,
-            user_ids,
-        });
+        self.sessions.add_watchers(self.promo_id, user_ids);
         let claimed = claimed?;
         prometheus::notifications("inbox", claimed.len());
         let claimed_at = self.started.elapsed();
-        let delivered = push_claimed(self.hub, &self.promo_json, &claimed).await?;
+        let delivered = push_claimed(self.sessions, &self.promo_json, &claimed).await?;
         tracing::debug!(
             promo_id = self.promo_id,
             candidates = batch.len(),
@@ -306,11 +304,11 @@ impl Announcement<'_> {
 }
 
 /// Connected candidates get the promo's `promo.stock` and `promo.ended` frames.
-fn watch(hub: &Addr<SessionHub>, promo_id: i64, candidates: &[(i64, f64)]) {
-    hub.do_send(AddWatchers {
+fn watch(sessions: &Sessions, promo_id: i64, candidates: &[(i64, f64)]) {
+    sessions.add_watchers(
         promo_id,
-        user_ids: candidates.iter().map(|(user_id, _)| *user_id).collect(),
-    });
+        candidates.iter().map(|(user_id, _)| *user_id).collect(),
+    );
 }
 
 /// The candidates in claim batches: a first batch of at most [`FIRST_BATCH`],
@@ -327,7 +325,7 @@ fn claim_batches(candidates: &[(i64, f64)]) -> impl Iterator<Item = &[(i64, f64)
 /// inbox, and get them pushed when they next connect.
 pub async fn deliver(
     pool: &DbPool,
-    hub: &Addr<SessionHub>,
+    sessions: &Sessions,
     promo: &FlashPromo,
     claimed: &[ClaimedNotification],
 ) -> Result<(), DbError> {
@@ -335,29 +333,23 @@ pub async fn deliver(
         return Ok(());
     }
     let promo_json = promo_json(promo).map_err(|error| DbError::Corrupt(error.to_string()))?;
-    let delivered = push_claimed(hub, &promo_json, claimed).await?;
+    let delivered = push_claimed(sessions, &promo_json, claimed).await?;
     mark_pushed(pool, &delivered).await;
     Ok(())
 }
 
-/// Hands claimed notifications to the hub; answers the ids of those that
-/// reached at least one open session.
+/// Hands claimed notifications to the sessions, here and (cluster mode) on
+/// the other instances, which mark delivered what they push; answers the ids
+/// of those that reached at least one open session here.
 async fn push_claimed(
-    hub: &Addr<SessionHub>,
+    sessions: &Sessions,
     promo_json: &str,
     claimed: &[ClaimedNotification],
 ) -> Result<Vec<i64>, DbError> {
     if claimed.is_empty() {
         return Ok(Vec::new());
     }
-    let frames = claimed
-        .iter()
-        .map(|notification| {
-            let frame = notification_text(notification.id, promo_json, notification.distance_km);
-            (notification.id, notification.user_id, Arc::from(frame))
-        })
-        .collect();
-    let delivered = prometheus::awaiting("session_hub", hub.send(PushToUsers { frames }))
+    let delivered = prometheus::awaiting("session_hub", sessions.notify(promo_json, claimed))
         .await
         .map_err(|error| DbError::Unavailable(error.to_string()))?;
     prometheus::notifications("push", delivered.len());

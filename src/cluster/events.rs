@@ -35,9 +35,13 @@ pub enum ClusterEvent {
     /// A store or a product changed (which changes live promos' terms):
     /// reload the live promos.
     CatalogueChanged,
-    /// Frames for users' sessions, wherever they are connected; `key`s of
-    /// notifications delivered here are marked delivered by the receiver.
-    UserFrames { frames: Vec<UserFrame> },
+    /// Notifications of one promo for users' sessions, wherever they are
+    /// connected: the receiver builds each frame from `promo_json` (sent
+    /// once, not once per shopper) and marks delivered the ones it pushed.
+    Notifications {
+        promo_json: String,
+        notices: Vec<Notice>,
+    },
     /// One frame for every session of one user; the `origin` session (on
     /// `origin.instance`) gets `origin.frame` instead.
     UserFrame {
@@ -54,15 +58,25 @@ pub enum ClusterEvent {
     /// An account's password, tokens or role changed, or it was deleted:
     /// forget every credential of it that was verified before.
     CredentialsChanged { user_id: i64 },
+    /// A raffle campaign was created or edited: read it again.
+    CampaignChanged { campaign_id: i64 },
+    /// An address was confirmed: a campaign's counts after it.
+    CampaignCounts {
+        campaign_id: i64,
+        subscriber_count: i64,
+        verified_count: i64,
+    },
+    /// A raffle campaign was finished, cancelled or deleted.
+    CampaignClosed { campaign_id: i64 },
 }
 
-/// One frame of [`ClusterEvent::UserFrames`].
+/// One notification of [`ClusterEvent::Notifications`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct UserFrame {
-    /// A notification id, or 0 for a frame with nothing to mark.
-    pub key: i64,
+pub struct Notice {
+    /// The notification's id (marked delivered by whoever pushes it).
+    pub id: i64,
     pub user_id: i64,
-    pub frame: String,
+    pub distance_km: f64,
 }
 
 /// The WebSocket request a frame answers, on whichever instance it came in.

@@ -14,6 +14,11 @@
 //! no state of its own, only the addresses of the actors that do, the pool,
 //! and the snapshots those actors publish for reads that must not queue
 //! behind a mailbox. Cloning it is cheap.
+//!
+//! In cluster mode each change made through this instance is also told to
+//! the others ([`ClusterEvent`]), and the `follow_*` calls are how this
+//! instance applies theirs (from `cluster::listener`): they act on the
+//! local actors only and never tell anyone again.
 
 pub mod deadlines;
 pub mod error;
@@ -35,8 +40,11 @@ use crate::actors::mailer::Mailer;
 use crate::actors::notifier::Notifier;
 use crate::actors::promo_registry::{LivePromos, PromoRegistry};
 use crate::actors::session_hub::SessionHub;
+use crate::actors::sessions::Sessions;
+use crate::cluster::events::ClusterEvent;
 use crate::cluster::forward::{self, Forwarder};
-use crate::cluster::{listener, Cluster};
+use crate::cluster::listener::ForgetCredentials;
+use crate::cluster::{listener, resync, Cluster};
 use crate::config::Config;
 use crate::db::{self, DbPool};
 pub use error::EngineError;
@@ -53,6 +61,8 @@ pub struct Engine {
     members: Members,
     notifier: Addr<Notifier>,
     hub: Addr<SessionHub>,
+    /// The hub and, in cluster mode, the other instances' sessions.
+    sessions: Sessions,
     campaigns: Addr<CampaignRegistry>,
     mailer: Addr<Mailer>,
     /// Cluster mode: the other instances, and the owners of what this one
@@ -64,12 +74,14 @@ pub struct Engine {
 
 impl Engine {
     /// Loads the audience and starts every long-lived actor; in cluster
-    /// mode also the lease keeper, the event listener and the server of
-    /// forwarded calls.
+    /// mode also the lease keeper, the event listener (which calls
+    /// `forget_credentials` for accounts changed elsewhere), the resyncs and
+    /// the server of forwarded calls.
     pub async fn start(
         pool: &DbPool,
         config: &Config,
         cluster: Option<Cluster>,
+        forget_credentials: ForgetCredentials,
     ) -> anyhow::Result<Engine> {
         let members = db::clients::load_audience(pool).await?;
         tracing::info!(clients = members.len(), "audience loaded");
@@ -77,10 +89,11 @@ impl Engine {
         let members = audience.members();
         let audience = audience.start();
         let hub = SessionHub::default().start();
+        let sessions = Sessions::new(hub.clone(), cluster.clone());
         let notifier = Notifier::new(
             pool.clone(),
             audience.clone(),
-            hub.clone(),
+            sessions.clone(),
             config.notify_timezone,
         )
         .start();
@@ -91,7 +104,7 @@ impl Engine {
             pool.clone(),
             config.reservation_hold,
             notifier.clone(),
-            hub.clone(),
+            sessions.clone(),
         )
         .resync_every(config.registry_resync_interval);
         if let (Some(keeper), Some(cluster)) = (&lease_keeper, &cluster) {
@@ -102,7 +115,7 @@ impl Engine {
         let mailer = Mailer::new(pool.clone(), config)?.start();
         let mut campaigns = CampaignRegistry::new(CampaignLinks {
             pool: pool.clone(),
-            hub: hub.clone(),
+            sessions: sessions.clone(),
             mailer: mailer.clone(),
             verify_link_base: Arc::from(verify_link_base(&config.public_base_url)),
         });
@@ -121,6 +134,7 @@ impl Engine {
             members,
             notifier,
             hub,
+            sessions,
             campaigns,
             mailer,
             cluster,
@@ -128,17 +142,49 @@ impl Engine {
             lease_keeper,
         };
         if let Some(cluster) = &engine.cluster {
-            listener::start(cluster.clone(), engine.sinks()).await?;
+            listener::start(cluster.clone(), engine.sinks(forget_credentials)).await?;
+            resync::start(cluster.clone(), engine.clone());
             forward::serve(cluster.clone(), engine.clone()).await?;
         }
         Ok(engine)
     }
 
     /// The parts of this engine that act on other instances' events.
-    fn sinks(&self) -> listener::Sinks {
+    fn sinks(&self, forget_credentials: ForgetCredentials) -> listener::Sinks {
         listener::Sinks {
             registry: self.registry.clone(),
+            engine: self.clone(),
+            forget_credentials,
         }
+    }
+
+    /// Tells the other instances of a change (cluster mode; else nothing).
+    fn tell_cluster(&self, event: ClusterEvent) {
+        if let Some(cluster) = &self.cluster {
+            cluster.publish(event);
+        }
+    }
+
+    /// An account's password, username, role or tokens changed, or it was
+    /// deleted: the other instances forget its verified credentials (the
+    /// caller forgets this instance's).
+    pub fn credentials_changed(&self, user_id: i64) {
+        self.tell_cluster(ClusterEvent::CredentialsChanged { user_id });
+    }
+
+    /// The sessions of this instance and (cluster mode) the others.
+    pub fn sessions(&self) -> &Sessions {
+        &self.sessions
+    }
+
+    /// The audience index (for the listener and the resyncs).
+    pub fn audience(&self) -> &Addr<AudienceIndex> {
+        &self.audience
+    }
+
+    /// The database pool.
+    pub fn pool(&self) -> &DbPool {
+        &self.pool
     }
 
     /// The cluster, in cluster mode.

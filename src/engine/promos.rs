@@ -4,12 +4,15 @@
 //!
 //! A change is announced after it is committed and before the client hears
 //! of it, and the call waits until the registry has applied it, so a client
-//! that got its answer sees the change in every later read.
+//! that got its answer sees the change in every later read. In cluster mode
+//! the other instances are told too, and read the promo again
+//! ([`Engine::follow_promo`]).
 
 use super::{Engine, EngineError};
 use chrono::Utc;
 
 use crate::actors::promo_registry::{PrepareQuantityChange, PromoChanged, PromoRemoved};
+use crate::cluster::events::ClusterEvent;
 use crate::cluster::forward::{Answer, Call};
 use crate::db::leases::LeaseKey;
 use crate::db::{self, DbError, JsonListing, PageWindow, Violation};
@@ -21,6 +24,12 @@ impl Engine {
     /// starts, redefines or stops the promo's actor. The message is queued
     /// when the call starts, so it is not lost if the caller goes away.
     pub async fn announce_promo(&self, promo: &FlashPromo) -> Result<(), EngineError> {
+        self.tell_cluster(ClusterEvent::PromoChanged { promo_id: promo.id });
+        self.apply_promo(promo).await
+    }
+
+    /// Hands a promo's committed terms to this instance's registry.
+    async fn apply_promo(&self, promo: &FlashPromo) -> Result<(), EngineError> {
         prometheus::awaiting(
             "promo_registry",
             self.registry.send(PromoChanged {
@@ -34,14 +43,36 @@ impl Engine {
     /// Stops the actors of deleted promos (their rows went with a cascade).
     pub async fn stop_promos(&self, promo_ids: &[i64]) -> Result<(), EngineError> {
         for &promo_id in promo_ids {
-            prometheus::awaiting(
-                "promo_registry",
-                self.registry.send(PromoRemoved { promo_id }),
-            )
-            .await
-            .map_err(EngineError::mailbox("promo registry"))?;
+            self.tell_cluster(ClusterEvent::PromoRemoved { promo_id });
+        }
+        for &promo_id in promo_ids {
+            self.remove_promo(promo_id).await?;
         }
         Ok(())
+    }
+
+    /// Stops this instance's actor of a deleted promo.
+    async fn remove_promo(&self, promo_id: i64) -> Result<(), EngineError> {
+        prometheus::awaiting(
+            "promo_registry",
+            self.registry.send(PromoRemoved { promo_id }),
+        )
+        .await
+        .map_err(EngineError::mailbox("promo registry"))
+    }
+
+    /// Another instance changed promo `promo_id`: reads it again and hands
+    /// it to this instance's registry (which stops it if it is gone).
+    pub async fn follow_promo(&self, promo_id: i64) -> Result<(), EngineError> {
+        match db::promos::find_promo(&self.pool, promo_id).await? {
+            Some(promo) => self.apply_promo(&promo).await,
+            None => self.remove_promo(promo_id).await,
+        }
+    }
+
+    /// Another instance deleted promo `promo_id`.
+    pub async fn follow_removed_promo(&self, promo_id: i64) -> Result<(), EngineError> {
+        self.remove_promo(promo_id).await
     }
 
     /// Re-reads the promos whose embedded store or product may have changed

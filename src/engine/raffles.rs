@@ -1,6 +1,8 @@
 //! Raffle campaigns in the engine: entering an address (through the
 //! campaign's actor, loading it if it is open but not loaded here), and
-//! telling the campaign registry and the mailer what changed.
+//! telling the campaign registry and the mailer what changed. In cluster
+//! mode the other instances' campaign registries are told of openings and
+//! closings too ([`Engine::follow_campaign`]).
 
 use chrono::Utc;
 use serde_json::Value;
@@ -12,6 +14,7 @@ use crate::actors::campaign_registry::{
     CampaignChanged, CampaignClosed, CampaignCountsChanged, OpenCampaign, RouteEntry,
 };
 use crate::actors::mailer::Wake;
+use crate::cluster::events::ClusterEvent;
 use crate::cluster::forward::{Answer, Call};
 use crate::db;
 use crate::db::leases::LeaseKey;
@@ -125,6 +128,13 @@ impl Engine {
     /// A campaign was created or edited: the registry follows its opening
     /// time and its closing time.
     pub fn campaign_changed(&self, campaign: &Campaign) {
+        self.tell_cluster(ClusterEvent::CampaignChanged {
+            campaign_id: campaign.id,
+        });
+        self.apply_campaign(campaign);
+    }
+
+    fn apply_campaign(&self, campaign: &Campaign) {
         let scheduled = campaign.status == CampaignStatus::Draft;
         self.campaigns.do_send(CampaignChanged {
             campaign_id: campaign.id,
@@ -135,6 +145,22 @@ impl Engine {
 
     /// A campaign was deleted, cancelled or drawn: its actor stops.
     pub fn campaign_closed(&self, campaign_id: i64) {
+        self.tell_cluster(ClusterEvent::CampaignClosed { campaign_id });
+        self.campaigns.do_send(CampaignClosed { campaign_id });
+    }
+
+    /// Another instance created, edited or deleted campaign `campaign_id`:
+    /// reads it again and tells this instance's campaign registry.
+    pub async fn follow_campaign(&self, campaign_id: i64) -> Result<(), EngineError> {
+        match db::campaigns::find_campaign(&self.pool, campaign_id).await? {
+            Some(campaign) => self.apply_campaign(&campaign),
+            None => self.campaigns.do_send(CampaignClosed { campaign_id }),
+        }
+        Ok(())
+    }
+
+    /// Another instance finished, cancelled or deleted campaign `campaign_id`.
+    pub fn follow_closed_campaign(&self, campaign_id: i64) {
         self.campaigns.do_send(CampaignClosed { campaign_id });
     }
 
@@ -145,10 +171,32 @@ impl Engine {
         subscriber_count: i64,
         verified_count: i64,
     ) {
+        self.tell_cluster(ClusterEvent::CampaignCounts {
+            campaign_id,
+            subscriber_count,
+            verified_count,
+        });
         self.campaigns.do_send(CampaignCountsChanged {
             campaign_id,
             subscriber_count,
             verified_count,
+            told_admins: false,
+        });
+    }
+
+    /// Another instance confirmed an address: the campaign's actor, if it
+    /// runs here, takes the new counts (the admins were told already).
+    pub fn follow_campaign_counts(
+        &self,
+        campaign_id: i64,
+        subscriber_count: i64,
+        verified_count: i64,
+    ) {
+        self.campaigns.do_send(CampaignCountsChanged {
+            campaign_id,
+            subscriber_count,
+            verified_count,
+            told_admins: true,
         });
     }
 

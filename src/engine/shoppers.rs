@@ -4,7 +4,10 @@
 //!
 //! The in-memory audience is updated before the caller is answered, so
 //! eligibility follows a new location or segment at once, and with it the
-//! promos whose stock frames the shopper's sessions get.
+//! promos whose stock frames the shopper's sessions get. In cluster mode the
+//! other instances are told ([`ClusterEvent::ShopperChanged`]) and follow
+//! with [`Engine::follow_shopper`]; the geofence notification stays with the
+//! instance that took the move.
 
 use chrono::{DateTime, Utc};
 
@@ -12,6 +15,7 @@ use super::{Engine, EngineError};
 use crate::actors::audience::{PutMember, RemoveMember};
 use crate::actors::notifier::NotifyMember;
 use crate::actors::session_hub::SetWatches;
+use crate::cluster::events::ClusterEvent;
 use crate::db::{self, JsonListing, Listing, PageWindow};
 use crate::domain::eligibility::{check_eligibility, AudienceMember};
 use crate::domain::entities::ClientProfile;
@@ -73,14 +77,43 @@ impl Engine {
         .map_err(EngineError::mailbox("audience index"))?;
         let eligible = self.eligible_for(&member, EVERY).items;
         self.watch(profile.user.id, &eligible);
+        self.tell_cluster(ClusterEvent::ShopperChanged {
+            user_id: profile.user.id,
+        });
         Ok(eligible)
     }
 
     /// Forgets a deleted shopper.
     pub async fn forget_member(&self, user_id: i64) -> Result<(), EngineError> {
+        self.tell_cluster(ClusterEvent::ShopperChanged { user_id });
         prometheus::awaiting("audience", self.audience.send(RemoveMember { user_id }))
             .await
             .map_err(EngineError::mailbox("audience index"))
+    }
+
+    /// Another instance changed or deleted shopper `user_id`: reads them
+    /// again into the audience, and refreshes what their sessions here watch.
+    pub async fn follow_shopper(&self, user_id: i64) -> Result<(), EngineError> {
+        let Some(member) = db::clients::find_audience_member(&self.pool, user_id).await? else {
+            self.hub.do_send(SetWatches {
+                user_id,
+                promo_ids: Vec::new(),
+            });
+            return prometheus::awaiting("audience", self.audience.send(RemoveMember { user_id }))
+                .await
+                .map_err(EngineError::mailbox("audience index"));
+        };
+        prometheus::awaiting(
+            "audience",
+            self.audience.send(PutMember {
+                member: member.clone(),
+            }),
+        )
+        .await
+        .map_err(EngineError::mailbox("audience index"))?;
+        let eligible = self.eligible_for(&member, EVERY).items;
+        self.watch(user_id, &eligible);
+        Ok(())
     }
 
     /// Tells the session hub which running promos the user is eligible for

@@ -3,7 +3,7 @@
 //! The admin has full CRUD over every profile. A shopper lists only their own
 //! profile, gets 404 for anyone else's, and changes only their live location
 //! through `me/`. Passwords are hashed off the executor; any account change
-//! drops that account's cached credentials at once.
+//! drops that account's cached credentials at once, on every instance.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::Value;
@@ -253,6 +253,7 @@ async fn write_client(
         .await?
         .ok_or(ApiError::NotFound)?;
     state.credentials.forget_user(profile.user.id);
+    state.engine.credentials_changed(profile.user.id);
     state.engine.publish_member(&profile).await?;
     Ok(HttpResponse::Ok().json(profile))
 }
@@ -278,6 +279,7 @@ async fn delete_client(
         .await?
         .ok_or(ApiError::NotFound)?;
     state.credentials.forget_user(user_id);
+    state.engine.credentials_changed(user_id);
     state.engine.forget_member(user_id).await?;
     Ok(HttpResponse::NoContent().finish())
 }

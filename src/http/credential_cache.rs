@@ -5,7 +5,9 @@
 //! Entries are keyed by an HMAC of the credential under a key drawn at start-up,
 //! so the map never holds a password or a token, and live for a short TTL.
 //! Changing or deleting an account drops its entries at once
-//! ([`CredentialCache::forget_user`]); other instances see the change within the TTL.
+//! ([`CredentialCache::forget_user`]); in cluster mode other instances are
+//! told (`Engine::credentials_changed`) and forget theirs as the event
+//! arrives, and in any case within the TTL.
 
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -58,8 +58,9 @@ pub struct AppState {
     pub engine: Engine,
     /// The process configuration.
     pub config: Arc<Config>,
-    /// Recently verified credentials.
-    pub credentials: CredentialCache,
+    /// Recently verified credentials (shared with the cluster listener,
+    /// which forgets those of accounts changed on other instances).
+    pub credentials: Arc<CredentialCache>,
     /// A real argon2 hash of a random password: an unknown username is checked
     /// against it so that it costs as much time as a known one.
     pub decoy_password_hash: String,

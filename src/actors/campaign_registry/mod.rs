@@ -348,6 +348,8 @@ pub struct CampaignCountsChanged {
     pub campaign_id: i64,
     pub subscriber_count: i64,
     pub verified_count: i64,
+    /// The admins' sessions heard of it already (it was confirmed elsewhere).
+    pub told_admins: bool,
 }
 
 impl Handler<CampaignCountsChanged> for CampaignRegistry {
@@ -359,8 +361,9 @@ impl Handler<CampaignCountsChanged> for CampaignRegistry {
                 subscriber_count: message.subscriber_count,
                 verified_count: message.verified_count,
             }),
+            None if message.told_admins => {}
             None => push_stats(
-                &self.links.hub,
+                &self.links.sessions,
                 message.campaign_id,
                 message.subscriber_count,
                 message.verified_count,

@@ -60,7 +60,8 @@ use self::group_commit::{CommitQueue, Pending};
 use self::messages::ReleaseReply;
 use self::occurrences::stock_terms;
 use super::promo_registry::{Counts, LiveCounts, PromoActorStopped, PromoRegistry, StockChanged};
-use super::session_hub::{PromoEnded, SessionHub};
+use super::session_hub::PromoEnded;
+use super::sessions::Sessions;
 use crate::db::leases::Fence;
 use crate::db::{self, DbError, DbPool};
 use crate::domain::eligibility::{check_eligibility, AudienceMember};
@@ -80,7 +81,8 @@ pub struct PromoActor {
     hold_for: chrono::Duration,
     pool: DbPool,
     registry: Addr<PromoRegistry>,
-    hub: Addr<SessionHub>,
+    /// Where its holders' `reservation.*` frames go, on whichever instance.
+    sessions: Sessions,
     /// The database id of each live hold's reservation (for the frames).
     row_ids: HashMap<Uuid, i64>,
     /// Hold expiries in time order.
@@ -109,14 +111,14 @@ impl PromoActor {
         hold_for: Duration,
         pool: DbPool,
         registry: Addr<PromoRegistry>,
-        hub: Addr<SessionHub>,
+        sessions: Sessions,
         counts: LiveCounts,
         fence: Option<Fence>,
     ) -> PromoActor {
         PromoActor {
             counts,
             fence,
-            hub,
+            sessions,
             row_ids: HashMap::new(),
             stock: OccurrenceStock::new(stock_terms(&promo), []),
             promo,
@@ -425,7 +427,7 @@ impl Handler<Shutdown> for PromoActor {
     fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) {
         // Its rows went with the promo; its holders and watchers are told.
         let holders = self.stock.holds().map(|hold| hold.user_id).collect();
-        self.hub.do_send(PromoEnded {
+        self.sessions.local().do_send(PromoEnded {
             promo_id: self.promo.id,
             reason: EndReason::Deleted,
             also: holders,

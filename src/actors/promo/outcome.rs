@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::group_commit::Pending;
 use super::messages::{ReleaseAnswer, ReleaseReply, WsOrigin};
 use super::PromoActor;
-use crate::actors::session_hub::{Origin, PushToUser};
+use crate::actors::session_hub::Origin;
 use crate::domain::frames::ServerFrame;
 use crate::domain::promo::FlashPromo;
 use crate::domain::reservation::{Reservation, ReservationRecord, ReservationStatus};
@@ -137,11 +137,8 @@ impl PromoActor {
             frame: Arc::from(with_request_id(&frame, origin.request_id).to_text()),
             instance: origin.instance,
         });
-        self.hub.do_send(PushToUser {
-            user_id: hold.user_id,
-            frame: Arc::from(frame.to_text()),
-            origin,
-        });
+        self.sessions
+            .push_to_user(hold.user_id, Arc::from(frame.to_text()), origin);
     }
 }
 

@@ -45,11 +45,13 @@ pub use self::counts::{Counts, LiveCounts};
 use self::lifecycle::{ResyncGate, Step};
 pub use self::ownership::{LeaseRefused, RemoteStock};
 use self::ownership::{Ownership, Permit};
+pub use self::resync::ResyncNow;
 pub use self::routing::PrepareQuantityChange;
 pub use self::snapshot::{LivePromos, Snapshot};
 use super::notifier::{AnnounceStart, Notifier};
 use super::promo::{Close, Deactivate, PromoActor, Redefine, Shutdown};
 use super::session_hub::{PromoEnded, SessionHub, StockFrame};
+use super::sessions::Sessions;
 use crate::actors::lease_keeper::{LeaseKeeper, Subscribe};
 use crate::cluster::events::ClusterEvent;
 use crate::cluster::Cluster;
@@ -72,7 +74,11 @@ const RESTART_DELAY: Duration = Duration::from_secs(1);
 struct ActorLinks {
     pool: DbPool,
     hold_for: Duration,
+    /// This instance's hub: stock and end frames (each instance's registry
+    /// sends its own).
     hub: Addr<SessionHub>,
+    /// Where the actors' `reservation.*` frames go, on whichever instance.
+    sessions: Sessions,
 }
 
 impl ActorLinks {
@@ -85,13 +91,14 @@ impl ActorLinks {
         registry: Addr<PromoRegistry>,
         fence: Option<Fence>,
     ) -> Addr<PromoActor> {
-        let (pool, hub, counts) = (self.pool.clone(), self.hub.clone(), entry.counts.clone());
+        let (pool, sessions) = (self.pool.clone(), self.sessions.clone());
+        let counts = entry.counts.clone();
         PromoActor::new(
             entry.current(now),
             self.hold_for,
             pool,
             registry,
-            hub,
+            sessions,
             counts,
             fence,
         )
@@ -122,13 +129,14 @@ impl PromoRegistry {
         pool: DbPool,
         hold_for: Duration,
         notifier: Addr<Notifier>,
-        hub: Addr<SessionHub>,
+        sessions: Sessions,
     ) -> PromoRegistry {
         PromoRegistry {
             links: ActorLinks {
                 pool,
                 hold_for,
-                hub,
+                hub: sessions.local().clone(),
+                sessions,
             },
             notifier,
             resync_every: RESYNC_EVERY,

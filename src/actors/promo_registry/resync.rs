@@ -18,6 +18,20 @@ use crate::actors::notifier::AnnounceStart;
 use crate::db;
 use crate::domain::promo::{FlashPromo, PromoStatus};
 
+/// Checks the catalogue against PostgreSQL now, without waiting for the
+/// interval (another instance's catalogue change, a NATS reconnect).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ResyncNow;
+
+impl Handler<ResyncNow> for PromoRegistry {
+    type Result = ();
+
+    fn handle(&mut self, _: ResyncNow, ctx: &mut Self::Context) {
+        self.resync(ctx);
+    }
+}
+
 /// The longest one resync may take before the next may start.
 const LOAD_TIMEOUT: Duration = Duration::from_secs(60);
 

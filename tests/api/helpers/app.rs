@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
-use promo_engine::config::Config;
+use promo_engine::config::{ClusterConfig, Config};
 use promo_engine::db::DbPool;
 use promo_engine::startup::Application;
 use reqwest::{Method, StatusCode};
@@ -93,6 +93,35 @@ pub async fn spawn_app_through_with(proxy: &DbProxy, adjust: impl FnOnce(&mut Co
     let mut config = test_config(&via_proxy);
     adjust(&mut config);
     start(config, database).await
+}
+
+/// Two instances in cluster mode on one fresh database and the NATS server
+/// of `PROMO_ENGINE_TEST_NATS_URL` (default `nats://127.0.0.1:4222`), named
+/// `a` and `b`, under a subject prefix of their own (so concurrent tests
+/// never hear each other). `b` starts once `a` has migrated the database.
+pub async fn spawn_cluster_pair() -> (TestApp, TestApp) {
+    let nats_url = std::env::var("PROMO_ENGINE_TEST_NATS_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+        .unwrap_or_else(|| "nats://127.0.0.1:4222".to_owned());
+    let subject_prefix = format!("test.{}", uuid::Uuid::new_v4().simple());
+    let database = TestDatabase::new();
+    let shared = TestDatabase {
+        name: database.name.clone(),
+    };
+    let instance = |instance_id: &str| {
+        let mut config = test_config(&database.url());
+        config.cluster = Some(ClusterConfig {
+            nats_url: nats_url.clone(),
+            instance_id: instance_id.to_owned(),
+            subject_prefix: subject_prefix.clone(),
+        });
+        config
+    };
+    let (config_a, config_b) = (instance("a"), instance("b"));
+    let a = start(config_a, database).await;
+    let b = start(config_b, shared).await;
+    (a, b)
 }
 
 fn test_config(database_url: &str) -> Config {

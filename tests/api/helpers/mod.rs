@@ -1,7 +1,8 @@
 //! What every integration test starts from, one concern per file:
 //!
-//! - `app`: `spawn_app*`, `TestApp` (the in-process service and its HTTP
-//!   helpers), `Auth` and `Answer`;
+//! - `app`: `spawn_app*`, `spawn_cluster_pair` (two in-process instances in
+//!   cluster mode on one database), `TestApp` (the in-process service and
+//!   its HTTP helpers), `Auth` and `Answer`;
 //! - `database`: `TestDatabase`, a fresh database per test, dropped after;
 //! - `proxy`: `DbProxy`, the fault proxy between the service and PostgreSQL;
 //! - `process`: `ServiceProcess` and `spawn_process_app*`, the real binary as
@@ -20,8 +21,8 @@ mod proxy;
 mod wait;
 
 pub use app::{
-    spawn_app, spawn_app_through, spawn_app_through_with, spawn_app_with, Answer, Auth, TestApp,
-    ADMIN_PASSWORD, ADMIN_USERNAME, SHOPPER_PASSWORD,
+    spawn_app, spawn_app_through, spawn_app_through_with, spawn_app_with, spawn_cluster_pair,
+    Answer, Auth, TestApp, ADMIN_PASSWORD, ADMIN_USERNAME, SHOPPER_PASSWORD,
 };
 pub use database::TestDatabase;
 pub use fixtures::{in_seconds, Market, Shopper};
