@@ -6,6 +6,9 @@
 //! - `proxy`: `DbProxy`, the fault proxy between the service and PostgreSQL;
 //! - `process`: `ServiceProcess` and `spawn_process_app*`, the real binary as
 //!   a child process;
+//! - `cluster`: `ClusterOf3`, three such processes in cluster mode on one
+//!   database and one NATS server;
+//! - `nats`: `NatsServer`, a private `nats-server` a test may kill and restart;
 //! - `fixtures`: shoppers, markets, running promos and `in_seconds`;
 //! - `wait`: `wait_until`, polling with a deadline.
 //!
@@ -13,8 +16,10 @@
 //! without knowing which file holds what.
 
 mod app;
+mod cluster;
 mod database;
 mod fixtures;
+mod nats;
 mod process;
 mod proxy;
 mod wait;
@@ -23,8 +28,13 @@ pub use app::{
     spawn_app, spawn_app_through, spawn_app_through_with, spawn_app_with, Answer, Auth, TestApp,
     ADMIN_PASSWORD, ADMIN_USERNAME, SHOPPER_PASSWORD,
 };
+pub use cluster::{
+    is_ready, lists_running, metric_value, readiness_of, ClusterInstance, ClusterOf3,
+    ClusterOptions, Lease,
+};
 pub use database::TestDatabase;
 pub use fixtures::{in_seconds, Market, Shopper};
+pub use nats::NatsServer;
 pub use process::{
     spawn_process_app, spawn_process_app_with, spawn_process_app_with_env, ServiceProcess,
 };

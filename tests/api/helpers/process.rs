@@ -12,6 +12,8 @@ use super::wait::wait_until;
 /// The real binary serving on its own port, for tests that kill it (`kill -9`).
 pub struct ServiceProcess {
     child: std::process::Child,
+    /// Set once `kill` has reaped the child: its pid may be reused since.
+    reaped: bool,
     pub address: String,
 }
 
@@ -61,6 +63,7 @@ impl ServiceProcess {
             .expect("the service starts");
         let process = ServiceProcess {
             child,
+            reaped: false,
             address: format!("http://127.0.0.1:{port}"),
         };
         let http = reqwest::Client::new();
@@ -80,6 +83,19 @@ impl ServiceProcess {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        self.reaped = true;
+    }
+
+    /// Sends `signal` (`SIGKILL`, `SIGSTOP`, `SIGCONT`, …) without waiting:
+    /// for a test that signals one instance while it talks to the others.
+    /// The child is reaped only by `kill` or on drop, so until then its pid
+    /// is still this child's.
+    pub fn signal(&self, signal: libc::c_int) {
+        if self.reaped {
+            return;
+        }
+        // SAFETY: signals our own child, not yet reaped (see above).
+        unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
     }
 }
 
@@ -127,7 +143,7 @@ pub async fn spawn_process_app_with_env(
         admin: Auth::None,
         handle: None,
         mail_dir: data_dir.path().join("mail"),
-        database,
+        database: Arc::new(database),
         _data_dir: data_dir,
     };
     app.admin = app.login(ADMIN_USERNAME, ADMIN_PASSWORD).await;
