@@ -3,15 +3,20 @@
 //! them ("Several instances"). One file per concern:
 //!
 //! - `race`: many shoppers over the three instances racing for few units;
+//! - `events`: notifications, locations and passwords reaching the other
+//!   instances;
 //! - `takeover`: kill -9 of a promo's owner in the middle of a storm;
 //! - `stale_owner`: an owner paused past its lease is fenced off and steps
-//!   down.
+//!   down;
+//! - `nats_restart`: readiness and healing across a NATS restart.
 //!
 //! The helpers below are what those files share: a market and shoppers
 //! every instance knows, a promo reservable through every instance, and
 //! requests that survive a killed instance (a transport error is an
 //! answer too).
 
+mod events;
+mod nats_restart;
 mod race;
 mod stale_owner;
 mod takeover;
