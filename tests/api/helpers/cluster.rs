@@ -1,12 +1,13 @@
 //! `ClusterOf3`: three real `promo-engine serve` processes in cluster mode
 //! (`INSTANCE_ID` a, b and c) on one fresh database and one NATS server,
 //! each with a `TestApp` that talks to it; signals for each (kill -9,
-//! SIGSTOP, SIGCONT), the ownership leases and holds read straight from
-//! PostgreSQL, and what each instance shows on `/metrics`.
+//! SIGSTOP, SIGCONT), and the ownership leases and holds read straight
+//! from PostgreSQL (`probes` reads the instances themselves).
 //!
-//! Instance `a` starts first and creates and migrates the database; `b` and
-//! `c` then start together (two first migrations of one new database would
-//! race to create it). Every instance answers `/readyz` 200 before `start`
+//! Instance `a` starts first and creates the database and migrates it; `b`
+//! and `c` then start together (`ClusterOptions::start_together` starts all
+//! three at once: see `tests/api/cluster/startup.rs`). Every instance
+//! answers `/readyz` 200 before `start`
 //! returns. NATS is the test's own (`ClusterOptions::nats_url`), else
 //! `PROMO_ENGINE_TEST_NATS_URL`, else `nats://127.0.0.1:4222`; each cluster
 //! has a subject prefix of its own, so the clusters of parallel tests never
@@ -17,16 +18,16 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use promo_engine::db::DbPool;
-use reqwest::StatusCode;
 
 use super::app::{Auth, TestApp, ADMIN_PASSWORD, ADMIN_USERNAME};
 use super::database::TestDatabase;
 use super::fixtures::Shopper;
+use super::probes::{is_ready, lists_running};
 use super::process::ServiceProcess;
 use super::wait::wait_until;
 
 /// The instances' names, in start order.
-pub const INSTANCE_NAMES: [&str; 3] = ["a", "b", "c"];
+const INSTANCE_NAMES: [&str; 3] = ["a", "b", "c"];
 /// How long an instance may take to answer `/readyz` 200 once it is up.
 const READY_DEADLINE: Duration = Duration::from_secs(20);
 /// How many requests the fixtures send at once while placing shoppers.
@@ -40,6 +41,8 @@ pub struct ClusterOptions {
     pub nats_url: Option<String>,
     /// More environment for every instance (overrides the defaults).
     pub env: Vec<(&'static str, String)>,
+    /// Start all three at once on the new database, rather than a first.
+    pub start_together: bool,
 }
 
 impl Default for ClusterOptions {
@@ -48,6 +51,7 @@ impl Default for ClusterOptions {
             hold_seconds: 60,
             nats_url: None,
             env: Vec::new(),
+            start_together: false,
         }
     }
 }
@@ -87,9 +91,14 @@ impl ClusterOf3 {
         let nats_url = options.nats_url.clone().unwrap_or_else(default_nats_url);
         let prefix = format!("test.{}", database.name);
         let start = |name| start_instance(name, &database, &pool, &nats_url, &prefix, &options);
-        let first = start(INSTANCE_NAMES[0]).await;
-        let (second, third) =
-            futures_util::join!(start(INSTANCE_NAMES[1]), start(INSTANCE_NAMES[2]));
+        let [a, b, c] = INSTANCE_NAMES;
+        let (first, second, third) = if options.start_together {
+            futures_util::join!(start(a), start(b), start(c))
+        } else {
+            let first = start(a).await;
+            let (second, third) = futures_util::join!(start(b), start(c));
+            (first, second, third)
+        };
         ClusterOf3 {
             instances: vec![first, second, third],
             pool,
@@ -336,54 +345,4 @@ async fn start_instance(
     );
     app.admin = app.login(ADMIN_USERNAME, ADMIN_PASSWORD).await;
     ClusterInstance { process, app, name }
-}
-
-/// `/readyz` answers 200 (false on any other answer or none).
-pub async fn is_ready(app: &TestApp) -> bool {
-    readiness_of(app).await == Some(StatusCode::OK)
-}
-
-/// `/readyz`'s status, or `None` when nothing answers.
-pub async fn readiness_of(app: &TestApp) -> Option<StatusCode> {
-    let response = app
-        .http
-        .get(format!("{}/readyz", app.address))
-        .timeout(Duration::from_secs(2))
-        .send()
-        .await;
-    response.ok().map(|response| response.status())
-}
-
-/// The promo is listed by the instance's `running/`.
-pub async fn lists_running(app: &TestApp, promo_id: i64) -> bool {
-    let answer = app
-        .try_call(
-            reqwest::Method::GET,
-            "/api/promotions/flash-promos/running/?page_size=100",
-            &app.admin,
-            None,
-        )
-        .await;
-    answer.is_ok_and(|answer| {
-        answer.body["results"]
-            .as_array()
-            .is_some_and(|promos| promos.iter().any(|promo| promo["id"] == promo_id))
-    })
-}
-
-/// The value of the sample `series` (a metric name with its labels as
-/// exposed, e.g. `promo_engine_forwarded_total{outcome="answered"}`) on the
-/// instance's `/metrics`; `None` when it is not exposed (or nothing answers).
-pub async fn metric_value(app: &TestApp, series: &str) -> Option<f64> {
-    let response = app
-        .http
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .ok()?;
-    let text = response.text().await.ok()?;
-    text.lines().find_map(|line| {
-        let (name, value) = line.rsplit_once(' ')?;
-        (name == series).then(|| value.parse().ok())?
-    })
 }

@@ -9,6 +9,7 @@
 //! - `cluster`: `ClusterOf3`, three such processes in cluster mode on one
 //!   database and one NATS server;
 //! - `nats`: `NatsServer`, a private `nats-server` a test may kill and restart;
+//! - `probes`: `/readyz`, `running/` and `/metrics` read off an instance;
 //! - `fixtures`: shoppers, markets, running promos and `in_seconds`;
 //! - `wait`: `wait_until`, polling with a deadline.
 //!
@@ -20,6 +21,7 @@ mod cluster;
 mod database;
 mod fixtures;
 mod nats;
+mod probes;
 mod process;
 mod proxy;
 mod wait;
@@ -28,13 +30,11 @@ pub use app::{
     spawn_app, spawn_app_through, spawn_app_through_with, spawn_app_with, Answer, Auth, TestApp,
     ADMIN_PASSWORD, ADMIN_USERNAME, SHOPPER_PASSWORD,
 };
-pub use cluster::{
-    is_ready, lists_running, metric_value, readiness_of, ClusterInstance, ClusterOf3,
-    ClusterOptions, Lease,
-};
+pub use cluster::{ClusterInstance, ClusterOf3, ClusterOptions, Lease};
 pub use database::TestDatabase;
 pub use fixtures::{in_seconds, Market, Shopper};
 pub use nats::NatsServer;
+pub use probes::{is_ready, lists_running, metric_value, readiness_of};
 pub use process::{
     spawn_process_app, spawn_process_app_with, spawn_process_app_with_env, ServiceProcess,
 };
