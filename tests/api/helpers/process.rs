@@ -61,22 +61,39 @@ impl ServiceProcess {
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("the service starts");
-        let process = ServiceProcess {
+        let mut process = ServiceProcess {
             child,
             reaped: false,
             address: format!("http://127.0.0.1:{port}"),
         };
+        process.wait_until_up().await;
+        process
+    }
+
+    /// Waits until `/healthz` answers; fails at once if the process exits.
+    async fn wait_until_up(&mut self) {
         let http = reqwest::Client::new();
-        let health = format!("{}/healthz", process.address);
-        let up = wait_until(Duration::from_secs(30), || async {
-            http.get(&health)
-                .send()
-                .await
-                .is_ok_and(|response| response.status().is_success())
+        let health = format!("{}/healthz", self.address);
+        let mut exited = None;
+        let up = wait_until(Duration::from_secs(30), || {
+            if exited.is_none() {
+                exited = self.child.try_wait().ok().flatten();
+            }
+            let (http, health, gone) = (&http, &health, exited.is_some());
+            async move {
+                gone || http
+                    .get(health)
+                    .send()
+                    .await
+                    .is_ok_and(|response| response.status().is_success())
+            }
         })
         .await;
+        if let Some(status) = exited {
+            self.reaped = true;
+            panic!("the service exited at start ({status}); its stderr says why");
+        }
         assert!(up, "the service did not come up");
-        process
     }
 
     /// Kills the process at once (SIGKILL), as a crash would.
