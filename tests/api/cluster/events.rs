@@ -6,52 +6,17 @@
 
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tokio::time::Instant;
-use tokio_tungstenite::connect_async;
-use tokio_tungstenite::tungstenite::Message;
 
-use super::{market_and_shoppers, ORIGIN};
+use super::{connect, market_and_shoppers, next_frame, ORIGIN};
 use crate::helpers::{
     lists_running, wait_until, Auth, ClusterOf3, Shopper, TestApp, SHOPPER_PASSWORD,
 };
-use crate::websocket::{ws_url, Socket};
 
 /// How far from the market a shopper is out of every promo's radius.
 const FAR: (f64, f64) = (10.0, 10.0);
-
-async fn connect(app: &TestApp, shopper: &Shopper) -> Socket {
-    let Auth::Token(token) = &shopper.auth else {
-        panic!("a token shopper expected");
-    };
-    let (mut socket, _) = connect_async(ws_url(app, token)).await.expect("upgrade");
-    let hello = next_frame(
-        &mut socket,
-        "hello",
-        Instant::now() + Duration::from_secs(5),
-    )
-    .await;
-    assert_eq!(hello.expect("a hello frame")["user_id"], shopper.user_id);
-    socket
-}
-
-/// The next frame of type `kind` (others skipped) before `deadline`.
-async fn next_frame(socket: &mut Socket, kind: &str, deadline: Instant) -> Option<Value> {
-    loop {
-        let message = tokio::time::timeout_at(deadline, socket.next())
-            .await
-            .ok()?;
-        let message = message.expect("the socket is open").expect("a valid frame");
-        if let Message::Text(text) = message {
-            let frame: Value = serde_json::from_str(&text).expect("JSON");
-            if frame["type"] == kind {
-                return Some(frame);
-            }
-        }
-    }
-}
 
 #[actix_web::test]
 async fn a_promo_created_through_a_notifies_shoppers_on_every_instance_once_within_2_s() {

@@ -5,28 +5,40 @@
 //! - `race`: many shoppers over the three instances racing for few units;
 //! - `events`: notifications, locations and passwords reaching the other
 //!   instances;
+//! - `frames`: `promo.stock` and `reservation.held` for sessions on every
+//!   instance;
 //! - `takeover`: kill -9 of a promo's owner in the middle of a storm;
 //! - `stale_owner`: an owner paused past its lease is fenced off and steps
 //!   down;
+//! - `startup`: readiness, and three instances starting at once;
 //! - `nats_restart`: readiness and healing across a NATS restart.
 //!
 //! The helpers below are what those files share: a market and shoppers
 //! every instance knows, a promo reservable through every instance, and
 //! requests that survive a killed instance (a transport error is an
-//! answer too).
+//! answer too), and WebSocket sessions.
 
 mod events;
+mod frames;
 mod nats_restart;
 mod race;
 mod stale_owner;
+mod startup;
 mod takeover;
 
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use reqwest::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{json, Value};
+use tokio::time::Instant;
+use tokio_tungstenite::connect_async;
+use tokio_tungstenite::tungstenite::Message;
 
-use crate::helpers::{wait_until, Answer, ClusterOf3, ClusterOptions, Market, Shopper, TestApp};
+use crate::helpers::{
+    wait_until, Answer, Auth, ClusterOf3, ClusterOptions, Market, Shopper, TestApp,
+};
+use crate::websocket::{ws_url, Socket};
 
 /// Where the market and its shoppers are.
 const ORIGIN: (f64, f64) = (0.0, 0.0);
@@ -132,4 +144,36 @@ fn reservation_uuid(answer: &Answer) -> uuid::Uuid {
         .as_str()
         .and_then(|text| text.parse().ok())
         .unwrap_or_else(|| panic!("no reservation_id in {:?}", answer.body))
+}
+
+/// A WebSocket session of `shopper` on `app`, past its `hello`.
+async fn connect(app: &TestApp, shopper: &Shopper) -> Socket {
+    let Auth::Token(token) = &shopper.auth else {
+        panic!("a token shopper expected");
+    };
+    let (mut socket, _) = connect_async(ws_url(app, token)).await.expect("upgrade");
+    let hello = next_frame(
+        &mut socket,
+        "hello",
+        Instant::now() + Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(hello.expect("a hello frame")["user_id"], shopper.user_id);
+    socket
+}
+
+/// The next frame of type `kind` (others skipped) before `deadline`.
+async fn next_frame(socket: &mut Socket, kind: &str, deadline: Instant) -> Option<Value> {
+    loop {
+        let message = tokio::time::timeout_at(deadline, socket.next())
+            .await
+            .ok()?;
+        let message = message.expect("the socket is open").expect("a valid frame");
+        if let Message::Text(text) = message {
+            let frame: Value = serde_json::from_str(&text).expect("JSON");
+            if frame["type"] == kind {
+                return Some(frame);
+            }
+        }
+    }
 }
