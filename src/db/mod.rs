@@ -134,9 +134,13 @@ pub async fn ensure_database_exists(database_url: &str) -> anyhow::Result<()> {
         let statement = format!("CREATE DATABASE {}", quote_identifier(&name));
         match client.batch_execute(&statement).await {
             Ok(()) => tracing::info!(database = %name, "created the database"),
-            // Another process created it between our check and our CREATE.
+            // Another process created it between our check and our CREATE
+            // (a CREATE racing another's commit fails on the catalogue's
+            // unique index instead).
             Err(error)
-                if error.code() == Some(&tokio_postgres::error::SqlState::DUPLICATE_DATABASE) => {}
+                if error.code() == Some(&tokio_postgres::error::SqlState::DUPLICATE_DATABASE)
+                    || error.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
+            }
             Err(error) => return Err(error.into()),
         }
     }

@@ -6,6 +6,7 @@ mod browser;
 mod cli;
 mod client_addresses;
 mod clients;
+mod cluster;
 mod cluster_events;
 mod daily_holds;
 mod daily_windows;

@@ -45,7 +45,8 @@ pub struct TestApp {
     pub handle: Option<ServerHandle>,
     /// Where the service writes `.eml` files (`DATA_DIR/mail`).
     pub mail_dir: std::path::PathBuf,
-    pub(super) database: TestDatabase,
+    /// Shared by the instances of one cluster; dropped with the last of them.
+    pub(super) database: Arc<TestDatabase>,
     pub(super) _data_dir: Arc<tempfile::TempDir>,
 }
 
@@ -169,7 +170,7 @@ async fn start_with_data_dir(
         admin: Auth::None,
         handle: Some(handle),
         mail_dir,
-        database,
+        database: Arc::new(database),
         _data_dir: data_dir,
     };
     app.admin = app.login(ADMIN_USERNAME, ADMIN_PASSWORD).await;
@@ -191,6 +192,27 @@ impl TestApp {
             request = request.json(&body);
         }
         read_answer(request.send().await.expect("request sent")).await
+    }
+
+    /// Sends a request and reads the answer, or the transport error (a
+    /// refused or dropped connection: the service was killed meanwhile).
+    pub async fn try_call(
+        &self,
+        method: Method,
+        path: &str,
+        auth: &Auth,
+        body: Option<Value>,
+    ) -> Result<Answer, reqwest::Error> {
+        let mut request = self.http.request(method, format!("{}{path}", self.address));
+        request = authorize(request, auth);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await?;
+        Ok(answer_from(status, headers, &bytes))
     }
 
     /// Sends raw bytes with a content type.
@@ -279,11 +301,15 @@ async fn read_answer(response: reqwest::Response) -> Answer {
     let status = response.status();
     let headers = response.headers().clone();
     let bytes = response.bytes().await.expect("body read");
+    answer_from(status, headers, &bytes)
+}
+
+fn answer_from(status: StatusCode, headers: reqwest::header::HeaderMap, bytes: &[u8]) -> Answer {
     let body = if bytes.is_empty() {
         Value::Null
     } else {
-        serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        serde_json::from_slice(bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
     };
     Answer {
         status,

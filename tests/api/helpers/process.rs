@@ -12,6 +12,8 @@ use super::wait::wait_until;
 /// The real binary serving on its own port, for tests that kill it (`kill -9`).
 pub struct ServiceProcess {
     child: std::process::Child,
+    /// Set once `kill` has reaped the child: its pid may be reused since.
+    reaped: bool,
     pub address: String,
 }
 
@@ -59,27 +61,58 @@ impl ServiceProcess {
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("the service starts");
-        let process = ServiceProcess {
+        let mut process = ServiceProcess {
             child,
+            reaped: false,
             address: format!("http://127.0.0.1:{port}"),
         };
+        process.wait_until_up().await;
+        process
+    }
+
+    /// Waits until `/healthz` answers; fails at once if the process exits.
+    async fn wait_until_up(&mut self) {
         let http = reqwest::Client::new();
-        let health = format!("{}/healthz", process.address);
-        let up = wait_until(Duration::from_secs(30), || async {
-            http.get(&health)
-                .send()
-                .await
-                .is_ok_and(|response| response.status().is_success())
+        let health = format!("{}/healthz", self.address);
+        let mut exited = None;
+        let up = wait_until(Duration::from_secs(30), || {
+            if exited.is_none() {
+                exited = self.child.try_wait().ok().flatten();
+            }
+            let (http, health, gone) = (&http, &health, exited.is_some());
+            async move {
+                gone || http
+                    .get(health)
+                    .send()
+                    .await
+                    .is_ok_and(|response| response.status().is_success())
+            }
         })
         .await;
+        if let Some(status) = exited {
+            self.reaped = true;
+            panic!("the service exited at start ({status}); its stderr says why");
+        }
         assert!(up, "the service did not come up");
-        process
     }
 
     /// Kills the process at once (SIGKILL), as a crash would.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        self.reaped = true;
+    }
+
+    /// Sends `signal` (`SIGKILL`, `SIGSTOP`, `SIGCONT`, …) without waiting:
+    /// for a test that signals one instance while it talks to the others.
+    /// The child is reaped only by `kill` or on drop, so until then its pid
+    /// is still this child's.
+    pub fn signal(&self, signal: libc::c_int) {
+        if self.reaped {
+            return;
+        }
+        // SAFETY: signals our own child, not yet reaped (see above).
+        unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
     }
 }
 
@@ -127,7 +160,7 @@ pub async fn spawn_process_app_with_env(
         admin: Auth::None,
         handle: None,
         mail_dir: data_dir.path().join("mail"),
-        database,
+        database: Arc::new(database),
         _data_dir: data_dir,
     };
     app.admin = app.login(ADMIN_USERNAME, ADMIN_PASSWORD).await;
