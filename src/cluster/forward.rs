@@ -35,6 +35,11 @@ use crate::telemetry::prometheus;
 
 /// How long a known owner is trusted before its lease is read again.
 const OWNER_MEMORY: Duration = Duration::from_millis(500);
+/// How long a call waits for something that should have an owner to get
+/// one: a little more than a lease takes to expire and be taken over.
+const OWNER_WAIT: Duration = Duration::from_secs(5);
+/// How often the lease is read again while waiting for an owner.
+const OWNER_POLL: Duration = Duration::from_millis(50);
 /// How long a forwarded call may take: as long as the owner itself may wait
 /// for its outcome, and a little more for the trip.
 pub const FORWARD_DEADLINE: Duration = Duration::from_secs(OUTCOME_WAIT.as_secs() + 1);
@@ -213,11 +218,21 @@ impl Forwarder {
         self.cluster.instance_id()
     }
 
-    /// Sends `call` to the owner of `key` and waits for its answer.
+    /// Sends `call` to the owner of `key` and waits for its answer. With no
+    /// owner yet (just created, or being taken over) it waits up to
+    /// [`OWNER_WAIT`] for one, as a single instance would answer once its
+    /// actor has started.
     pub async fn call(&self, key: LeaseKey, call: &Call) -> Result<Answer, EngineError> {
-        self.call_if_owned(key, call)
-            .await?
-            .ok_or(EngineError::Busy("the owning instance is changing"))
+        let give_up = Instant::now() + OWNER_WAIT;
+        loop {
+            if let Some(answer) = self.call_if_owned(key, call).await? {
+                return Ok(answer);
+            }
+            if Instant::now() + OWNER_POLL >= give_up {
+                return Err(EngineError::Busy("the owning instance is changing"));
+            }
+            tokio::time::sleep(OWNER_POLL).await;
+        }
     }
 
     /// [`Forwarder::call`], or `None` when nobody owns `key` now.

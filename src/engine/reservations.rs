@@ -111,7 +111,16 @@ impl Engine {
                 request_id: origin.request_id,
             }),
         };
-        let answer = forwarder.call(LeaseKey::promo(promo_id), &call).await?;
+        let key = LeaseKey::promo(promo_id);
+        let answer = match forwarder.call_if_owned(key, &call).await? {
+            Some(answer) => answer,
+            // Owned by nobody: either it does not run, or its owner is
+            // being decided (it was just created or its owner died).
+            None => match self.without_actor(promo_id).await {
+                EngineError::Busy(_) => forwarder.call(key, &call).await?,
+                why => return Err(why),
+            },
+        };
         self.relayed(answer, user_id).await
     }
 
