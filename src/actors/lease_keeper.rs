@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
+use crate::cluster::Cluster;
 use crate::db::leases::{self, Fence, LeaseKey, LeaseKind, Renewal};
 use crate::db::{DbError, DbPool};
 use crate::telemetry::prometheus;
@@ -31,6 +32,14 @@ use crate::telemetry::prometheus;
 pub const RENEW_EVERY: Duration = Duration::from_secs(1);
 /// How long a free key waits for its preferred instance before any takes it.
 const CLAIM_GRACE: Duration = Duration::from_secs(2);
+/// How long NATS may be away before this instance stops renewing: cut off
+/// from the others, it cannot answer their forwarded calls, so its leases
+/// should pass to an instance that can (a brief reconnect moves nothing).
+const NATS_GRACE: Duration = leases::LEASE_TTL;
+/// How long a lease is kept before it may be handed to its preferred instance.
+const SETTLED_FOR: Duration = Duration::from_secs(30);
+/// The shortest gap between two hand-overs of one instance.
+const HAND_OVER_EVERY: Duration = Duration::from_secs(5);
 
 /// A lease was gained (`fence` set) or lost (`None`).
 #[derive(Message, Debug, Clone)]
@@ -77,10 +86,20 @@ pub struct LeaseKeeper {
     free_since: HashMap<LeaseKey, Instant>,
     /// The live instances at the last renewal.
     instances: Vec<String>,
-    /// A renewal or claim pass is in flight; another is due after it.
-    in_flight: bool,
+    /// A renewal is in flight.
+    renewing: bool,
+    /// A claim pass is in flight; another is due after it.
+    claiming: bool,
     again: bool,
     owned_gauge: prometheus::GaugeShare,
+    /// Whose connection to the others decides whether to keep renewing.
+    cluster: Option<Cluster>,
+    nats_down_since: Option<Instant>,
+    /// Shutting down: the leases were given back; nothing more is renewed or claimed.
+    leaving: bool,
+    /// When each held lease was taken (for hand-overs).
+    owned_since: HashMap<LeaseKey, Instant>,
+    last_hand_over: Option<Instant>,
 }
 
 impl LeaseKeeper {
@@ -93,52 +112,105 @@ impl LeaseKeeper {
             wanted: HashMap::new(),
             subscribers: HashMap::new(),
             free_since: HashMap::new(),
-            in_flight: false,
+            renewing: false,
+            claiming: false,
             again: false,
             owned_gauge: prometheus::GaugeShare::new(prometheus::OWNED_PROMOS),
+            cluster: None,
+            nats_down_since: None,
+            leaving: false,
+            owned_since: HashMap::new(),
+            last_hand_over: None,
         }
+    }
+
+    /// Renews only while `cluster` is connected to NATS (or was, within
+    /// [`NATS_GRACE`]).
+    pub fn connected_through(mut self, cluster: Cluster) -> LeaseKeeper {
+        self.cluster = Some(cluster);
+        self
+    }
+
+    /// False once NATS has been away for longer than [`NATS_GRACE`].
+    fn reachable(&mut self) -> bool {
+        let Some(cluster) = &self.cluster else {
+            return true;
+        };
+        if cluster.is_connected() {
+            self.nats_down_since = None;
+            return true;
+        }
+        let since = *self.nats_down_since.get_or_insert_with(Instant::now);
+        if since.elapsed() < NATS_GRACE {
+            return true;
+        }
+        tracing::warn!("NATS is away: not renewing leases, so others can take them over");
+        false
     }
 
     /// Starts a pass (renew, then claim and give back) unless one runs; then
     /// one more runs right after it.
     fn pass(&mut self, ctx: &mut Context<Self>) {
-        if self.in_flight {
+        if self.leaving || !self.reachable() {
+            return;
+        }
+        self.renew(ctx);
+        self.claim(ctx);
+    }
+
+    /// Renews what is held, on its own: a long claim pass (many keys to
+    /// take over, rows still locked by a paused owner) never delays it.
+    fn renew(&mut self, ctx: &mut Context<Self>) {
+        if self.renewing {
+            return;
+        }
+        self.renewing = true;
+        let (pool, me) = (self.pool.clone(), self.me.clone());
+        let sent: Vec<(LeaseKey, i64)> = self.owned.iter().map(|(k, e)| (*k, *e)).collect();
+        let keys: Vec<LeaseKey> = sent.iter().map(|(key, _)| *key).collect();
+        let renewal = async move { leases::renew(&pool, &me, &keys).await };
+        ctx.spawn(renewal.into_actor(self).map(move |renewed, keeper, _| {
+            keeper.renewing = false;
+            match renewed {
+                Ok(renewal) => keeper.renewed(&sent, renewal),
+                Err(error) => tracing::warn!(%error, "leases not renewed"),
+            }
+        }));
+    }
+
+    /// Claims and gives back; one pass at a time, another right after it
+    /// when asked meanwhile.
+    fn claim(&mut self, ctx: &mut Context<Self>) {
+        if self.claiming {
             self.again = true;
             return;
         }
-        self.in_flight = true;
-        let (pool, me) = (self.pool.clone(), self.me.clone());
-        let held: Vec<LeaseKey> = self.owned.keys().copied().collect();
-        let renewal = async move { leases::renew(&pool, &me, &held).await };
+        self.claiming = true;
         ctx.spawn(
-            renewal
+            self.claim_and_release()
                 .into_actor(self)
-                .then(|renewed, keeper, _| {
-                    match renewed {
-                        Ok(renewal) => keeper.renewed(renewal),
-                        Err(error) => tracing::warn!(%error, "leases not renewed"),
-                    }
-                    keeper.claim_and_release().into_actor(keeper)
-                })
                 .map(|outcome, keeper, ctx| {
-                    if let Ok(changes) = outcome {
-                        keeper.apply(changes);
+                    match outcome {
+                        Ok(changes) => keeper.apply(changes),
+                        Err(error) => tracing::warn!(%error, "leases not claimed"),
                     }
-                    keeper.in_flight = false;
-                    if std::mem::take(&mut keeper.again) {
-                        keeper.pass(ctx);
+                    keeper.claiming = false;
+                    if std::mem::take(&mut keeper.again) && !keeper.leaving {
+                        keeper.claim(ctx);
                     }
                 }),
         );
     }
 
-    /// Learns what is still held; anything else was taken over.
-    fn renewed(&mut self, renewal: Renewal) {
+    /// Learns which of the leases `sent` for renewal are still held;
+    /// the others were taken over.
+    fn renewed(&mut self, sent: &[(LeaseKey, i64)], renewal: Renewal) {
         let held: HashMap<LeaseKey, i64> = renewal.held.into_iter().collect();
-        let lost: Vec<LeaseKey> = self
-            .owned
+        let lost: Vec<LeaseKey> = sent
             .iter()
             .filter(|(key, epoch)| held.get(key) != Some(epoch))
+            // Given back or re-taken at another epoch since: not this loss.
+            .filter(|(key, epoch)| self.owned.get(key) == Some(epoch))
             .map(|(key, _)| *key)
             .collect();
         for key in lost {
@@ -167,13 +239,14 @@ impl LeaseKeeper {
             })
             .filter(|key| !self.owned.contains_key(key))
             .collect();
-        let unwanted: Vec<LeaseKey> = self
+        let mut unwanted: Vec<LeaseKey> = self
             .owned
             .keys()
             .filter(|key| !self.is_wanted(key))
             .copied()
             .collect();
         let now = Instant::now();
+        unwanted.extend(self.one_to_hand_over(now));
         self.free_since.retain(|key, _| wanted.contains(key));
         let plan = ClaimPlan {
             me: self.me.clone(),
@@ -237,6 +310,7 @@ impl LeaseKeeper {
             self.free_since.remove(&key);
             tracing::info!(?key, epoch, "lease taken");
             self.owned.insert(key, epoch);
+            self.owned_since.insert(key, now);
             let fence = Fence {
                 key,
                 owner: self.me.clone(),
@@ -245,6 +319,33 @@ impl LeaseKeeper {
             self.tell(key, Some(fence));
         }
         self.count_owned();
+    }
+
+    /// At most one lease every [`HAND_OVER_EVERY`], held for at least
+    /// [`SETTLED_FOR`], whose preferred instance is another live one: given
+    /// back so that it moves there (leases taken while that instance was
+    /// away or not yet started, e.g. everything running when the first
+    /// instance of a cluster starts, spread out again over time).
+    fn one_to_hand_over(&mut self, now: Instant) -> Option<LeaseKey> {
+        if self
+            .last_hand_over
+            .is_some_and(|at| now - at < HAND_OVER_EVERY)
+        {
+            return None;
+        }
+        let mut settled: Vec<LeaseKey> = self
+            .owned_since
+            .iter()
+            .filter(|(key, since)| now - **since >= SETTLED_FOR && self.owned.contains_key(key))
+            .map(|(key, _)| *key)
+            .collect();
+        settled.sort();
+        let key = settled
+            .into_iter()
+            .find(|key| preferred(&self.instances, *key).is_some_and(|id| *id != *self.me))?;
+        tracing::info!(?key, "handing a lease over to its preferred instance");
+        self.last_hand_over = Some(now);
+        Some(key)
     }
 
     fn is_wanted(&self, key: &LeaseKey) -> bool {
@@ -259,7 +360,9 @@ impl LeaseKeeper {
         }
     }
 
-    fn count_owned(&self) {
+    fn count_owned(&mut self) {
+        let owned = &self.owned;
+        self.owned_since.retain(|key, _| owned.contains_key(key));
         let promos = self
             .owned
             .keys()
@@ -350,7 +453,10 @@ impl Handler<ReleaseAll> for LeaseKeeper {
     type Result = ResponseFuture<()>;
 
     fn handle(&mut self, _: ReleaseAll, _: &mut Self::Context) -> Self::Result {
+        self.leaving = true;
         self.wanted.clear();
+        self.owned.clear();
+        self.count_owned();
         let (pool, me) = (self.pool.clone(), self.me.clone());
         Box::pin(async move {
             if let Err(error) = leases::release_all(&pool, &me).await {

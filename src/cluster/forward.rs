@@ -250,6 +250,14 @@ impl Forwarder {
             // This instance holds the lease and is starting its actor.
             return Err(EngineError::Busy("the owning instance is starting"));
         }
+        if !self.cluster.is_connected() {
+            // It would wait in the client's buffer and might run long after
+            // its caller gave up: refuse it now, nothing was changed.
+            prometheus::forwarded("failed");
+            return Err(EngineError::NotWritten(
+                "the other instances cannot be reached",
+            ));
+        }
         let payload = serde_json::to_vec(call)
             .map_err(|_| EngineError::Busy("the call could not be encoded"))?;
         let subject = calls_subject(&self.cluster, &owner);

@@ -71,6 +71,8 @@ impl Cluster {
             .connection_timeout(CONNECT_TIMEOUT)
             .retry_on_initial_connect()
             .max_reconnects(None)
+            // Forwarded calls keep their own deadline (forward::FORWARD_DEADLINE).
+            .request_timeout(Some(forward::FORWARD_DEADLINE))
             .event_callback(move |event| {
                 let on_connect = on_connect.clone();
                 async move {

@@ -95,18 +95,27 @@ pub async fn run_fenced_under<T>(
     work: FencedWork<'_, T>,
 ) -> Result<T, WriteFailure> {
     let token = Uuid::new_v4();
-    let client = pool
-        .get()
-        .await
-        .map_err(|error| WriteFailure::NotCommitted(error.into()))?;
+    let held = DetachUnlessEnded(Some(
+        pool.get()
+            .await
+            .map_err(|error| WriteFailure::NotCommitted(error.into()))?,
+    ));
+    let Some(client) = held.client() else {
+        return Err(WriteFailure::NotCommitted(DbError::Unavailable(
+            "no connection".into(),
+        )));
+    };
     let mut commit_sent = false;
     let attempt = tokio::time::timeout(
         timeout,
-        transact(&client, token, lease, work, &mut commit_sent),
+        transact(client, token, lease, work, &mut commit_sent),
     )
     .await;
     let failure = match attempt {
-        Ok(Ok(value)) => return Ok(value),
+        Ok(Ok(value)) => {
+            drop(held.ended());
+            return Ok(value);
+        }
         Ok(Err(failure)) => failure,
         Err(_) => Failure {
             cause: DbError::Unavailable("the write timed out".into()),
@@ -120,10 +129,36 @@ pub async fn run_fenced_under<T>(
             tokio::time::timeout(ROLLBACK_TIMEOUT, client.batch_execute("ROLLBACK")).await,
             Ok(Ok(()))
         );
-    if !reusable {
-        drop(Object::take(client));
+    if reusable {
+        drop(held.ended());
     }
     Err(classify(token, failure, commit_sent))
+}
+
+/// A pooled connection inside a fenced transaction. Unless the transaction
+/// is known to have ended, dropping it detaches the connection from the
+/// pool: a caller that goes away mid-transaction (its future dropped, e.g.
+/// an actor stopping) must not hand an open or aborted transaction to the
+/// next user of the pool.
+struct DetachUnlessEnded(Option<Object>);
+
+impl DetachUnlessEnded {
+    fn client(&self) -> Option<&Object> {
+        self.0.as_ref()
+    }
+
+    /// The transaction ended: the connection may go back to the pool.
+    fn ended(mut self) -> Option<Object> {
+        self.0.take()
+    }
+}
+
+impl Drop for DetachUnlessEnded {
+    fn drop(&mut self) {
+        if let Some(client) = self.0.take() {
+            drop(Object::take(client));
+        }
+    }
 }
 
 /// A failed attempt, and whether the server itself answered with the error.

@@ -97,9 +97,11 @@ impl Engine {
             config.notify_timezone,
         )
         .start();
-        let lease_keeper = cluster
-            .as_ref()
-            .map(|cluster| LeaseKeeper::new(pool.clone(), cluster.instance_id().clone()).start());
+        let lease_keeper = cluster.as_ref().map(|cluster| {
+            LeaseKeeper::new(pool.clone(), cluster.instance_id().clone())
+                .connected_through(cluster.clone())
+                .start()
+        });
         let mut registry = PromoRegistry::new(
             pool.clone(),
             config.reservation_hold,

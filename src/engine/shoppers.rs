@@ -66,17 +66,7 @@ impl Engine {
         &self,
         profile: &ClientProfile,
     ) -> Result<Vec<(FlashPromo, f64)>, EngineError> {
-        let member = AudienceMember::from(profile);
-        prometheus::awaiting(
-            "audience",
-            self.audience.send(PutMember {
-                member: member.clone(),
-            }),
-        )
-        .await
-        .map_err(EngineError::mailbox("audience index"))?;
-        let eligible = self.eligible_for(&member, EVERY).items;
-        self.watch(profile.user.id, &eligible);
+        let eligible = self.put_member(AudienceMember::from(profile)).await?;
         self.tell_cluster(ClusterEvent::ShopperChanged {
             user_id: profile.user.id,
         });
@@ -103,6 +93,17 @@ impl Engine {
                 .await
                 .map_err(EngineError::mailbox("audience index"));
         };
+        self.put_member(member).await?;
+        Ok(())
+    }
+
+    /// Puts a member into the audience and refreshes what their sessions
+    /// here watch; answers the running promos they may now reserve.
+    async fn put_member(
+        &self,
+        member: AudienceMember,
+    ) -> Result<Vec<(FlashPromo, f64)>, EngineError> {
+        let user_id = member.user_id;
         prometheus::awaiting(
             "audience",
             self.audience.send(PutMember {
@@ -113,7 +114,7 @@ impl Engine {
         .map_err(EngineError::mailbox("audience index"))?;
         let eligible = self.eligible_for(&member, EVERY).items;
         self.watch(user_id, &eligible);
-        Ok(())
+        Ok(eligible)
     }
 
     /// Tells the session hub which running promos the user is eligible for

@@ -439,8 +439,10 @@ impl Handler<Shutdown> for PromoActor {
 impl Handler<StepDown> for PromoActor {
     type Result = ();
 
+    /// Decides nothing more and stops once no write is in flight (a write
+    /// cut short would leave its outcome unknown to its callers).
     fn handle(&mut self, _: StepDown, ctx: &mut Self::Context) {
         self.reloading = true;
-        ctx.stop();
+        self.stop_if_done(ctx);
     }
 }

@@ -94,6 +94,7 @@ impl PromoActor {
         }
         self.registry.do_send(LeaseRefused {
             promo_id: self.promo.id,
+            actor: ctx.address(),
         });
         self.reloading = true;
         ctx.stop();

@@ -276,7 +276,7 @@ fn take_step(
     let fence = match permit {
         Permit::Run(fence) => fence,
         Permit::Elsewhere => {
-            follow_elsewhere(links, entry, step, current);
+            follow_elsewhere(links, entry, now, current);
             return needs_actor;
         }
     };
@@ -334,29 +334,35 @@ fn take_step(
     needs_actor
 }
 
-/// The step of a promo another instance runs: only this instance's
-/// watchers are told when an occurrence ends.
+/// Follows a promo another instance runs, by its schedule (the steps of
+/// [`Step`] are about an actor this instance does not have): this
+/// instance's watchers are told once when an occurrence ends, when the
+/// promo is switched off, or when a new occurrence replaces the last one.
 fn follow_elsewhere(
     links: &ActorLinks,
     entry: &mut Entry<Addr<PromoActor>>,
-    step: Step,
+    now: DateTime<Utc>,
     current: Option<DateTime<Utc>>,
 ) {
-    let end = match step {
-        Step::Start | Step::Begin => {
-            if entry.occurrence.is_some() && entry.occurrence != current && entry.tell_end() {
-                links.hub.do_send(ended(entry.promo.id, EndReason::Ended));
-            }
-            entry.end_told = false;
-            entry.occurrence = current;
-            None
+    let promo_id = entry.promo.id;
+    if entry.promo.runs_at(now) {
+        if entry.occurrence == current {
+            return;
         }
-        Step::Close => entry.tell_end().then_some(EndReason::Ended),
-        Step::Deactivate => entry.tell_end().then_some(EndReason::Deactivated),
-        Step::Settle | Step::Keep => None,
-    };
-    if let Some(reason) = end {
-        links.hub.do_send(ended(entry.promo.id, reason));
+        if entry.occurrence.is_some() && entry.tell_end() {
+            links.hub.do_send(ended(promo_id, EndReason::Ended));
+        }
+        entry.end_told = false;
+        entry.occurrence = current;
+        return;
+    }
+    if entry.occurrence.take().is_some() && entry.tell_end() {
+        let reason = if entry.promo.is_active {
+            EndReason::Ended
+        } else {
+            EndReason::Deactivated
+        };
+        links.hub.do_send(ended(promo_id, reason));
     }
 }
 

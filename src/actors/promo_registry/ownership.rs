@@ -13,7 +13,7 @@ use actix::prelude::*;
 
 use super::{Counts, PromoRegistry};
 use crate::actors::lease_keeper::{LeaseChanged, LeaseKeeper, Renew, Want};
-use crate::actors::promo::StepDown;
+use crate::actors::promo::{PromoActor, StepDown};
 use crate::cluster::Cluster;
 use crate::db::leases::{Fence, LeaseKind};
 
@@ -117,6 +117,9 @@ pub struct RemoteStock {
 #[rtype(result = "()")]
 pub struct LeaseRefused {
     pub promo_id: i64,
+    /// The actor whose write was refused (a newer one may run already,
+    /// under a newer lease).
+    pub actor: Addr<PromoActor>,
 }
 
 impl Handler<RemoteStock> for PromoRegistry {
@@ -152,6 +155,13 @@ impl Handler<LeaseRefused> for PromoRegistry {
     type Result = ();
 
     fn handle(&mut self, message: LeaseRefused, ctx: &mut Self::Context) {
+        let current = self
+            .catalogue
+            .get(message.promo_id)
+            .and_then(|entry| entry.actor.as_ref());
+        if current != Some(&message.actor) {
+            return;
+        }
         self.step_down(message.promo_id);
         if let Ownership::Leased(leased) = &self.ownership {
             // The keeper learns of the loss at its next renewal; ask for it now.
