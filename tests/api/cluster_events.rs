@@ -286,3 +286,38 @@ async fn a_campaigns_live_counts_reach_admin_sessions_on_the_other_instance() {
     .expect("raffle.stats with the entry on b");
     assert_eq!(counted["verified_count"], 0);
 }
+
+#[actix_web::test]
+async fn a_promo_switched_off_through_one_instance_ends_for_watchers_on_both() {
+    let (a, b) = spawn_cluster_pair().await;
+    let market = a.create_market_at(LATITUDE, LONGITUDE).await;
+    let promo = a.create_running_promo(&market, 3, json!({})).await;
+    let promo_id = promo["id"].as_i64().expect("id");
+    let shopper = a
+        .create_shopper("ana", Some((LATITUDE, LONGITUDE)), &[market.segment_id])
+        .await;
+    // Both instances run it, one as its owner: a session on each watches it.
+    let known = wait_until(CHANGE_DEADLINE, || async {
+        ids(&json!({"results": running(&b).await})) == vec![promo_id]
+    })
+    .await;
+    assert!(known, "b does not run the promo created through a");
+    let mut on_a = connect(&a, &shopper).await;
+    let mut on_b = connect(&b, &shopper).await;
+
+    let path = format!("/api/promotions/flash-promos/{promo_id}/");
+    let switched_off = a.patch(&path, &a.admin, json!({"is_active": false})).await;
+    assert_eq!(
+        switched_off.status,
+        StatusCode::OK,
+        "{:?}",
+        switched_off.body
+    );
+    for socket in [&mut on_a, &mut on_b] {
+        let ended = tokio::time::timeout(CHANGE_DEADLINE, next_of(socket, "promo.ended"))
+            .await
+            .expect("promo.ended within a second");
+        assert_eq!(ended["promo_id"], promo_id);
+        assert_eq!(ended["reason"], "deactivated");
+    }
+}
