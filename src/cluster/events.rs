@@ -53,8 +53,17 @@ pub enum ClusterEvent {
     Watchers { promo_id: i64, user_ids: Vec<i64> },
     /// A frame for every admin session (`raffle.stats`).
     AdminFrame { frame: String },
-    /// A shopper's location, profile or segments changed: read them again.
-    ShopperChanged { user_id: i64 },
+    /// A shopper's location, profile or segments changed: what the
+    /// audience now holds of them (applied in the order published, with no
+    /// database read, so the last move wins everywhere).
+    ShopperChanged {
+        user_id: i64,
+        /// `(latitude, longitude)`, or `None` when the location is unknown.
+        location: Option<(f64, f64)>,
+        segment_ids: Vec<i64>,
+    },
+    /// A shopper was deleted.
+    ShopperRemoved { user_id: i64 },
     /// An account's password, tokens or role changed, or it was deleted:
     /// forget every credential of it that was verified before.
     CredentialsChanged { user_id: i64 },

@@ -18,6 +18,8 @@ use crate::actors::promo_registry::{Counts, PromoRegistry, RemoteStock, ResyncNo
 use crate::actors::session_hub::{AddWatchers, PushToAdmins, PushToUser, PushToUsers};
 use crate::actors::sessions::{local_origin, notification_frames};
 use crate::db;
+use crate::domain::eligibility::AudienceMember;
+use crate::domain::GeoPoint;
 use crate::engine::{Engine, EngineError};
 
 /// Forgets every verified credential of one account (the HTTP layer's
@@ -69,6 +71,11 @@ fn dispatch(sinks: &Sinks, me: &str, event: ClusterEvent) {
         }),
         ClusterEvent::CredentialsChanged { user_id } => (sinks.forget_credentials)(user_id),
         ClusterEvent::CatalogueChanged => sinks.registry.do_send(ResyncNow),
+        ClusterEvent::ShopperChanged {
+            user_id,
+            location,
+            segment_ids,
+        } => follow_member(&sinks.engine, user_id, location, segment_ids),
         ClusterEvent::CampaignCounts {
             campaign_id,
             subscriber_count,
@@ -82,6 +89,27 @@ fn dispatch(sinks: &Sinks, me: &str, event: ClusterEvent) {
         | ClusterEvent::AdminFrame { .. }) => to_sessions(&sinks.engine, me, event),
         event => follow(sinks.engine.clone(), event),
     }
+}
+
+/// Applies another instance's change of a shopper at once, in the order it
+/// was published.
+fn follow_member(
+    engine: &Engine,
+    user_id: i64,
+    location: Option<(f64, f64)>,
+    segment_ids: Vec<i64>,
+) {
+    let location = match location.map(|(latitude, longitude)| GeoPoint::parse(latitude, longitude))
+    {
+        Some(Err(error)) => return tracing::warn!(%error, user_id, "unreadable shopper location"),
+        Some(Ok(point)) => Some(point),
+        None => None,
+    };
+    engine.follow_member(AudienceMember {
+        user_id,
+        location,
+        segment_ids,
+    });
 }
 
 /// Hands frames and watchers published elsewhere to this instance's hub.
@@ -136,7 +164,7 @@ fn follow(engine: Engine, event: ClusterEvent) {
         let followed: Result<(), EngineError> = match &event {
             ClusterEvent::PromoChanged { promo_id } => engine.follow_promo(*promo_id).await,
             ClusterEvent::PromoRemoved { promo_id } => engine.follow_removed_promo(*promo_id).await,
-            ClusterEvent::ShopperChanged { user_id } => engine.follow_shopper(*user_id).await,
+            ClusterEvent::ShopperRemoved { user_id } => engine.follow_shopper(*user_id).await,
             ClusterEvent::CampaignChanged { campaign_id } => {
                 engine.follow_campaign(*campaign_id).await
             }

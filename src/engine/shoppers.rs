@@ -66,23 +66,38 @@ impl Engine {
         &self,
         profile: &ClientProfile,
     ) -> Result<Vec<(FlashPromo, f64)>, EngineError> {
-        let eligible = self.put_member(AudienceMember::from(profile)).await?;
+        let member = AudienceMember::from(profile);
         self.tell_cluster(ClusterEvent::ShopperChanged {
-            user_id: profile.user.id,
+            user_id: member.user_id,
+            location: member
+                .location
+                .map(|point| (point.latitude.degrees(), point.longitude.degrees())),
+            segment_ids: member.segment_ids.clone(),
         });
-        Ok(eligible)
+        self.put_member(member).await
     }
 
     /// Forgets a deleted shopper.
     pub async fn forget_member(&self, user_id: i64) -> Result<(), EngineError> {
-        self.tell_cluster(ClusterEvent::ShopperChanged { user_id });
+        self.tell_cluster(ClusterEvent::ShopperRemoved { user_id });
         prometheus::awaiting("audience", self.audience.send(RemoveMember { user_id }))
             .await
             .map_err(EngineError::mailbox("audience index"))
     }
 
-    /// Another instance changed or deleted shopper `user_id`: reads them
-    /// again into the audience, and refreshes what their sessions here watch.
+    /// Another instance changed a shopper: the audience takes what it
+    /// published (queued in arrival order, before this returns) and their
+    /// sessions here watch what they may now reserve.
+    pub fn follow_member(&self, member: AudienceMember) {
+        let eligible = self.eligible_for(&member, EVERY).items;
+        let user_id = member.user_id;
+        self.audience.do_send(PutMember { member });
+        self.watch(user_id, &eligible);
+    }
+
+    /// Another instance deleted shopper `user_id`, or changed them in a way
+    /// only PostgreSQL knows: reads them again into the audience, and
+    /// refreshes what their sessions here watch.
     pub async fn follow_shopper(&self, user_id: i64) -> Result<(), EngineError> {
         let Some(member) = db::clients::find_audience_member(&self.pool, user_id).await? else {
             self.hub.do_send(SetWatches {
