@@ -196,18 +196,37 @@ impl Target {
         .await?;
         let tokens: Vec<String> = created.into_iter().map(|(_, _, token)| token).collect();
         for chunk in tokens.chunks(64) {
-            let moves = chunk.iter().map(|token| {
-                self.http
-                    .patch(format!("{}/api/users/clients-profiles/me/", self.url))
-                    .bearer_auth(token)
-                    .json(&json!({"latitude": 0.0, "longitude": 0.0}))
-                    .send()
-            });
+            let moves = chunk.iter().map(|token| self.place(token));
             for moved in join_all(moves).await {
-                ensure!(moved?.status().is_success(), "could not place a shopper");
+                moved?;
             }
         }
         Ok(tokens)
+    }
+
+    /// Places one shopper at (0, 0); a connection the server closed as the
+    /// request went out (a keep-alive race) is tried again, twice at most.
+    async fn place(&self, token: &str) -> anyhow::Result<()> {
+        let mut attempts = 0;
+        loop {
+            let moved = self
+                .http
+                .patch(format!("{}/api/users/clients-profiles/me/", self.url))
+                .bearer_auth(token)
+                .json(&json!({"latitude": 0.0, "longitude": 0.0}))
+                .send()
+                .await;
+            match moved {
+                Ok(answer) => {
+                    ensure!(answer.status().is_success(), "could not place a shopper");
+                    return Ok(());
+                }
+                Err(error) if attempts < 2 && (error.is_connect() || error.is_request()) => {
+                    attempts += 1;
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
     }
 
     /// A new campaign for a load run.
