@@ -29,12 +29,36 @@ fn all_day() -> Value {
     json!({"start": "00:00", "end": "24:00", "timezone": "UTC"})
 }
 
+/// A whole-day window in a zone where it is now at least three hours past
+/// midnight, so that an hour earlier is still the same local day.
+fn all_day_far_from_midnight() -> Value {
+    use chrono::Timelike;
+    let zone = if (6..18).contains(&chrono::Utc::now().hour()) {
+        "UTC"
+    } else {
+        // UTC+9: 03:00 to 15:00 there.
+        "Asia/Tokyo"
+    };
+    json!({"start": "00:00", "end": "24:00", "timezone": zone})
+}
+
 /// A daily promo of `market` whose occurrence today runs from now for `seconds`.
 pub(crate) async fn create_daily(
     app: &TestApp,
     market: &Market,
     quantity: u32,
     seconds: i64,
+) -> Value {
+    create_daily_in(app, market, quantity, seconds, all_day()).await
+}
+
+/// [`create_daily`] with its own daily window.
+async fn create_daily_in(
+    app: &TestApp,
+    market: &Market,
+    quantity: u32,
+    seconds: i64,
+    window: Value,
 ) -> Value {
     let answer = app
         .post(
@@ -44,7 +68,7 @@ pub(crate) async fn create_daily(
                 "product_id": market.product_id, "promo_price": "499.00",
                 "start_time": in_seconds(0), "end_time": in_seconds(seconds),
                 "segment_ids": [market.segment_id], "quantity": quantity,
-                "daily_window": all_day(),
+                "daily_window": window,
             }),
         )
         .await;
@@ -469,7 +493,8 @@ async fn moving_the_start_of_the_running_occurrence_keeps_its_stock() {
         .create_shopper("bob", Some((0.0, 0.0)), &[market.segment_id])
         .await;
     let mut socket = connect(&app, &ana).await;
-    let created = create_daily(&app, &market, 1, 8).await;
+    let window = all_day_far_from_midnight();
+    let created = create_daily_in(&app, &market, 1, 8, window).await;
     let promo_id = created["id"].as_i64().unwrap();
     let held = app.reserve(&ana, promo_id).await;
     assert_eq!(held.status, StatusCode::CREATED, "{:?}", held.body);
