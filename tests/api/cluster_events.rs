@@ -67,6 +67,17 @@ async fn running(app: &TestApp) -> Vec<Value> {
         .unwrap_or_default()
 }
 
+/// A running promo of three units created through `app`, and a shopper
+/// standing at its store in its segment.
+async fn promo_and_eligible_shopper(app: &TestApp) -> (Value, Shopper) {
+    let market = app.create_market_at(LATITUDE, LONGITUDE).await;
+    let promo = app.create_running_promo(&market, 3, json!({})).await;
+    let shopper = app
+        .create_shopper("ana", Some((LATITUDE, LONGITUDE)), &[market.segment_id])
+        .await;
+    (promo, shopper)
+}
+
 fn ids(listing: &Value) -> Vec<i64> {
     listing["results"]
         .as_array()
@@ -208,11 +219,7 @@ async fn a_promo_edited_through_one_instance_shows_on_the_others_running_within_
 #[actix_web::test]
 async fn a_hold_taken_through_one_instance_reaches_the_holders_sessions_on_the_other() {
     let (a, b) = spawn_cluster_pair().await;
-    let market = a.create_market_at(LATITUDE, LONGITUDE).await;
-    let promo = a.create_running_promo(&market, 3, json!({})).await;
-    let shopper = a
-        .create_shopper("ana", Some((LATITUDE, LONGITUDE)), &[market.segment_id])
-        .await;
+    let (promo, shopper) = promo_and_eligible_shopper(&a).await;
     let mut on_b = connect(&b, &shopper).await;
 
     let reserved = a.reserve(&shopper, promo["id"].as_i64().expect("id")).await;
@@ -233,11 +240,7 @@ async fn a_hold_taken_through_one_instance_reaches_the_holders_sessions_on_the_o
 #[actix_web::test]
 async fn a_reserve_frame_is_answered_on_its_session_and_told_to_the_users_sessions_elsewhere() {
     let (a, b) = spawn_cluster_pair().await;
-    let market = a.create_market_at(LATITUDE, LONGITUDE).await;
-    let promo = a.create_running_promo(&market, 3, json!({})).await;
-    let shopper = a
-        .create_shopper("ana", Some((LATITUDE, LONGITUDE)), &[market.segment_id])
-        .await;
+    let (promo, shopper) = promo_and_eligible_shopper(&a).await;
     let mut on_a = connect(&a, &shopper).await;
     let mut on_b = connect(&b, &shopper).await;
 
@@ -290,12 +293,8 @@ async fn a_campaigns_live_counts_reach_admin_sessions_on_the_other_instance() {
 #[actix_web::test]
 async fn a_promo_switched_off_through_one_instance_ends_for_watchers_on_both() {
     let (a, b) = spawn_cluster_pair().await;
-    let market = a.create_market_at(LATITUDE, LONGITUDE).await;
-    let promo = a.create_running_promo(&market, 3, json!({})).await;
+    let (promo, shopper) = promo_and_eligible_shopper(&a).await;
     let promo_id = promo["id"].as_i64().expect("id");
-    let shopper = a
-        .create_shopper("ana", Some((LATITUDE, LONGITUDE)), &[market.segment_id])
-        .await;
     // Both instances run it, one as its owner: a session on each watches it.
     let known = wait_until(CHANGE_DEADLINE, || async {
         ids(&json!({"results": running(&b).await})) == vec![promo_id]

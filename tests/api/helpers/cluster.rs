@@ -19,11 +19,11 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use promo_engine::db::DbPool;
 
-use super::app::{Auth, TestApp, ADMIN_PASSWORD, ADMIN_USERNAME};
+use super::app::{TestApp, ADMIN_PASSWORD, ADMIN_USERNAME};
 use super::database::TestDatabase;
 use super::fixtures::Shopper;
 use super::probes::{is_ready, lists_running};
-use super::process::ServiceProcess;
+use super::process::{client_of, ServiceProcess};
 use super::wait::wait_until;
 
 /// The instances' names, in start order.
@@ -326,19 +326,7 @@ async fn start_instance(
     );
     let process =
         ServiceProcess::start_with_env(&database.url(), options.hold_seconds, &[], &env).await;
-    let mut app = TestApp {
-        address: process.address.clone(),
-        pool: pool.clone(),
-        http: reqwest::Client::builder()
-            .timeout(Duration::from_secs(20))
-            .build()
-            .expect("http client"),
-        admin: Auth::None,
-        handle: None,
-        mail_dir: data_dir.path().join("mail"),
-        database: database.clone(),
-        _data_dir: data_dir,
-    };
+    let mut app = client_of(&process, pool.clone(), database.clone(), data_dir);
     assert!(
         wait_until(READY_DEADLINE, || is_ready(&app)).await,
         "instance {name} is up but not ready"

@@ -127,6 +127,29 @@ pub async fn spawn_process_app(hold_seconds: u64) -> (TestApp, ServiceProcess) {
     spawn_process_app_with(hold_seconds, &[]).await
 }
 
+/// A `TestApp` (not signed in yet) for the service `process` runs on
+/// `database` with `DATA_DIR` = `data_dir`.
+pub fn client_of(
+    process: &ServiceProcess,
+    pool: promo_engine::db::DbPool,
+    database: Arc<TestDatabase>,
+    data_dir: Arc<tempfile::TempDir>,
+) -> TestApp {
+    TestApp {
+        address: process.address.clone(),
+        pool,
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .expect("http client"),
+        admin: Auth::None,
+        handle: None,
+        mail_dir: data_dir.path().join("mail"),
+        database,
+        _data_dir: data_dir,
+    }
+}
+
 /// A `TestApp` whose service is `serve <extra_args>` in a separate process.
 pub async fn spawn_process_app_with(
     hold_seconds: u64,
@@ -150,19 +173,7 @@ pub async fn spawn_process_app_with_env(
     let process =
         ServiceProcess::start_with_env(&database.url(), hold_seconds, extra_args, &env).await;
     let pool = promo_engine::db::create_pool(&database.url(), 2).expect("pool");
-    let mut app = TestApp {
-        address: process.address.clone(),
-        pool,
-        http: reqwest::Client::builder()
-            .timeout(Duration::from_secs(20))
-            .build()
-            .expect("http client"),
-        admin: Auth::None,
-        handle: None,
-        mail_dir: data_dir.path().join("mail"),
-        database: Arc::new(database),
-        _data_dir: data_dir,
-    };
+    let mut app = client_of(&process, pool, Arc::new(database), data_dir);
     app.admin = app.login(ADMIN_USERNAME, ADMIN_PASSWORD).await;
     (app, process)
 }
